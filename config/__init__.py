@@ -1,0 +1,122 @@
+"""Settings read from the environment, so one build runs in every environment (twelve-factor)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", PROJECT_ROOT / "instance"))
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def normalize_database_url(url: str) -> str:
+    """Hosting platforms hand out `postgres://` URLs; SQLAlchemy needs the psycopg 3 driver named."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    SQLALCHEMY_DATABASE_URI = normalize_database_url(
+        os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'marketplace.db'}")
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+
+    # Celery: Redis when configured, else SQLAlchemy transport on a SQLite file so the embedded default
+    # needs no broker server.
+    CELERY_BROKER_URL = (
+        os.environ.get("CELERY_BROKER_URL")
+        or REDIS_URL
+        or (f"sqla+sqlite:///{INSTANCE_DIR / 'celery-broker.db'}")
+    )
+
+    CELERY_BEAT_SCHEDULE_FILE = os.environ.get(
+        "CELERY_BEAT_SCHEDULE_FILE", str(INSTANCE_DIR / "celerybeat-schedule")
+    )
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", False)
+
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or REDIS_URL or "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+
+    API_TITLE = "Mentor marketplace API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = os.environ.get(
+        "OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    )
+
+    STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+    STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
+    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+    STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+    PLATFORM_FEE_PERCENT = _int("PLATFORM_FEE_PERCENT", 20)
+
+    BOOKING_HOLD_MINUTES = _int("BOOKING_HOLD_MINUTES", 15)
+    MAX_UNPAID_HOLDS = _int("MAX_UNPAID_HOLDS", 3)
+    CANCELLATION_FULL_REFUND_HOURS = _int("CANCELLATION_FULL_REFUND_HOURS", 24)
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = _int("MAIL_PORT", 25)
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", False)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Mentor marketplace <no-reply@localhost>")
+
+    SQLITE_BUSY_TIMEOUT_SECONDS = _int("SQLITE_BUSY_TIMEOUT_SECONDS", 30)
+
+    ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)
+    ARGON2_MEMORY_COST_KIB = _int("ARGON2_MEMORY_COST_KIB", 65536)
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing"
+    RATELIMIT_STORAGE_URI = "memory://"
+    LOGIN_RATE_LIMIT = "5 per minute"
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST_KIB = 1024
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+
+    @classmethod
+    def validate(cls) -> None:
+        if Config.__dict__["SECRET_KEY"] == cls.SECRET_KEY and "SECRET_KEY" not in os.environ:
+            raise RuntimeError("SECRET_KEY must be set in production")
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env() -> type[Config]:
+    return CONFIGS[os.environ.get("APP_ENV", "development")]

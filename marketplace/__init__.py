@@ -1,0 +1,44 @@
+"""The mentorship marketplace web service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from config import PROJECT_ROOT, Config, config_from_env
+
+
+def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, extensions, then blueprints, in an order that reads top to bottom."""
+    app = Flask(__name__)
+    app.config.from_object(config_from_env())
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+    app.json.sort_keys = False
+
+    from marketplace import cli
+    from marketplace.accounts import auth, passwords
+    from marketplace.accounts.routes import blp as accounts_blp
+    from marketplace.core import db as transactions
+    from marketplace.core import errors, ops
+    from marketplace.extensions import api, db, limiter, migrate
+    from marketplace.mentors.routes import blp as mentors_blp
+
+    passwords.configure(app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_COST_KIB"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    transactions.init_app(app)
+    limiter.init_app(app)
+    auth.init_app(app)
+    api.init_app(app)
+    errors.init_app(app)
+    ops.init_app(app)
+    cli.init_app(app)
+
+    api.register_blueprint(ops.blp)
+    api.register_blueprint(accounts_blp)
+    api.register_blueprint(mentors_blp)
+    return app

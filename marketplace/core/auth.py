@@ -1,0 +1,40 @@
+"""Authorization helpers shared by every module's routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask_login import current_user
+
+from marketplace.core.errors import Forbidden, Unauthorized
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def login_required(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            raise Unauthorized("Authentication required.")
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """401 for anonymous callers, 403 for callers lacking every one of `roles`."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                raise Unauthorized("Authentication required.")
+            if not any(current_user.has_role(role) for role in roles):
+                raise Forbidden(f"This action requires the {' or '.join(roles)} role.")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

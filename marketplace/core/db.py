@@ -1,0 +1,78 @@
+"""Transactions: one commit per request at the edge, and SQLite made safe for concurrent writers.
+
+SQLite's default deferred transactions let two writers read the same state and then race to write it; every
+unsafe request (and every task or CLI command) therefore starts its transaction with BEGIN IMMEDIATE, which
+serializes writers, so a check-then-insert inside it is atomic. Reads keep plain BEGIN and run concurrently
+under WAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from flask import Flask, Response, g, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from marketplace.extensions import db
+
+_write_intent: ContextVar[bool] = ContextVar("sqlite_write_intent", default=True)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_sqlite() -> bool:
+    return db.engine.dialect.name == "sqlite"
+
+
+def configure_sqlite(engine: Engine, busy_timeout_seconds: int) -> None:
+    """pysqlite's own transaction handling breaks SAVEPOINT and can't BEGIN IMMEDIATE; take it over."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+
+
+@contextmanager
+def read_only_transactions() -> Iterator[None]:
+    token = _write_intent.set(False)
+    try:
+        yield
+    finally:
+        _write_intent.reset(token)
+
+
+def init_app(app: Flask) -> None:
+    with app.app_context():
+        if is_sqlite():
+            configure_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT_SECONDS"])
+
+    @app.before_request
+    def _choose_transaction_kind() -> None:
+        g._write_intent_token = _write_intent.set(request.method not in SAFE_METHODS)
+
+    @app.after_request
+    def _commit_once(response: Response) -> Response:
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+    @app.teardown_request
+    def _reset_transaction_kind(_exc: BaseException | None) -> None:
+        token = g.pop("_write_intent_token", None)
+        if token is not None:
+            _write_intent.reset(token)

@@ -1,0 +1,1 @@
+"""Mentor profiles, the vetting state machine and its audit trail, public search."""

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from marketplace.accounts.models import User
+from marketplace.core.models import TimestampMixin
+from marketplace.core.time import utcnow
+from marketplace.extensions import db
+from marketplace.mentors.vetting import VettingAction, VettingStatus, next_status
+
+
+class TagKind(enum.StrEnum):
+    SKILL = "skill"
+    LANGUAGE = "language"
+    CAREER_PATH = "career_path"
+
+
+class MentorProfile(TimestampMixin, db.Model):
+    __tablename__ = "mentor_profiles"
+    __table_args__ = (
+        CheckConstraint("price_cents IS NULL OR price_cents >= 0", name="price_not_negative"),
+        Index("ix_mentor_profiles_status_price", "vetting_status", "price_cents"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    headline: Mapped[str | None] = mapped_column(String(160))
+    bio: Mapped[str | None] = mapped_column(Text)
+    years_experience: Mapped[int | None]
+    price_cents: Mapped[int | None]
+    currency: Mapped[str | None] = mapped_column(String(3))
+    session_minutes: Mapped[list[int]] = mapped_column(db.JSON, default=list)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    vetting_status: Mapped[str] = mapped_column(String(32), default=VettingStatus.DRAFT.value, index=True)
+    rating_avg: Mapped[float | None]
+    rating_count: Mapped[int] = mapped_column(default=0)
+    next_available_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="joined")
+    tags: Mapped[list[MentorTag]] = relationship(
+        back_populates="profile", cascade="all, delete-orphan", lazy="selectin", order_by="MentorTag.position"
+    )
+
+    def _tag_values(self, kind: TagKind) -> list[str]:
+        return [tag.value for tag in self.tags if tag.kind == kind]
+
+    @property
+    def skills(self) -> list[str]:
+        return self._tag_values(TagKind.SKILL)
+
+    @property
+    def languages(self) -> list[str]:
+        return self._tag_values(TagKind.LANGUAGE)
+
+    @property
+    def career_paths(self) -> list[str]:
+        return self._tag_values(TagKind.CAREER_PATH)
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    @property
+    def status(self) -> VettingStatus:
+        return VettingStatus(self.vetting_status)
+
+    @property
+    def is_public(self) -> bool:
+        return self.status is VettingStatus.APPROVED
+
+    def set_tags(self, kind: TagKind, values: list[str]) -> None:
+        """Replace one kind of tag, keeping the order the mentor gave and dropping repeats."""
+        kept = [tag for tag in self.tags if tag.kind != kind]
+        unique = list(dict.fromkeys(values))
+        self.tags = kept + [MentorTag(kind=kind.value, value=v, position=i) for i, v in enumerate(unique)]
+
+    def can_edit(self, user: User) -> bool:
+        return user.id == self.user_id
+
+    def can_vet(self, user: User) -> bool:
+        return user.has_role("admin") and user.id != self.user_id
+
+    def apply(self, action: VettingAction) -> tuple[VettingStatus, VettingStatus]:
+        before = self.status
+        after = next_status(before, action)
+        self.vetting_status = after.value
+        return before, after
+
+
+class MentorTag(db.Model):
+    """Skills, languages and career paths as rows, so every database filters on them with an index."""
+
+    __tablename__ = "mentor_tags"
+    __table_args__ = (Index("ix_mentor_tags_kind_value", "kind", "value"),)
+
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("mentor_profiles.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(80), primary_key=True)
+    position: Mapped[int] = mapped_column(default=0)
+
+    profile: Mapped[MentorProfile] = relationship(back_populates="tags")
+
+
+class VettingEvent(db.Model):
+    """Append-only audit of every vetting step: who, when, from which state to which, and why."""
+
+    __tablename__ = "vetting_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.id", ondelete="CASCADE"), index=True)
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decision: Mapped[str] = mapped_column(String(32))
+    from_status: Mapped[str] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

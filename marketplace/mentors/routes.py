@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_login import current_user
+
+from marketplace.core.api import Blueprint
+from marketplace.core.auth import login_required, roles_required
+from marketplace.core.pagination import SelectPage
+from marketplace.mentors import service
+from marketplace.mentors.models import MentorProfile, VettingEvent
+from marketplace.mentors.schemas import (
+    MentorProfileInputSchema,
+    MentorProfileSchema,
+    MentorSearchArgsSchema,
+    PublicMentorSchema,
+    VettingDecisionSchema,
+    VettingEventSchema,
+    VettingQueueArgsSchema,
+)
+from marketplace.mentors.vetting import VettingAction, VettingStatus
+
+blp = Blueprint("mentors", __name__, url_prefix="/api/v1", description="Mentor profiles, vetting and search")
+
+
+@blp.route("/me/mentor-profile")
+class OwnProfile(MethodView):
+    @login_required
+    @blp.response(200, MentorProfileSchema)
+    def get(self) -> MentorProfile:
+        return service.own_profile(current_user)
+
+    @login_required
+    @blp.arguments(MentorProfileInputSchema)
+    @blp.response(200, MentorProfileSchema)
+    def put(self, data: dict[str, Any]) -> MentorProfile:
+        """Create or update your profile (mentor role). Fields left out keep their value."""
+        return service.save_own_profile(current_user, data)
+
+
+@blp.route("/me/mentor-profile/submit")
+class SubmitProfile(MethodView):
+    @login_required
+    @blp.response(200, MentorProfileSchema)
+    @blp.alt_response(409, description="The profile is not a draft and has no changes requested")
+    @blp.alt_response(422, description="The profile is incomplete; `errors` names the missing fields")
+    def post(self) -> MentorProfile:
+        return service.submit_profile(current_user)
+
+
+@blp.route("/admin/vetting-queue")
+class VettingQueue(MethodView):
+    @roles_required("admin")
+    @blp.arguments(VettingQueueArgsSchema, location="query")
+    @blp.response(200, MentorProfileSchema(many=True))
+    @blp.paginate(SelectPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        return service.vetting_queue(VettingStatus(args["status"]))
+
+
+@blp.route("/admin/mentors/<int:mentor_id>/vetting")
+class VettingDecision(MethodView):
+    @roles_required("admin")
+    @blp.arguments(VettingDecisionSchema)
+    @blp.response(200, MentorProfileSchema)
+    @blp.alt_response(409, description="The state machine forbids this transition")
+    def post(self, data: dict[str, Any], mentor_id: int) -> MentorProfile:
+        return service.decide(current_user, mentor_id, VettingAction(data["decision"]), data["note"])
+
+
+@blp.route("/admin/mentors/<int:mentor_id>/vetting-history")
+class VettingHistory(MethodView):
+    @roles_required("admin")
+    @blp.response(200, VettingEventSchema(many=True))
+    def get(self, mentor_id: int) -> list[VettingEvent]:
+        return service.vetting_history(mentor_id)
+
+
+@blp.route("/mentors")
+class MentorList(MethodView):
+    @blp.arguments(MentorSearchArgsSchema, location="query")
+    @blp.response(200, PublicMentorSchema(many=True))
+    @blp.paginate(SelectPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Approved mentors, filtered and sorted."""
+        return service.search(args)
+
+
+@blp.route("/mentors/<int:mentor_id>")
+class MentorDetail(MethodView):
+    @blp.response(200, PublicMentorSchema)
+    def get(self, mentor_id: int) -> MentorProfile:
+        return service.public_profile(mentor_id)
+
+    @login_required
+    @blp.arguments(MentorProfileInputSchema)
+    @blp.response(200, MentorProfileSchema)
+    def patch(self, data: dict[str, Any], mentor_id: int) -> MentorProfile:
+        """Edit a profile by id: its owner only; anyone else gets 404."""
+        return service.update_profile_by_id(current_user, mentor_id, data)

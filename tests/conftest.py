@@ -1,0 +1,124 @@
+"""Test fixtures: every database test runs on PostgreSQL and on SQLite, each on a real server or file.
+
+`--db=postgresql` or `--db=sqlite` narrows a run to one backend; the default runs both and the summary
+reports how many tests ran on each.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from flask_sqlalchemy.session import _app_ctx_id
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from marketplace import create_app
+from marketplace.extensions import db, limiter
+from tests.support.servers import postgres_server
+
+BACKENDS = ("postgresql", "sqlite")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--db", choices=(*BACKENDS, "both"), default="both", help="Database backend(s) to test on.")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        chosen = metafunc.config.getoption("--db")
+        backends = BACKENDS if chosen == "both" else (chosen,)
+        if metafunc.definition.get_closest_marker("postgres_only"):
+            backends = tuple(b for b in backends if b == "postgresql")
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+@pytest.fixture(scope="session")
+def _servers() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, _servers: ExitStack, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if backend == "postgresql":
+        return _servers.enter_context(postgres_server())
+    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+
+
+def make_test_app(database_url: str, **overrides: Any) -> Flask:
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "testing",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": None,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "LOGIN_RATE_LIMIT": "5 per minute",
+            "ARGON2_TIME_COST": 1,
+            "ARGON2_MEMORY_COST_KIB": 1024,
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> Iterator[Flask]:
+    app = make_test_app(database_url)
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[scoped_session]:
+    """Each test runs inside a transaction that is rolled back; the app's commits become savepoints."""
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original = db.session
+        # A plain Session: Flask-SQLAlchemy's own ignores `bind` and would pick the engine again.
+        db.session = scoped_session(
+            sessionmaker(bind=connection, join_transaction_mode="create_savepoint"), scopefunc=_app_ctx_id
+        )
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+    limiter.reset()
+
+
+@pytest.fixture
+def client(app: Flask, db_session: scoped_session) -> FlaskClient:
+    return app.test_client()
+
+
+_BACKEND_ID = re.compile(r"\[(?:.*-)?(postgresql|sqlite)(?:-.*)?\]$")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many tests ran on each database, so a green run shows both were exercised."""
+    per_backend: Counter[str] = Counter()
+    for key in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(key, []):
+            if getattr(report, "when", "call") != "call":
+                continue
+            match = _BACKEND_ID.search(report.nodeid)
+            per_backend[match.group(1) if match else "no database"] += 1
+    if per_backend:
+        terminalreporter.write_sep("-", "tests per database")
+        for name in (*BACKENDS, "no database"):
+            if per_backend[name]:
+                terminalreporter.write_line(f"{name}: {per_backend[name]} tests")
+

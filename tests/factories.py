@@ -1,0 +1,62 @@
+"""factory-boy factories writing through the test's session (flushed, rolled back after each test)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from factory.alchemy import SQLAlchemyModelFactory
+
+from marketplace.accounts.models import Role, User
+from marketplace.accounts.passwords import hash_password
+from marketplace.extensions import db
+from marketplace.mentors.models import MentorProfile, TagKind
+from marketplace.mentors.vetting import VettingStatus
+
+PASSWORD = "correct-horse-battery"
+
+
+class BaseFactory(SQLAlchemyModelFactory):
+    class Meta:
+        abstract = True
+        sqlalchemy_session_factory = lambda: db.session  # noqa: E731
+        sqlalchemy_session_persistence = "flush"
+
+
+class UserFactory(BaseFactory):
+    class Meta:
+        model = User
+
+    email = factory.Sequence(lambda n: f"user{n}@example.test")
+    name = factory.Sequence(lambda n: f"User {n}")
+    timezone = "Europe/Berlin"
+    password_hash = factory.LazyFunction(lambda: hash_password(PASSWORD))
+
+    @factory.post_generation
+    def roles(self, create: bool, extracted: Any, **_: Any) -> None:
+        for role in extracted or (Role.LEARNER,):
+            self.add_role(Role(role))
+
+
+class MentorProfileFactory(BaseFactory):
+    """A complete profile; `status` sets the vetting state directly (tests of the machine go through it)."""
+
+    class Meta:
+        model = MentorProfile
+
+    user = factory.SubFactory(UserFactory, roles=(Role.MENTOR,))
+    headline = "Senior backend engineer"
+    bio = "I help engineers grow."
+    years_experience = 8
+    price_cents = 8000
+    currency = "USD"
+    session_minutes = factory.LazyFunction(lambda: [30, 60])
+    timezone = "Europe/Berlin"
+    vetting_status = VettingStatus.APPROVED.value
+
+    @factory.post_generation
+    def tags(self, create: bool, extracted: Any, **_: Any) -> None:
+        extracted = extracted or {}
+        self.set_tags(TagKind.SKILL, extracted.get("skills", ["python", "sql"]))
+        self.set_tags(TagKind.LANGUAGE, extracted.get("languages", ["en"]))
+        self.set_tags(TagKind.CAREER_PATH, extracted.get("career_paths", ["backend-developer"]))

@@ -1,0 +1,48 @@
+"""Calling the API as a given user, the way a client would."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from marketplace.accounts.models import User
+from marketplace.accounts.service import issue_token
+from marketplace.extensions import db
+
+
+class ApiUser:
+    """A Bearer-token client for one user."""
+
+    def __init__(self, client: FlaskClient, user: User) -> None:
+        self.client = client
+        self.user = user
+        self.token = issue_token(user)
+        db.session.commit()
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", **(extra or {})}
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.client.get(path, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> TestResponse:
+        return self.client.post(path, json=json, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
+
+    def put(self, path: str, json: Any = None, **kwargs: Any) -> TestResponse:
+        return self.client.put(path, json=json, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
+
+    def patch(self, path: str, json: Any = None, **kwargs: Any) -> TestResponse:
+        return self.client.patch(path, json=json, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.client.delete(path, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
+
+
+def assert_error_shape(response: TestResponse, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["code"] == status
+    assert isinstance(body["status"], str) and body["status"]
+    return body

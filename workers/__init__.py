@@ -1,0 +1,44 @@
+"""The Celery app, built through create_app so every task runs inside the Flask app context.
+
+Worker: `celery -A workers worker`; scheduler: `celery -A workers beat`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from marketplace import create_app
+from workers.schedule import BEAT_SCHEDULE
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.conf.update(
+        broker_url=app.config["CELERY_BROKER_URL"],
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 3600},
+        beat_schedule=BEAT_SCHEDULE,
+        beat_schedule_filename=app.config["CELERY_BEAT_SCHEDULE_FILE"],
+        timezone="UTC",
+    )
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+
+
+flask_app = create_app()
+celery_app = celery_init_app(flask_app)
