@@ -19,15 +19,17 @@ from flask_migrate import upgrade
 from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from marketplace import create_app
 from marketplace.extensions import db, limiter
+from tests.helpers import make_test_app
 from tests.support.servers import postgres_server
 
 BACKENDS = ("postgresql", "sqlite")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--db", choices=(*BACKENDS, "both"), default="both", help="Database backend(s) to test on.")
+    parser.addoption(
+        "--db", choices=(*BACKENDS, "both"), default="both", help="Database backend(s) to test on."
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -50,22 +52,6 @@ def database_url(backend: str, _servers: ExitStack, tmp_path_factory: pytest.Tem
     if backend == "postgresql":
         return _servers.enter_context(postgres_server())
     return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
-
-
-def make_test_app(database_url: str, **overrides: Any) -> Flask:
-    return create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "testing",
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "REDIS_URL": None,
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "LOGIN_RATE_LIMIT": "5 per minute",
-            "ARGON2_TIME_COST": 1,
-            "ARGON2_MEMORY_COST_KIB": 1024,
-            **overrides,
-        }
-    )
 
 
 @pytest.fixture(scope="session")
@@ -121,4 +107,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for name in (*BACKENDS, "no database"):
             if per_backend[name]:
                 terminalreporter.write_line(f"{name}: {per_backend[name]} tests")
-

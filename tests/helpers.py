@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from marketplace import create_app
 from marketplace.accounts.models import User
 from marketplace.accounts.service import issue_token
 from marketplace.extensions import db
@@ -34,7 +38,9 @@ class ApiUser:
         return self.client.put(path, json=json, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
 
     def patch(self, path: str, json: Any = None, **kwargs: Any) -> TestResponse:
-        return self.client.patch(path, json=json, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
+        return self.client.patch(
+            path, json=json, headers=self._headers(kwargs.pop("headers", None)), **kwargs
+        )
 
     def delete(self, path: str, **kwargs: Any) -> TestResponse:
         return self.client.delete(path, headers=self._headers(kwargs.pop("headers", None)), **kwargs)
@@ -44,5 +50,33 @@ def assert_error_shape(response: TestResponse, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.get_data(as_text=True)
     body = response.get_json()
     assert body["code"] == status
-    assert isinstance(body["status"], str) and body["status"]
+    assert isinstance(body["status"], str)
+    assert body["status"]
     return body
+
+
+def make_test_app(database_url: str, **overrides: Any) -> Flask:
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "testing",
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": None,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "LOGIN_RATE_LIMIT": "5 per minute",
+            "ARGON2_TIME_COST": 1,
+            "ARGON2_MEMORY_COST_KIB": 1024,
+            **overrides,
+        }
+    )
+
+
+@contextmanager
+def temporary_app(database_url: str, **overrides: Any) -> Iterator[Flask]:
+    """An extra app with its own settings, whose connections are closed when the block ends."""
+    app = make_test_app(database_url, **overrides)
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.engine.dispose()

@@ -30,7 +30,7 @@ def celery_init_app(app: Flask) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options=_transport_options(app.config["CELERY_BROKER_URL"]),
         beat_schedule=BEAT_SCHEDULE,
         beat_schedule_filename=app.config["CELERY_BEAT_SCHEDULE_FILE"],
         timezone="UTC",
@@ -38,6 +38,13 @@ def celery_init_app(app: Flask) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     return celery
+
+
+def _transport_options(broker_url: str) -> dict[str, Any]:
+    """Redis redelivers unacknowledged tasks after the visibility timeout: it must outlast any retry delay."""
+    if broker_url.startswith(("redis://", "rediss://")):
+        return {"visibility_timeout": 3600}
+    return {}
 
 
 flask_app = create_app()

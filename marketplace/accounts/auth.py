@@ -49,6 +49,8 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _authenticate() -> None:
+        # A request inside an already pushed app context (CLI, tests) must not inherit the previous user.
+        g.pop("_login_user", None)
         token = _bearer_token()
         if token is not None:
             user = user_for_token(token)

@@ -48,7 +48,8 @@ def test_emails_are_unique_case_insensitively(client: FlaskClient) -> None:
 
 def test_register_rejects_bad_input_with_422_naming_each_field(client: FlaskClient) -> None:
     response = client.post(
-        REGISTER, json={"email": "nope", "password": "short", "name": " ", "role": "admin", "timezone": "Mars/Base"}
+        REGISTER,
+        json={"email": "nope", "password": "short", "name": " ", "role": "admin", "timezone": "Mars/Base"},
     )
 
     body = assert_error_shape(response, 422)
@@ -82,8 +83,12 @@ def test_login_session_and_logout(client: FlaskClient) -> None:
 def test_login_with_a_wrong_password_or_unknown_email_is_401(client: FlaskClient) -> None:
     _register(client)
 
-    assert_error_shape(client.post(LOGIN, json={"email": "grace@example.test", "password": "wrong-one!"}), 401)
-    assert_error_shape(client.post(LOGIN, json={"email": "nobody@example.test", "password": "whatever1"}), 401)
+    assert_error_shape(
+        client.post(LOGIN, json={"email": "grace@example.test", "password": "wrong-one!"}), 401
+    )
+    assert_error_shape(
+        client.post(LOGIN, json={"email": "nobody@example.test", "password": "whatever1"}), 401
+    )
 
 
 def test_login_is_rate_limited(client: FlaskClient) -> None:
@@ -98,9 +103,9 @@ def test_login_is_rate_limited(client: FlaskClient) -> None:
 
 def test_cookie_sessions_need_the_csrf_header_on_unsafe_requests(client: FlaskClient) -> None:
     _register(client, role="mentor")
-    token = client.post(LOGIN, json={"email": "grace@example.test", "password": "a-long-password"}).get_json()[
-        "csrf_token"
-    ]
+    token = client.post(
+        LOGIN, json={"email": "grace@example.test", "password": "a-long-password"}
+    ).get_json()["csrf_token"]
     profile = {"headline": "Hello"}
 
     assert_error_shape(client.put("/api/v1/me/mentor-profile", json=profile), 403)
@@ -125,7 +130,8 @@ def test_bearer_tokens_work_without_csrf_and_are_stored_hashed(client: FlaskClie
     assert me.get_json()["email"] == "api@example.test"
     stored = db.session.scalars(select(ApiToken.token_hash)).all()
     assert raw not in stored
-    assert len(stored) == 1 and len(stored[0]) == 64
+    assert len(stored) == 1
+    assert len(stored[0]) == 64
 
 
 def test_an_unknown_bearer_token_is_401(client: FlaskClient) -> None:
@@ -136,7 +142,9 @@ def test_tokens_need_the_right_password(client: FlaskClient) -> None:
     UserFactory(email="api@example.test")
     db.session.commit()
 
-    assert_error_shape(client.post("/api/v1/auth/tokens", json={"email": "api@example.test", "password": "nope"}), 401)
+    assert_error_shape(
+        client.post("/api/v1/auth/tokens", json={"email": "api@example.test", "password": "nope"}), 401
+    )
 
 
 def test_me_shows_the_contract_fields(client: FlaskClient) -> None:
@@ -145,7 +153,13 @@ def test_me_shows_the_contract_fields(client: FlaskClient) -> None:
 
     body = api.get("/api/v1/me").get_json()
 
-    assert body == {"id": user.id, "email": user.email, "name": "Lin", "roles": ["mentor"], "timezone": "Asia/Tokyo"}
+    assert body == {
+        "id": user.id,
+        "email": user.email,
+        "name": "Lin",
+        "roles": ["mentor"],
+        "timezone": "Asia/Tokyo",
+    }
 
 
 def test_create_admin_cli_creates_then_promotes_idempotently(app: Flask, client: FlaskClient) -> None:

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from marketplace.accounts.models import User
+from marketplace.extensions import db
+from marketplace.mentors.models import MentorProfile, VettingEvent
+
+
+def _counts() -> tuple[int, int, int]:
+    return (
+        db.session.scalar(select(func.count()).select_from(User)),
+        db.session.scalar(select(func.count()).select_from(MentorProfile)),
+        db.session.scalar(select(func.count()).select_from(VettingEvent)),
+    )
+
+
+def test_seed_demo_is_idempotent_and_its_logins_work(app: Flask, client: FlaskClient) -> None:
+    runner = app.test_cli_runner()
+
+    first = runner.invoke(args=["seed-demo"])
+    after_first = _counts()
+    second = runner.invoke(args=["seed-demo"])
+
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert after_first == _counts()
+    users, profiles, _ = after_first
+    assert profiles >= 12
+    assert users >= profiles + 4
+    statuses = set(db.session.scalars(select(MentorProfile.vetting_status)))
+    assert statuses >= {"approved", "pending_review", "draft", "changes_requested", "suspended"}
+    for line in first.output.splitlines()[1:]:
+        _role, email, _slash, password = line.split()
+        assert (
+            client.post("/api/v1/auth/login", json={"email": email, "password": password}).status_code == 200
+        )
