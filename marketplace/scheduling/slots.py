@@ -1,0 +1,306 @@
+"""Free bookable slots of a mentor, computed from availability rules and busy ranges.
+
+Pure (stdlib only) so it can be property-tested without Flask or a database. The same core answers
+both "which slots can I show?" (:func:`free_slots`) and "can this start be booked?"
+(:func:`check_slot`), so anything that is listed can be booked and vice versa.
+
+Wall-clock semantics, in the mentor's IANA zone:
+
+* Rules are expanded per *local* date, so "Mondays 09:00-12:00" stays 09:00 local across DST.
+* Candidate starts are the wall times ``interval.start + k * step`` before ``interval.end``. A wall time
+  that does not exist (spring-forward gap) is skipped; an ambiguous one (fall-back fold) is taken
+  once, at its first occurrence (``fold=0``).
+* An interval ends at the *first instant at which the local clock reads its end wall time or later*.
+  For an ordinary end that is simply the end wall time. For an ambiguous end (it occurs twice) it is
+  the first occurrence, so the repeated hour is not silently added. For a nonexistent end (inside a
+  gap) it is the transition instant, where the clock jumps past it.
+* Sessions last real elapsed minutes and must end no later than that instant; a session must fit in
+  a single interval (touching or overlapping intervals are not merged).
+
+Busy ranges are UTC half-open ``[start, end)`` ranges already widened by the buffer that applied when
+they were booked; a candidate occupies ``[start, end + buffer)`` and conflicts iff the two overlap, the
+same test as the PostgreSQL exclusion constraint over ``tstzrange(start, end + buffer)``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_MIDNIGHT = time(0, 0)
+_ONE_DAY = timedelta(days=1)
+_UTC_MIDNIGHT = time(0, 0, tzinfo=UTC)
+
+
+def _check_wall_range(start: time, end: time) -> None:
+    """Reject intervals that are empty or carry a zone: rules are in the mentor's zone by definition."""
+    if start.tzinfo is not None or end.tzinfo is not None:
+        raise ValueError("interval times are mentor-local wall times and must be naive")
+    if end != _MIDNIGHT and not start < end:
+        raise ValueError(f"interval start {start} must be before end {end} (end 00:00 means midnight)")
+
+
+@dataclass(frozen=True)
+class LocalInterval:
+    """A wall-clock range on one local date; ``end == time(0, 0)`` means the following midnight."""
+
+    start: time
+    end: time
+
+    def __post_init__(self) -> None:
+        _check_wall_range(self.start, self.end)
+
+
+@dataclass(frozen=True)
+class WeeklyInterval:
+    """A recurring wall-clock range; ``weekday`` follows :meth:`date.weekday` (0 = Monday)."""
+
+    weekday: int
+    start: time
+    end: time
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weekday <= 6:
+            raise ValueError(f"weekday must be 0..6, got {self.weekday}")
+        _check_wall_range(self.start, self.end)
+
+
+@dataclass(frozen=True)
+class AvailabilityRules:
+    """Everything about a mentor's calendar that decides which starts are offered."""
+
+    timezone: str
+    weekly: tuple[WeeklyInterval, ...]
+    # Replaces the weekly rules for that local date; an empty tuple is a day off.
+    overrides: Mapping[date, tuple[LocalInterval, ...]] = field(default_factory=dict)
+    buffer_minutes: int = 0
+    min_notice_minutes: int = 0
+    horizon_days: int = 60
+    session_minutes: tuple[int, ...] = (60,)
+    step_minutes: int = 30
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        if min(self.buffer_minutes, self.min_notice_minutes, self.horizon_days) < 0:
+            raise ValueError("buffer, notice and horizon must not be negative")
+        if self.step_minutes <= 0:
+            raise ValueError("step_minutes must be positive")
+        if not self.session_minutes or min(self.session_minutes) <= 0:
+            raise ValueError("session_minutes must hold at least one positive length")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A bookable session as a UTC half-open range ``[start, end)`` (the buffer is not included)."""
+
+    start: datetime
+    end: datetime
+
+
+class SlotProblem(enum.Enum):
+    """Why a requested start cannot be booked; only ``BUSY`` means the slot exists but is taken."""
+
+    NOT_OFFERED_LENGTH = "not_offered_length"
+    IN_THE_PAST = "in_the_past"
+    TOO_SOON = "too_soon"
+    BEYOND_HORIZON = "beyond_horizon"
+    OUTSIDE_AVAILABILITY = "outside_availability"
+    BUSY = "busy"
+
+    @property
+    def is_conflict(self) -> bool:
+        """True when the request was valid but lost to another booking (HTTP 409 rather than 422)."""
+        return self is SlotProblem.BUSY
+
+
+def free_slots(
+    rules: AvailabilityRules,
+    busy: Iterable[tuple[datetime, datetime]],
+    now: datetime,
+    window_start: datetime,
+    window_end: datetime,
+    duration_minutes: int,
+) -> list[Slot]:
+    """List the free slots whose start lies in ``[window_start, window_end)``, sorted, in UTC."""
+    window_start, window_end = _to_utc(window_start), _to_utc(window_end)
+    timing = _Timing(rules, _to_utc(now))
+    taken = _BusyIndex(busy)
+    if duration_minutes not in rules.session_minutes:
+        return []
+    # Only expand the local dates the window reaches once it is clipped to notice and horizon.
+    lower, upper = max(window_start, timing.earliest), min(window_end, timing.latest)
+    if lower > upper:
+        return []
+    zone = ZoneInfo(rules.timezone)
+    first_day = lower.astimezone(zone).date() - _ONE_DAY
+    last_day = upper.astimezone(zone).date() + _ONE_DAY
+    starts = {
+        start
+        for start in _candidate_starts(rules, zone, first_day, last_day, duration_minutes)
+        if window_start <= start < window_end and timing.problem(start) is None
+    }
+    duration = timedelta(minutes=duration_minutes)
+    occupied = duration + timedelta(minutes=rules.buffer_minutes)
+    return [Slot(start, start + duration) for start in sorted(starts) if not taken.overlaps(start, occupied)]
+
+
+def check_slot(
+    rules: AvailabilityRules,
+    busy: Iterable[tuple[datetime, datetime]],
+    now: datetime,
+    start: datetime,
+    duration_minutes: int,
+) -> SlotProblem | None:
+    """Say why ``start`` cannot be booked, or None exactly when :func:`free_slots` would list it.
+
+    Problems are checked in the order length, timing, availability, busy, so ``BUSY`` (HTTP 409) is
+    only reported for a start that the rules really offer.
+    """
+    start = _to_utc(start)
+    timing = _Timing(rules, _to_utc(now))
+    taken = _BusyIndex(busy)
+    if duration_minutes not in rules.session_minutes:
+        return SlotProblem.NOT_OFFERED_LENGTH
+    problem = timing.problem(start)
+    if problem is not None:
+        return problem
+    zone = ZoneInfo(rules.timezone)
+    day = start.astimezone(zone).date()
+    if start not in set(_candidate_starts(rules, zone, day - _ONE_DAY, day + _ONE_DAY, duration_minutes)):
+        return SlotProblem.OUTSIDE_AVAILABILITY
+    occupied = timedelta(minutes=duration_minutes + rules.buffer_minutes)
+    return SlotProblem.BUSY if taken.overlaps(start, occupied) else None
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Refuse naive datetimes: guessing a zone for a booking time is how double bookings happen."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: an explicit offset is required")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+class _Timing:
+    """The checks relative to ``now``, shared verbatim by listing and booking."""
+
+    def __init__(self, rules: AvailabilityRules, now: datetime) -> None:
+        self.now = now
+        self.earliest = now + timedelta(minutes=rules.min_notice_minutes)
+        self.latest = now + timedelta(days=rules.horizon_days)
+
+    def problem(self, start: datetime) -> SlotProblem | None:
+        if start < self.now:
+            return SlotProblem.IN_THE_PAST
+        if start < self.earliest:
+            return SlotProblem.TOO_SOON
+        if start > self.latest:
+            return SlotProblem.BEYOND_HORIZON
+        return None
+
+
+# One grid point of an interval: its wall time in the zone with fold=0 and with fold=1, and its
+# distance from local midnight. Built once per interval shape and reused for every date.
+_GridPoint = tuple[time, time, timedelta]
+
+
+def _candidate_starts(
+    rules: AvailabilityRules, zone: ZoneInfo, first_day: date, last_day: date, duration_minutes: int
+) -> Iterator[datetime]:
+    """Yield the UTC starts the rules offer on local dates ``first_day..last_day`` (may repeat)."""
+    weekly: dict[int, list[tuple[time, time]]] = {}
+    for rule in rules.weekly:
+        weekly.setdefault(rule.weekday, []).append((rule.start, rule.end))
+    grids: dict[tuple[time, time], list[_GridPoint]] = {}
+    step = timedelta(minutes=rules.step_minutes)
+    duration = timedelta(minutes=duration_minutes)
+    day = first_day
+    while day <= last_day:
+        override = rules.overrides.get(day)
+        ranges = weekly.get(day.weekday(), []) if override is None else [(i.start, i.end) for i in override]
+        for start, end in ranges:
+            if (start, end) not in grids:
+                grids[start, end] = _wall_grid(zone, start, end, step)
+            yield from _interval_starts(zone, day, end, grids[start, end], duration)
+        day += _ONE_DAY
+
+
+def _since_midnight(wall: time) -> timedelta:
+    return timedelta(hours=wall.hour, minutes=wall.minute, seconds=wall.second, microseconds=wall.microsecond)
+
+
+def _wall_grid(zone: ZoneInfo, start: time, end: time, step: timedelta) -> list[_GridPoint]:
+    """The wall times ``start + k * step`` before ``end``; all fall on the interval's own date."""
+    stop = _ONE_DAY if end == _MIDNIGHT else _since_midnight(end)
+    grid: list[_GridPoint] = []
+    since = _since_midnight(start)
+    while since < stop:
+        wall = (datetime.min + since).time().replace(tzinfo=zone)
+        grid.append((wall, wall.replace(fold=1), since))
+        since += step
+    return grid
+
+
+def _interval_starts(
+    zone: ZoneInfo, day: date, end: time, grid: list[_GridPoint], duration: timedelta
+) -> Iterator[datetime]:
+    """Yield the UTC starts of one interval on ``day`` whose session ends by the interval's end."""
+    end_wall = datetime.combine(day + _ONE_DAY if end == _MIDNIGHT else day, end)
+    latest_start = _first_instant_at_or_after(zone, end_wall) - duration
+    utc_midnight = datetime.combine(day, _UTC_MIDNIGHT)
+    for first, second, since in grid:
+        offset = datetime.combine(day, first).utcoffset()
+        # fold=0 and fold=1 disagree in a gap (offset grows: skip) and in a fold (offset shrinks: fold=0).
+        if offset < datetime.combine(day, second).utcoffset():
+            continue
+        instant = utc_midnight + since - offset
+        # fold=0 instants grow with the wall time, so no later grid point can fit either.
+        if instant > latest_start:
+            return
+        yield instant
+
+
+def _first_instant_at_or_after(zone: ZoneInfo, wall: datetime) -> datetime:
+    """The first UTC instant at which the local clock reads ``wall`` or later (see module docstring)."""
+    before = wall.replace(tzinfo=zone).utcoffset()  # offset in force before any transition here
+    after = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    if before >= after:  # exists once, or twice (fold): its first occurrence
+        return (wall - before).replace(tzinfo=UTC)
+    # In a gap: the clock jumps past ``wall`` at the transition, which lies in (wall - after, wall - before].
+    low = math.floor((wall - after).replace(tzinfo=UTC).timestamp())
+    high = math.ceil((wall - before).replace(tzinfo=UTC).timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == after:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+class _BusyIndex:
+    """Busy ranges merged into disjoint sorted runs, so each overlap test is one bisection."""
+
+    def __init__(self, busy: Iterable[tuple[datetime, datetime]]) -> None:
+        ranges = sorted((_to_utc(start), _to_utc(end)) for start, end in busy)
+        self._starts: list[datetime] = []
+        self._ends: list[datetime] = []
+        for start, end in ranges:
+            if start >= end:  # an empty range blocks nothing, as in PostgreSQL
+                continue
+            if self._ends and start <= self._ends[-1]:
+                self._ends[-1] = max(self._ends[-1], end)
+            else:
+                self._starts.append(start)
+                self._ends.append(end)
+
+    def overlaps(self, start: datetime, length: timedelta) -> bool:
+        """Whether ``[start, start + length)`` overlaps any busy range."""
+        index = bisect.bisect_right(self._ends, start)
+        return index < len(self._starts) and self._starts[index] < start + length
