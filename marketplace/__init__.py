@@ -22,10 +22,13 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace import cli
     from marketplace.accounts import auth, passwords
     from marketplace.accounts.routes import blp as accounts_blp
+    from marketplace.bookings.routes import blp as bookings_blp
+    from marketplace.bookings.routes import feeds as calendar_feeds_blp
     from marketplace.core import db as transactions
     from marketplace.core import errors, ops
     from marketplace.extensions import api, db, limiter, migrate
     from marketplace.mentors.routes import blp as mentors_blp
+    from marketplace.scheduling.routes import blp as scheduling_blp
 
     passwords.configure(app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_COST_KIB"])
     db.init_app(app)
@@ -41,4 +44,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(ops.blp)
     api.register_blueprint(accounts_blp)
     api.register_blueprint(mentors_blp)
+    api.register_blueprint(scheduling_blp)
+    api.register_blueprint(bookings_blp)
+    api.register_blueprint(calendar_feeds_blp)
     return app

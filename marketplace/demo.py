@@ -6,11 +6,20 @@ Every account is looked up by email first, so seeding twice changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import Role, User
+from marketplace.bookings import service as bookings
+from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.core.time import utcnow
+from marketplace.extensions import db
 from marketplace.mentors import service as mentors
-from marketplace.mentors.vetting import VettingAction
+from marketplace.mentors.models import MentorProfile
+from marketplace.mentors.vetting import VettingAction, VettingStatus
+from marketplace.scheduling import service as scheduling
+from marketplace.scheduling.slots import Slot
 
 DEMO_PASSWORD = "demo-password-123"
 ADMIN_EMAIL = "admin@demo.test"
@@ -32,6 +41,9 @@ class DemoMentor:
     session_minutes: list[int] = field(default_factory=lambda: [30, 60])
     # The admin decisions applied after submission, in order; None means never submitted.
     decisions: tuple[VettingAction, ...] | None = (VettingAction.APPROVE,)
+    # Local working hours on weekdays, and whether Saturday mornings are open too.
+    hours: tuple[str, str] = ("09:00", "17:00")
+    saturdays: bool = False
 
 
 DEMO_LEARNERS = (
@@ -214,24 +226,29 @@ DEMO_LOGINS = (
 def seed() -> int:
     """Create what is missing; return how many accounts were created."""
     created = 0
+    learners: list[User] = []
     admin = accounts.find_user_by_email(ADMIN_EMAIL)
     if admin is None:
         admin = accounts.create_admin(email=ADMIN_EMAIL, password=DEMO_PASSWORD, name="Demo Admin")
         created += 1
     for email, name, timezone in DEMO_LEARNERS:
-        if accounts.find_user_by_email(email) is None:
-            accounts.register(
+        learner = accounts.find_user_by_email(email)
+        if learner is None:
+            learner = accounts.register(
                 email=email, password=DEMO_PASSWORD, name=name, role=Role.LEARNER, timezone=timezone
             )
             created += 1
-    for mentor in DEMO_MENTORS:
+        learners.append(learner)
+    for position, mentor in enumerate(DEMO_MENTORS):
         if accounts.find_user_by_email(mentor.email) is None:
-            _create_mentor(mentor, admin)
+            profile = _create_mentor(mentor, admin)
+            if profile.status is VettingStatus.APPROVED:
+                _add_bookings(profile, learners, position)
             created += 1
     return created
 
 
-def _create_mentor(spec: DemoMentor, admin: User) -> None:
+def _create_mentor(spec: DemoMentor, admin: User) -> MentorProfile:
     user = accounts.register(
         email=spec.email, password=DEMO_PASSWORD, name=spec.name, role=Role.MENTOR, timezone=spec.timezone
     )
@@ -250,8 +267,64 @@ def _create_mentor(spec: DemoMentor, admin: User) -> None:
             "timezone": spec.timezone,
         },
     )
+    start, end = spec.hours
+    weekly = [{"weekday": day, "start": start, "end": end} for day in range(5)]
+    if spec.saturdays:
+        weekly.append({"weekday": 5, "start": "10:00", "end": "13:00"})
+    scheduling.save_availability(
+        user,
+        {
+            "timezone": spec.timezone,
+            "weekly": weekly,
+            "buffer_minutes": 15,
+            "min_notice_minutes": 180,
+            "horizon_days": 60,
+        },
+    )
     if spec.decisions is None:
-        return
+        return profile
     mentors.submit_profile(user)
     for action in spec.decisions:
         mentors.decide(admin, profile.id, action, note=f"Demo: {action.value}.")
+    return profile
+
+
+def _add_bookings(profile: MentorProfile, learners: list[User], position: int) -> None:
+    """A living calendar: confirmed and cancelled upcoming sessions, a reviewed past one, and for the first
+    mentors an unpaid hold (each learner keeps at most one, well under the unpaid-hold limit)."""
+    upcoming = bookings.list_free_slots(profile.id, None, None, ZoneInfo(profile.timezone), 60)
+    picks: list[Slot] = upcoming[2::9][:4]
+    for index, slot in enumerate(picks):
+        if index == 0 and position >= len(learners):
+            continue
+        learner = learners[(position + index) % len(learners)]
+        booking = bookings.create_booking(learner, profile.id, slot.start, 60, "Demo: career conversation")
+        if index in (1, 2, 3):
+            bookings.confirm_paid_booking(booking.id)
+        if index == 3:
+            bookings.cancel_booking(learner, booking.id, "Demo: something came up")
+    _add_past_session(profile, learners[position % len(learners)])
+
+
+def _add_past_session(profile: MentorProfile, learner: User) -> None:
+    """Past sessions cannot be booked through the API, so the demo writes one directly and reviews it."""
+    zone = ZoneInfo(profile.timezone)
+    day = (utcnow().astimezone(zone) - timedelta(days=7)).date()
+    start = datetime.combine(day, time(10, 0), zone)
+    past = Booking(
+        mentor=profile,
+        learner=learner,
+        status=BookingStatus.COMPLETED.value,
+        start_at=start,
+        end_at=start + timedelta(hours=1),
+        blocked_until=start + timedelta(hours=1, minutes=15),
+        duration_minutes=60,
+        topic="Demo: first session",
+        price_cents=profile.price_cents or 0,
+        currency=profile.currency or "USD",
+        hold_expires_at=start - timedelta(days=2),
+        confirmed_at=start - timedelta(days=2),
+    )
+    db.session.add(past)
+    db.session.flush()
+    bookings.add_review(learner, past.id, 5, "Clear, practical advice. Would book again.")

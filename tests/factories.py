@@ -12,6 +12,7 @@ from marketplace.accounts.passwords import hash_password
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile, TagKind
 from marketplace.mentors.vetting import VettingStatus
+from marketplace.scheduling.models import AvailabilitySchedule, RecurringInterval
 
 PASSWORD = "correct-horse-battery"
 
@@ -60,3 +61,22 @@ class MentorProfileFactory(BaseFactory):
         self.set_tags(TagKind.SKILL, extracted.get("skills", ["python", "sql"]))
         self.set_tags(TagKind.LANGUAGE, extracted.get("languages", ["en"]))
         self.set_tags(TagKind.CAREER_PATH, extracted.get("career_paths", ["backend-developer"]))
+
+
+class AvailabilityScheduleFactory(BaseFactory):
+    """Weekdays 09:00-17:00 in Berlin, with no notice or buffer so tests choose their own times freely."""
+
+    class Meta:
+        model = AvailabilitySchedule
+
+    class Params:
+        profile = factory.SubFactory(MentorProfileFactory)
+
+    profile_id = factory.SelfAttribute("profile.id")
+    timezone = "Europe/Berlin"
+    buffer_minutes = 0
+    min_notice_minutes = 0
+    horizon_days = 60
+    weekly = factory.LazyFunction(
+        lambda: [RecurringInterval(weekday=day, start="09:00", end="17:00") for day in range(5)]
+    )

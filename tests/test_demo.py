@@ -5,8 +5,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import User
+from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile, VettingEvent
+from marketplace.scheduling.service import rules_for
 
 
 def _counts() -> tuple[int, int, int]:
@@ -32,6 +34,11 @@ def test_seed_demo_is_idempotent_and_its_logins_work(app: Flask, client: FlaskCl
     assert users >= profiles + 4
     statuses = set(db.session.scalars(select(MentorProfile.vetting_status)))
     assert statuses >= {"approved", "pending_review", "draft", "changes_requested", "suspended"}
+    booking_states = set(db.session.scalars(select(Booking.status)))
+    assert booking_states >= {"pending_payment", "confirmed", "cancelled", "completed"}
+    approved = db.session.scalars(select(MentorProfile).where(MentorProfile.vetting_status == "approved")).all()
+    assert all(rules_for(profile) is not None for profile in approved)
+    assert all(profile.rating_count >= 1 for profile in approved)
     for line in first.output.splitlines()[1:]:
         _role, email, _slash, password = line.split()
         assert (

@@ -11,7 +11,7 @@ from celery import Celery, Task
 from flask import Flask
 
 from marketplace import create_app
-from workers.schedule import BEAT_SCHEDULE
+from workers.schedule import BEAT_SCHEDULE, TASK_MODULES
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -20,7 +20,7 @@ def celery_init_app(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery = Celery(app.name, task_cls=FlaskTask)
+    celery = Celery(app.name, task_cls=FlaskTask, include=list(TASK_MODULES))
     celery.conf.update(
         broker_url=app.config["CELERY_BROKER_URL"],
         task_ignore_result=True,

@@ -4,4 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+TASK_MODULES = ("marketplace.bookings.tasks",)
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "expire-lapsed-holds": {"task": "bookings.expire_lapsed_holds", "schedule": 60.0},
+    "complete-finished-sessions": {"task": "bookings.complete_finished", "schedule": 300.0},
+}

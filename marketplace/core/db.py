@@ -76,3 +76,14 @@ def init_app(app: Flask) -> None:
         token = g.pop("_write_intent_token", None)
         if token is not None:
             _write_intent.reset(token)
+
+
+@contextmanager
+def unit_of_work() -> Iterator[None]:
+    """The one commit of a task or command: all of its changes, or none of them."""
+    try:
+        yield
+    except BaseException:
+        db.session.rollback()
+        raise
+    db.session.commit()

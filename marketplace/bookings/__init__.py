@@ -1,0 +1,1 @@
+"""Bookings: holds, the lifecycle state machine, cancellation policy, reviews and calendars."""

@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from marketplace.accounts.models import User
+from marketplace.core.models import TimestampMixin
+from marketplace.core.time import utcnow
+from marketplace.extensions import db
+from marketplace.mentors.models import MentorProfile
+
+
+class BookingStatus(enum.StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    CONFIRMED = "confirmed"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+# A booking in one of these states owns its time: the database refuses another live one overlapping it.
+LIVE_STATUSES = (BookingStatus.PENDING_PAYMENT.value, BookingStatus.CONFIRMED.value)
+
+TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
+    BookingStatus.PENDING_PAYMENT: frozenset(
+        {BookingStatus.CONFIRMED, BookingStatus.EXPIRED, BookingStatus.CANCELLED}
+    ),
+    BookingStatus.CONFIRMED: frozenset(
+        {BookingStatus.COMPLETED, BookingStatus.NO_SHOW, BookingStatus.CANCELLED}
+    ),
+    BookingStatus.COMPLETED: frozenset(),
+    BookingStatus.NO_SHOW: frozenset(),
+    BookingStatus.EXPIRED: frozenset(),
+    BookingStatus.CANCELLED: frozenset(),
+}
+
+
+class RefundStatus(enum.StrEnum):
+    NONE = "none"
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Booking(TimestampMixin, db.Model):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="ends_after_start"),
+        CheckConstraint("blocked_until >= end_at", name="buffer_not_negative"),
+        CheckConstraint("price_cents >= 0", name="price_not_negative"),
+        Index("ix_bookings_mentor_start", "mentor_id", "start_at"),
+        Index("ix_bookings_learner_status", "learner_id", "status"),
+        Index("ix_bookings_status_hold", "status", "hold_expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.id", ondelete="RESTRICT"))
+    learner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(String(24), default=BookingStatus.PENDING_PAYMENT.value)
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime]
+    # End plus the mentor's buffer when booked: the range [start_at, blocked_until) is what no other live
+    # booking of the mentor may overlap.
+    blocked_until: Mapped[datetime]
+    duration_minutes: Mapped[int]
+    topic: Mapped[str] = mapped_column(Text)
+    price_cents: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    hold_expires_at: Mapped[datetime]
+    # RFC 5545 SEQUENCE: bumped on every change a calendar must pick up (reschedule, cancel).
+    sequence: Mapped[int] = mapped_column(default=0)
+    confirmed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    refund_amount_cents: Mapped[int | None]
+    refund_status: Mapped[str] = mapped_column(String(16), default=RefundStatus.NONE.value)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    payment_client_secret: Mapped[str | None] = mapped_column(String(255))
+
+    mentor: Mapped[MentorProfile] = relationship(lazy="joined")
+    learner: Mapped[User] = relationship(foreign_keys=[learner_id], lazy="joined")
+
+    @property
+    def state(self) -> BookingStatus:
+        return BookingStatus(self.status)
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    def can_move_to(self, target: BookingStatus) -> bool:
+        return target in TRANSITIONS[self.state]
+
+    def is_learner(self, user: User) -> bool:
+        return user.id == self.learner_id
+
+    def is_mentor(self, user: User) -> bool:
+        return user.id == self.mentor.user_id
+
+    def can_view(self, user: User) -> bool:
+        return self.is_learner(user) or self.is_mentor(user) or user.has_role("admin")
+
+    def can_cancel(self, user: User) -> bool:
+        return self.is_learner(user) or self.is_mentor(user)
+
+    def can_reschedule(self, user: User) -> bool:
+        return self.is_learner(user) or self.is_mentor(user)
+
+    def can_mark_no_show(self, user: User) -> bool:
+        return self.is_mentor(user)
+
+    def can_review(self, user: User) -> bool:
+        return self.is_learner(user)
+
+    @property
+    def payment(self) -> dict[str, object]:
+        return {
+            "provider": "stripe",
+            "payment_intent_id": self.payment_intent_id,
+            "client_secret": self.payment_client_secret
+            if self.state is BookingStatus.PENDING_PAYMENT
+            else None,
+        }
+
+    @property
+    def refund(self) -> dict[str, object] | None:
+        if self.refund_amount_cents is None:
+            return None
+        return {"amount_cents": self.refund_amount_cents, "status": self.refund_status}
+
+
+class Review(db.Model):
+    __tablename__ = "reviews"
+    __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), unique=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.id", ondelete="CASCADE"), index=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    rating: Mapped[int]
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CalendarFeed(db.Model):
+    """A mentor's private subscription URL; only a hash of its secret is kept, so rotating is the way back."""
+
+    __tablename__ = "calendar_feeds"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.id", ondelete="CASCADE"), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

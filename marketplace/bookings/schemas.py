@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from marketplace.accounts.schemas import validate_timezone
+from marketplace.bookings.models import BookingStatus
+
+MAX_SLOT_WINDOW_DAYS = 62
+
+
+class BookingCreateSchema(Schema):
+    mentor_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    start = fields.AwareDateTime(required=True, metadata={"description": "RFC 3339 with an offset"})
+    duration_minutes = fields.Integer(required=True, validate=validate.Range(min=1, max=24 * 60))
+    topic = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class PaymentSchema(Schema):
+    provider = fields.String()
+    payment_intent_id = fields.String(allow_none=True)
+    client_secret = fields.String(allow_none=True)
+
+
+class RefundSchema(Schema):
+    amount_cents = fields.Integer()
+    status = fields.String()
+
+
+class BookingSchema(Schema):
+    id = fields.Integer()
+    status = fields.String()
+    mentor_id = fields.Integer()
+    learner_id = fields.Integer()
+    start = fields.DateTime(attribute="start_at")
+    end = fields.DateTime(attribute="end_at")
+    duration_minutes = fields.Integer()
+    topic = fields.String()
+    price_cents = fields.Integer()
+    currency = fields.String()
+    hold_expires_at = fields.DateTime()
+    payment = fields.Nested(PaymentSchema, allow_none=True)
+    refund = fields.Nested(RefundSchema, allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    sequence = fields.Integer()
+    created_at = fields.DateTime()
+
+
+class BookingListArgsSchema(Schema):
+    role = fields.String(validate=validate.OneOf(["learner", "mentor"]))
+    status = fields.String(validate=validate.OneOf([s.value for s in BookingStatus]))
+
+
+class CancelSchema(Schema):
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+
+class RescheduleSchema(Schema):
+    start = fields.AwareDateTime(required=True)
+
+
+class ReviewCreateSchema(Schema):
+    rating = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=5000))
+
+
+class ReviewSchema(Schema):
+    id = fields.Integer()
+    booking_id = fields.Integer()
+    mentor_id = fields.Integer()
+    rating = fields.Integer()
+    comment = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class SlotArgsSchema(Schema):
+    from_ = fields.Date(data_key="from", load_default=None)
+    to = fields.Date(load_default=None)
+    duration = fields.Integer(load_default=None, validate=validate.Range(min=1, max=24 * 60))
+    tz = fields.String(load_default="UTC", validate=validate_timezone)
+
+    @validates_schema
+    def _window(self, data: dict[str, Any], **_: Any) -> None:
+        start: date | None = data.get("from_")
+        end: date | None = data.get("to")
+        if start and end and end < start:
+            raise ValidationError("Must not be before `from`.", "to")
+        if start and end and (end - start).days >= MAX_SLOT_WINDOW_DAYS:
+            raise ValidationError(f"Ask for at most {MAX_SLOT_WINDOW_DAYS} days at once.", "to")
+
+
+class SlotSchema(Schema):
+    start = fields.String()
+    end = fields.String()
+
+
+class CalendarFeedSchema(Schema):
+    url = fields.String()

@@ -1,0 +1,432 @@
+"""Booking operations. Each flushes; the request or task commits.
+
+State changes are compare-and-swap UPDATEs guarded on the current state, so concurrent confirm, cancel,
+reschedule and expiry calls leave exactly one of them applied. The no-overlap invariant is held by the
+database (an exclusion constraint on PostgreSQL, a trigger plus BEGIN IMMEDIATE on SQLite); the checks here
+give the caller a precise answer, the constraint makes the answer true under races.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from marketplace.accounts.models import User
+from marketplace.bookings import policy
+from marketplace.bookings.calendar import calendar_for
+from marketplace.bookings.models import (
+    LIVE_STATUSES,
+    Booking,
+    BookingStatus,
+    CalendarFeed,
+    RefundStatus,
+    Review,
+)
+from marketplace.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
+from marketplace.core.time import as_utc, utcnow
+from marketplace.extensions import db
+from marketplace.mentors.models import MentorProfile
+from marketplace.scheduling.service import rules_for
+from marketplace.scheduling.slots import Slot, SlotProblem, check_slot, free_slots
+
+_PROBLEM_MESSAGES = {
+    SlotProblem.NOT_OFFERED_LENGTH: "The mentor does not offer sessions of this length.",
+    SlotProblem.IN_THE_PAST: "This time is in the past.",
+    SlotProblem.TOO_SOON: "This time is sooner than the mentor's minimum notice.",
+    SlotProblem.BEYOND_HORIZON: "This time is further ahead than the mentor takes bookings.",
+    SlotProblem.OUTSIDE_AVAILABILITY: "This time is not one of the mentor's slots.",
+    SlotProblem.BUSY: "This slot is no longer free.",
+}
+
+
+DEFAULT_SLOT_DAYS = 14
+
+
+def _setting(name: str) -> int:
+    return int(current_app.config[name])
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def _live_clause(now: datetime) -> Any:
+    """Live and still holding its time: confirmed, or an unpaid hold that has not lapsed."""
+    return or_(
+        Booking.status == BookingStatus.CONFIRMED.value,
+        (Booking.status == BookingStatus.PENDING_PAYMENT.value) & (Booking.hold_expires_at > now),
+    )
+
+
+def blocking_intervals(
+    mentor_id: int, start: datetime, end: datetime, now: datetime, exclude_id: int | None = None
+) -> list[tuple[datetime, datetime]]:
+    """The mentor's busy ranges (each booking widened by its buffer) that reach into [start, end)."""
+    stmt = select(Booking.start_at, Booking.blocked_until).where(
+        Booking.mentor_id == mentor_id,
+        _live_clause(now),
+        Booking.start_at < end,
+        Booking.blocked_until > start,
+    )
+    if exclude_id is not None:
+        stmt = stmt.where(Booking.id != exclude_id)
+    return [(row.start_at, row.blocked_until) for row in db.session.execute(stmt)]
+
+
+def _public_mentor(mentor_id: int) -> MentorProfile:
+    profile = db.session.get(MentorProfile, mentor_id)
+    if profile is None or not profile.is_public:
+        raise NotFound("No such mentor.")
+    return profile
+
+
+def list_free_slots(
+    mentor_id: int, first: date | None, last: date | None, zone: ZoneInfo, duration_minutes: int | None
+) -> list[Slot]:
+    """Free slots of a public mentor on the dates [first, last] of `zone`'s calendar (two weeks by default).
+
+    The same computation `create_booking` checks against, so every slot listed can be booked.
+    """
+    profile = _public_mentor(mentor_id)
+    offered = profile.session_minutes or []
+    duration = duration_minutes or (60 if 60 in offered else min(offered, default=60))
+    if duration not in offered:
+        raise Unprocessable(
+            _PROBLEM_MESSAGES[SlotProblem.NOT_OFFERED_LENGTH], {"duration": [f"Offered: {offered}."]}
+        )
+    rules = rules_for(profile)
+    if rules is None:
+        return []
+    now = utcnow()
+    first = first or now.astimezone(zone).date()
+    last = last or first + timedelta(days=DEFAULT_SLOT_DAYS - 1)
+    window_start = datetime.combine(first, time(0), zone)
+    window_end = datetime.combine(last + timedelta(days=1), time(0), zone)
+    margin = timedelta(days=1)
+    busy = blocking_intervals(profile.id, window_start - margin, window_end + margin, now)
+    return free_slots(rules, busy, now, window_start, window_end, duration)
+
+
+def get_booking(user: User, booking_id: int) -> Booking:
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or not booking.can_view(user):
+        raise NotFound("No such booking.")
+    return booking
+
+
+def list_bookings(user: User, role: str | None, status: str | None) -> Select:
+    stmt = select(Booking).join(Booking.mentor)
+    as_learner = Booking.learner_id == user.id
+    as_mentor = MentorProfile.user_id == user.id
+    if role == "learner":
+        stmt = stmt.where(as_learner)
+    elif role == "mentor":
+        stmt = stmt.where(as_mentor)
+    else:
+        stmt = stmt.where(or_(as_learner, as_mentor))
+    if status:
+        stmt = stmt.where(Booking.status == status)
+    return stmt.order_by(Booking.start_at.desc(), Booking.id.desc())
+
+
+# --- creating --------------------------------------------------------------------------------------
+
+
+def _check_slot_or_raise(
+    profile: MentorProfile, start: datetime, duration: int, now: datetime, exclude_id: int | None = None
+) -> None:
+    rules = rules_for(profile)
+    if rules is None:
+        raise Unprocessable("This mentor has not published any availability.")
+    span = timedelta(minutes=duration + rules.buffer_minutes)
+    busy = blocking_intervals(
+        profile.id, start - timedelta(days=1), start + span + timedelta(days=1), now, exclude_id
+    )
+    problem = check_slot(rules, busy, now, start, duration)
+    if problem is SlotProblem.BUSY:
+        raise Conflict(_PROBLEM_MESSAGES[problem])
+    if problem is not None:
+        raise Unprocessable(_PROBLEM_MESSAGES[problem], {"start": [problem.value]})
+
+
+def _blocked_until(profile: MentorProfile, end: datetime) -> datetime:
+    rules = rules_for(profile)
+    buffer = rules.buffer_minutes if rules else 0
+    return end + timedelta(minutes=buffer)
+
+
+def _lock_learner(learner: User) -> None:
+    """Serialize one learner's concurrent bookings so the unpaid-hold limit cannot be raced past."""
+    db.session.execute(select(User.id).where(User.id == learner.id).with_for_update())
+
+
+def _flush_or_conflict() -> None:
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except IntegrityError as exc:
+        raise Conflict(_PROBLEM_MESSAGES[SlotProblem.BUSY]) from exc
+
+
+def create_booking(
+    learner: User, mentor_id: int, start: datetime, duration_minutes: int, topic: str
+) -> Booking:
+    profile = db.session.get(MentorProfile, mentor_id)
+    if profile is None:
+        raise NotFound("No such mentor.")
+    if not profile.is_public:
+        raise Unprocessable("This mentor is not taking bookings.", {"mentor_id": ["Not an approved mentor."]})
+    if profile.user_id == learner.id:
+        raise Unprocessable("You cannot book yourself.", {"mentor_id": ["This is your own profile."]})
+    now = utcnow()
+    start = as_utc(start)
+    _lock_learner(learner)
+    unpaid = db.session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .where(
+            Booking.learner_id == learner.id,
+            Booking.status == BookingStatus.PENDING_PAYMENT.value,
+            Booking.hold_expires_at > now,
+        )
+    )
+    if unpaid >= _setting("MAX_UNPAID_HOLDS"):
+        raise TooManyRequests("Pay for or cancel your unpaid bookings before holding another slot.")
+    expire_lapsed_holds(now, mentor_id=profile.id)
+    _check_slot_or_raise(profile, start, duration_minutes, now)
+    end = start + timedelta(minutes=duration_minutes)
+    booking = Booking(
+        mentor=profile,
+        learner=learner,
+        status=BookingStatus.PENDING_PAYMENT.value,
+        start_at=start,
+        end_at=end,
+        blocked_until=_blocked_until(profile, end),
+        duration_minutes=duration_minutes,
+        topic=topic,
+        price_cents=policy.session_price_cents(profile.price_cents or 0, duration_minutes),
+        currency=profile.currency or "USD",
+        hold_expires_at=now + timedelta(minutes=_setting("BOOKING_HOLD_MINUTES")),
+    )
+    db.session.add(booking)
+    _flush_or_conflict()
+    return booking
+
+
+# --- state changes ---------------------------------------------------------------------------------
+
+
+def _swap(booking_id: int, allowed: tuple[str, ...], **values: Any) -> bool:
+    """Apply `values` only if the booking is still in one of `allowed`; True when this call won."""
+    result = db.session.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.status.in_(allowed))
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    won = result.rowcount == 1
+    booking = db.session.get(Booking, booking_id)
+    if booking is not None:
+        db.session.refresh(booking)
+    return won
+
+
+def confirm_paid_booking(booking_id: int) -> bool:
+    """Called by the payment work when money arrived: pending_payment -> confirmed, and nothing else."""
+    return _swap(
+        booking_id,
+        (BookingStatus.PENDING_PAYMENT.value,),
+        status=BookingStatus.CONFIRMED.value,
+        confirmed_at=utcnow(),
+    )
+
+
+def expire_lapsed_holds(now: datetime | None = None, mentor_id: int | None = None) -> list[int]:
+    """Unpaid holds past their time become expired; returns the ids this call expired."""
+    now = now or utcnow()
+    stmt = update(Booking).where(
+        Booking.status == BookingStatus.PENDING_PAYMENT.value, Booking.hold_expires_at <= now
+    )
+    if mentor_id is not None:
+        stmt = stmt.where(Booking.mentor_id == mentor_id)
+    return _update_returning_ids(stmt.values(status=BookingStatus.EXPIRED.value, updated_at=now))
+
+
+def complete_finished(now: datetime | None = None) -> list[int]:
+    """Confirmed sessions become completed a grace period after their end, leaving time to report a no-show."""
+    now = now or utcnow()
+    cutoff = now - timedelta(minutes=_setting("COMPLETION_GRACE_MINUTES"))
+    stmt = update(Booking).where(Booking.status == BookingStatus.CONFIRMED.value, Booking.end_at <= cutoff)
+    return _update_returning_ids(stmt.values(status=BookingStatus.COMPLETED.value, updated_at=now))
+
+
+def _update_returning_ids(stmt: Any) -> list[int]:
+    ids = list(db.session.scalars(stmt.returning(Booking.id).execution_options(synchronize_session=False)))
+    for booking_id in ids:
+        booking = db.session.identity_map.get(db.session.identity_key(Booking, booking_id))
+        if booking is not None:
+            db.session.expire(booking)
+    return ids
+
+
+def cancel_booking(user: User, booking_id: int, reason: str | None) -> Booking:
+    booking = get_booking(user, booking_id)
+    if not booking.can_cancel(user):
+        raise Forbidden("Only the learner or the mentor of a booking can cancel it.")
+    now = utcnow()
+    # The refund depends on the state; if a payment confirms the booking meanwhile, look again.
+    for _attempt in range(3):
+        if not booking.is_live:
+            raise Conflict(f"A booking that is {booking.status} cannot be cancelled.")
+        refund = _refund_for(booking, user, now)
+        won = _swap(
+            booking.id,
+            (booking.status,),
+            status=BookingStatus.CANCELLED.value,
+            cancelled_at=now,
+            cancelled_by_id=user.id,
+            cancel_reason=reason,
+            refund_amount_cents=refund,
+            refund_status=(RefundStatus.PENDING if refund else RefundStatus.NONE).value,
+            sequence=Booking.sequence + 1,
+        )
+        if won:
+            return booking
+    raise Conflict("The booking kept changing; reload it and try again.")
+
+
+def _refund_for(booking: Booking, user: User, now: datetime) -> int:
+    if booking.state is not BookingStatus.CONFIRMED:
+        return 0
+    return policy.refund_cents(
+        paid_cents=booking.price_cents,
+        cancelled_by_mentor=booking.is_mentor(user),
+        now=now,
+        start=booking.start_at,
+        full_refund_hours=_setting("CANCELLATION_FULL_REFUND_HOURS"),
+    )
+
+
+def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Booking:
+    booking = get_booking(user, booking_id)
+    if not booking.can_reschedule(user):
+        raise Forbidden("Only the learner or the mentor of a booking can reschedule it.")
+    if not booking.is_live:
+        raise Conflict(f"A booking that is {booking.status} cannot be rescheduled.")
+    now = utcnow()
+    hours = _setting("CANCELLATION_FULL_REFUND_HOURS")
+    if not policy.may_reschedule(now=now, start=booking.start_at, full_refund_hours=hours):
+        raise Conflict(f"Sessions can be rescheduled until {hours} hours before they start.")
+    new_start = as_utc(new_start)
+    _check_slot_or_raise(booking.mentor, new_start, booking.duration_minutes, now, exclude_id=booking.id)
+    new_end = new_start + timedelta(minutes=booking.duration_minutes)
+    old_start = booking.start_at
+    try:
+        with db.session.begin_nested():
+            result = db.session.execute(
+                update(Booking)
+                .where(
+                    Booking.id == booking.id, Booking.status.in_(LIVE_STATUSES), Booking.start_at == old_start
+                )
+                .values(
+                    start_at=new_start,
+                    end_at=new_end,
+                    blocked_until=_blocked_until(booking.mentor, new_end),
+                    sequence=Booking.sequence + 1,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+    except IntegrityError as exc:
+        raise Conflict(_PROBLEM_MESSAGES[SlotProblem.BUSY]) from exc
+    db.session.refresh(booking)
+    if result.rowcount != 1:
+        raise Conflict("The booking changed meanwhile; reload it and try again.")
+    return booking
+
+
+def mark_no_show(user: User, booking_id: int) -> Booking:
+    booking = get_booking(user, booking_id)
+    if not booking.can_mark_no_show(user):
+        raise Forbidden("Only the mentor can report a no-show.")
+    if utcnow() < booking.start_at:
+        raise Conflict("A no-show can be reported once the session has started.")
+    if not _swap(booking.id, (BookingStatus.CONFIRMED.value,), status=BookingStatus.NO_SHOW.value):
+        raise Conflict(f"A booking that is {booking.status} cannot be marked as a no-show.")
+    return booking
+
+
+def add_review(user: User, booking_id: int, rating: int, comment: str | None) -> Review:
+    booking = get_booking(user, booking_id)
+    if not booking.can_review(user):
+        raise Forbidden("Only the learner of a booking can review it.")
+    if booking.state is not BookingStatus.COMPLETED:
+        raise Conflict("Only completed sessions can be reviewed.")
+    review = Review(
+        booking_id=booking.id, mentor_id=booking.mentor_id, learner_id=user.id, rating=rating, comment=comment
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(review)
+    except IntegrityError as exc:
+        raise Conflict("This session has already been reviewed.") from exc
+    # One UPDATE, so concurrent reviews of the same mentor serialize on the row and none is lost.
+    db.session.execute(
+        update(MentorProfile)
+        .where(MentorProfile.id == booking.mentor_id)
+        .values(
+            rating_avg=(func.coalesce(MentorProfile.rating_avg, 0) * MentorProfile.rating_count + rating)
+            / (MentorProfile.rating_count + 1),
+            rating_count=MentorProfile.rating_count + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(booking.mentor)
+    return review
+
+
+# --- calendars -------------------------------------------------------------------------------------
+
+
+def booking_calendar(user: User, booking_id: int) -> bytes:
+    return calendar_for([get_booking(user, booking_id)], utcnow())
+
+
+def _feed_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def rotate_calendar_feed(user: User) -> str:
+    """Issue a new secret feed token for the caller's mentor profile; the old URL stops working."""
+    profile = db.session.scalar(select(MentorProfile).where(MentorProfile.user_id == user.id))
+    if profile is None:
+        raise NotFound("You have no mentor profile.")
+    token = secrets.token_urlsafe(32)
+    feed = db.session.scalar(select(CalendarFeed).where(CalendarFeed.mentor_id == profile.id))
+    if feed is None:
+        db.session.add(CalendarFeed(mentor_id=profile.id, token_hash=_feed_digest(token)))
+    else:
+        feed.token_hash = _feed_digest(token)
+    db.session.flush()
+    return token
+
+
+def feed_calendar(token: str) -> bytes:
+    feed = db.session.scalar(select(CalendarFeed).where(CalendarFeed.token_hash == _feed_digest(token)))
+    if feed is None:
+        raise NotFound("No such calendar.")
+    now = utcnow()
+    bookings = db.session.scalars(
+        select(Booking)
+        .where(
+            Booking.mentor_id == feed.mentor_id, _live_clause(now), Booking.end_at > now - timedelta(days=30)
+        )
+        .order_by(Booking.start_at)
+    )
+    return calendar_for(bookings, now, name="Mentoring sessions")

@@ -1,0 +1,128 @@
+"""Availability operations, and the rules the slot engine reads. Each flushes; the request commits."""
+
+from __future__ import annotations
+
+from datetime import date, time
+from typing import Any
+
+from sqlalchemy import select
+
+from marketplace.accounts.models import Role, User
+from marketplace.core.errors import Forbidden, NotFound, Unprocessable
+from marketplace.extensions import db
+from marketplace.mentors.models import MentorProfile
+from marketplace.scheduling import slots
+from marketplace.scheduling.models import (
+    AvailabilitySchedule,
+    DateOverride,
+    OverrideInterval,
+    RecurringInterval,
+)
+
+
+def _own_profile(user: User, *, for_update: bool = False) -> MentorProfile:
+    if not user.has_role(Role.MENTOR):
+        raise Forbidden("Only mentor accounts have availability.")
+    stmt = select(MentorProfile).where(MentorProfile.user_id == user.id)
+    if for_update:
+        # Every write to a mentor's availability locks their profile row first, so on PostgreSQL two
+        # concurrent first PUTs (or POSTs of one date) queue instead of failing on a unique constraint.
+        # SQLite writers are already serialized by BEGIN IMMEDIATE and ignore FOR UPDATE.
+        stmt = stmt.with_for_update(of=MentorProfile)
+    profile = db.session.scalar(stmt)
+    if profile is None:
+        raise NotFound("Create your mentor profile first (PUT /api/v1/me/mentor-profile).")
+    return profile
+
+
+def _schedule_of(profile: MentorProfile) -> AvailabilitySchedule | None:
+    return db.session.scalar(
+        select(AvailabilitySchedule).where(AvailabilitySchedule.profile_id == profile.id)
+    )
+
+
+def _require_schedule(profile: MentorProfile) -> AvailabilitySchedule:
+    schedule = _schedule_of(profile)
+    if schedule is None:
+        raise NotFound("You have no availability yet: PUT /api/v1/me/availability first.")
+    return schedule
+
+
+def own_availability(user: User) -> AvailabilitySchedule:
+    return _require_schedule(_own_profile(user))
+
+
+def save_availability(user: User, data: dict[str, Any]) -> AvailabilitySchedule:
+    """Create or replace the weekly intervals and settings in one flush; date overrides are kept."""
+    profile = _own_profile(user, for_update=True)
+    schedule = _schedule_of(profile)
+    if schedule is None:
+        schedule = AvailabilitySchedule(profile_id=profile.id)
+        db.session.add(schedule)
+    schedule.timezone = data["timezone"]
+    schedule.buffer_minutes = data["buffer_minutes"]
+    schedule.min_notice_minutes = data["min_notice_minutes"]
+    schedule.horizon_days = data["horizon_days"]
+    # In the order a later load gives (the relationships' order_by), so this response matches a GET.
+    ordered = sorted(data["weekly"], key=lambda interval: (interval["weekday"], interval["start"]))
+    schedule.weekly = [RecurringInterval(**interval) for interval in ordered]
+    db.session.flush()
+    return schedule
+
+
+def save_override(user: User, data: dict[str, Any]) -> DateOverride:
+    """Set the intervals of one date, replacing any override already there."""
+    schedule = _require_schedule(_own_profile(user, for_update=True))
+    if data["day"] < schedule.local_today():
+        raise Unprocessable(
+            "The date has passed.", {"date": [f"Use {schedule.local_today().isoformat()} or later."]}
+        )
+    override = schedule.override_on(data["day"])
+    if override is None:
+        override = DateOverride(day=data["day"])
+        schedule.overrides.append(override)
+    ordered = sorted(data["intervals"], key=lambda interval: interval["start"])
+    override.intervals = [OverrideInterval(**interval) for interval in ordered]
+    db.session.flush()
+    return override
+
+
+def delete_override(user: User, day: date) -> None:
+    schedule = _require_schedule(_own_profile(user, for_update=True))
+    override = schedule.override_on(day)
+    if override is None:
+        raise NotFound(f"No override on {day.isoformat()}.")
+    schedule.overrides.remove(override)
+    db.session.flush()
+
+
+def _wall(value: str) -> time:
+    """slots.py writes the end of the day as 00:00 (the following midnight); we store it as 24:00."""
+    return time(0, 0) if value == "24:00" else time.fromisoformat(value)
+
+
+def rules_for(profile: MentorProfile) -> slots.AvailabilityRules | None:
+    """What the slot engine needs to list or check a mentor's slots; None when nothing is bookable
+    (no schedule saved, or no session length offered).
+
+    Three queries: the schedule, its weekly intervals, its overrides joined with their intervals.
+    """
+    if not profile.session_minutes:
+        return None
+    schedule = _schedule_of(profile)
+    if schedule is None:
+        return None
+    return slots.AvailabilityRules(
+        timezone=schedule.timezone,
+        weekly=tuple(
+            slots.WeeklyInterval(rule.weekday, _wall(rule.start), _wall(rule.end)) for rule in schedule.weekly
+        ),
+        overrides={
+            override.day: tuple(slots.LocalInterval(_wall(i.start), _wall(i.end)) for i in override.intervals)
+            for override in schedule.overrides
+        },
+        buffer_minutes=schedule.buffer_minutes,
+        min_notice_minutes=schedule.min_notice_minutes,
+        horizon_days=schedule.horizon_days,
+        session_minutes=tuple(sorted(profile.session_minutes)),
+    )

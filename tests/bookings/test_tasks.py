@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+
+from marketplace.bookings import service, tasks
+from marketplace.bookings.models import Booking
+from marketplace.extensions import db
+from marketplace.mentors.models import MentorProfile
+from tests.bookings.conftest import book
+from tests.helpers import ApiUser
+from workers.schedule import BEAT_SCHEDULE
+
+
+def test_beat_schedules_the_booking_upkeep() -> None:
+    scheduled = {entry["task"] for entry in BEAT_SCHEDULE.values()}
+
+    assert {tasks.expire_lapsed_holds.name, tasks.complete_finished.name} <= scheduled
+
+
+def test_expiry_task_expires_lapsed_holds_once(
+    mentor: MentorProfile, learner: ApiUser, clock: time_machine.Coordinates
+) -> None:
+    booking_id = book(learner, mentor, "2027-01-07T10:00:00+01:00").get_json()["id"]
+    assert tasks.expire_lapsed_holds.apply().get() == 0
+
+    clock.shift(timedelta(minutes=15))
+
+    assert tasks.expire_lapsed_holds.apply().get() == 1
+    assert tasks.expire_lapsed_holds.apply().get() == 0
+    assert db.session.get(Booking, booking_id).status == "expired"
+
+
+def test_completion_task_completes_after_the_grace_period(
+    mentor: MentorProfile, learner: ApiUser, clock: time_machine.Coordinates
+) -> None:
+    booking_id = book(learner, mentor, "2027-01-07T10:00:00+01:00").get_json()["id"]
+    service.confirm_paid_booking(booking_id)
+    db.session.commit()
+
+    clock.move_to(datetime(2027, 1, 7, 11, 0, tzinfo=UTC))
+    assert tasks.complete_finished.apply().get() == 0
+    clock.move_to(datetime(2027, 1, 7, 12, 0, tzinfo=UTC))
+    assert tasks.complete_finished.apply().get() == 1
+    assert db.session.get(Booking, booking_id).status == "completed"
