@@ -53,6 +53,7 @@ class Override(MethodView):
     @login_required
     @blp.response(204)
     @blp.alt_response(404, description="No override on that date")
+    @blp.alt_response(422, description="`day` is not a YYYY-MM-DD date")
     def delete(self, day: str) -> None:
         """Remove a date's override, so the weekly intervals apply again. `day` is YYYY-MM-DD."""
         service.delete_override(current_user, _parse_day(day))

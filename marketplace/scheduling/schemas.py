@@ -16,9 +16,10 @@ DEFAULT_NOTICE_MINUTES = 120
 DEFAULT_HORIZON_DAYS = 60
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
-# Zero-padded, so the strings also order correctly as text (the service and the database rely on it).
-_START = validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", error="Use HH:MM between 00:00 and 23:59.")
-_END = validate.Regexp(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", error="Use HH:MM between 00:01 and 24:00.")
+# Zero-padded ASCII digits, so the strings also order correctly as text (the service and the database rely
+# on it); [0-9] and \Z because \d takes any Unicode digit and $ lets a trailing newline through.
+_START = validate.Regexp(r"([01][0-9]|2[0-3]):[0-5][0-9]\Z", error="Use HH:MM between 00:00 and 23:59.")
+_END = validate.Regexp(r"(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)\Z", error="Use HH:MM between 00:01 and 24:00.")
 
 
 def _check_no_overlap(intervals: list[dict[str, Any]], where: str, field: str) -> None:

@@ -73,10 +73,9 @@ def save_availability(user: User, data: dict[str, Any]) -> AvailabilitySchedule:
 def save_override(user: User, data: dict[str, Any]) -> DateOverride:
     """Set the intervals of one date, replacing any override already there."""
     schedule = _require_schedule(_own_profile(user, for_update=True))
-    if data["day"] < schedule.local_today():
-        raise Unprocessable(
-            "The date has passed.", {"date": [f"Use {schedule.local_today().isoformat()} or later."]}
-        )
+    today = schedule.local_today()
+    if data["day"] < today:
+        raise Unprocessable("The date has passed.", {"date": [f"Use {today.isoformat()} or later."]})
     override = schedule.override_on(data["day"])
     if override is None:
         override = DateOverride(day=data["day"])
