@@ -36,3 +36,11 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) instance test-artifacts .pytest_cache .ruff_cache
+
+# `make bench`: the benchmarks in bench/ (figures are ratios to /healthz measured in the same run).
+# HTTP_BENCH_ARGS goes to bench/http_bench.py, e.g. `make bench HTTP_BENCH_ARGS=--strict`.
+.PHONY: bench
+bench: system-deps $(STAMP)
+	@bash bench/ensure-wrk.sh
+	$(BIN)/python -m bench.slots_bench
+	$(BIN)/python -m bench.http_bench $(HTTP_BENCH_ARGS)

@@ -8,6 +8,13 @@ from flask import Flask
 
 from config import PROJECT_ROOT, Config, config_from_env
 
+# Every module's tasks.py; imported by web processes too, so the outbox can hand work to them by name.
+TASK_MODULES = (
+    "marketplace.core.tasks",
+    "marketplace.bookings.tasks",
+    "marketplace.payments.tasks",
+)
+
 
 def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration, extensions, then blueprints, in an order that reads top to bottom."""
@@ -24,10 +31,16 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.accounts.routes import blp as accounts_blp
     from marketplace.bookings.routes import blp as bookings_blp
     from marketplace.bookings.routes import feeds as calendar_feeds_blp
+    from marketplace.careers.routes import blp as careers_blp
+    from marketplace.careers.routes import html as pages_blp
     from marketplace.core import db as transactions
     from marketplace.core import errors, ops
+    from marketplace.core.celery import celery_init_app
     from marketplace.extensions import api, db, limiter, migrate
     from marketplace.mentors.routes import blp as mentors_blp
+    from marketplace.payments import gateway, receivers
+    from marketplace.payments.routes import blp as payments_blp
+    from marketplace.payments.routes import webhooks as webhooks_blp
     from marketplace.scheduling.routes import blp as scheduling_blp
 
     passwords.configure(app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_COST_KIB"])
@@ -40,6 +53,9 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     ops.init_app(app)
     cli.init_app(app)
+    celery_init_app(app, TASK_MODULES)
+    gateway.init_app(app)
+    receivers.connect()
 
     api.register_blueprint(ops.blp)
     api.register_blueprint(accounts_blp)
@@ -47,4 +63,8 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(scheduling_blp)
     api.register_blueprint(bookings_blp)
     api.register_blueprint(calendar_feeds_blp)
+    api.register_blueprint(careers_blp)
+    api.register_blueprint(pages_blp)
+    api.register_blueprint(payments_blp)
+    api.register_blueprint(webhooks_blp)
     return app

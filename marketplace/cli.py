@@ -1,12 +1,16 @@
-"""Operator commands: `flask --app wsgi create-admin EMAIL`, `flask --app wsgi seed-demo`."""
+"""Operator commands: `flask --app wsgi create-admin EMAIL`, `seed-demo`, `load-career-paths`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from flask import Flask
 
 from marketplace import demo
 from marketplace.accounts import service as accounts
+from marketplace.careers import service as careers
+from marketplace.careers.content import ContentError, load_career_paths
 from marketplace.extensions import db
 
 
@@ -35,6 +39,28 @@ def seed_demo_command() -> None:
         click.echo(f"  {role:<8} {email} / {password}")
 
 
+@click.command("load-career-paths")
+@click.option(
+    "--directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of <slug>.toml files (defaults to the shipped content).",
+)
+def load_career_paths_command(directory: Path | None) -> None:
+    """Load the career-path content into the database: adds, updates and removes paths to match it."""
+    try:
+        items = load_career_paths(directory)
+    except ContentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = careers.sync_career_paths(items)
+    db.session.commit()
+    click.echo(
+        f"Career paths: {len(report.created)} created, {len(report.updated)} updated, "
+        f"{len(report.deleted)} deleted, {len(report.unchanged)} unchanged."
+    )
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_admin_command)
     app.cli.add_command(seed_demo_command)
+    app.cli.add_command(load_career_paths_command)

@@ -13,6 +13,8 @@ from marketplace.accounts import service as accounts
 from marketplace.accounts.models import Role, User
 from marketplace.bookings import service as bookings
 from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.careers import service as careers
+from marketplace.careers.content import load_career_paths
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors import service as mentors
@@ -227,6 +229,7 @@ def seed() -> int:
     """Create what is missing; return how many accounts were created."""
     created = 0
     learners: list[User] = []
+    careers.sync_career_paths(load_career_paths())
     admin = accounts.find_user_by_email(ADMIN_EMAIL)
     if admin is None:
         admin = accounts.create_admin(email=ADMIN_EMAIL, password=DEMO_PASSWORD, name="Demo Admin")

@@ -20,8 +20,8 @@ from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from marketplace.extensions import db, limiter
-from tests.helpers import make_test_app
-from tests.support.servers import postgres_server
+from tests.helpers import STRIPE_SETTINGS, make_test_app
+from tests.support.servers import LocalStripe, localstripe_server, postgres_server
 
 BACKENDS = ("postgresql", "sqlite")
 
@@ -45,6 +45,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _servers() -> Iterator[ExitStack]:
     with ExitStack() as stack:
         yield stack
+
+
+STRIPE_TEST_SETTINGS = {
+    "STRIPE_SECRET_KEY": "sk_test_marketplace",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_marketplace",
+    "STRIPE_WEBHOOK_SECRET": "whsec_test_marketplace",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stripe_stand_in(_servers: ExitStack) -> Iterator[LocalStripe]:
+    """One localstripe for the run; apps built in this process and server subprocesses both point at it."""
+    server = _servers.enter_context(localstripe_server())
+    settings = {**STRIPE_TEST_SETTINGS, "STRIPE_API_BASE": server.api_base}
+    STRIPE_SETTINGS.update(settings)
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        yield server
 
 
 @pytest.fixture(scope="session")

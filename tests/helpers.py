@@ -55,6 +55,10 @@ def assert_error_shape(response: TestResponse, status: int) -> dict[str, Any]:
     return body
 
 
+# Filled by the session fixture that starts the local Stripe stand-in (tests/conftest.py).
+STRIPE_SETTINGS: dict[str, str] = {}
+
+
 def make_test_app(database_url: str, **overrides: Any) -> Flask:
     return create_app(
         {
@@ -66,6 +70,9 @@ def make_test_app(database_url: str, **overrides: Any) -> Flask:
             "LOGIN_RATE_LIMIT": "5 per minute",
             "ARGON2_TIME_COST": 1,
             "ARGON2_MEMORY_COST_KIB": 1024,
+            "CELERY_BROKER_URL": "memory://",
+            "CELERY_TASK_ALWAYS_EAGER": True,
+            **STRIPE_SETTINGS,
             **overrides,
         }
     )

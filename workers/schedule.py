@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-TASK_MODULES = ("marketplace.bookings.tasks",)
-
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "relay-outbox": {"task": "outbox.relay_pending", "schedule": 30.0},
     "expire-lapsed-holds": {"task": "bookings.expire_lapsed_holds", "schedule": 60.0},
     "complete-finished-sessions": {"task": "bookings.complete_finished", "schedule": 300.0},
+    "reconcile-payments": {"task": "payments.reconcile", "schedule": 300.0},
 }

@@ -8,6 +8,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from marketplace.accounts import signals
 from marketplace.accounts.models import ApiToken, Role, User
 from marketplace.accounts.passwords import hash_password, needs_rehash, verify_password
 from marketplace.core.errors import Conflict, Unauthorized
@@ -41,6 +42,7 @@ def register(*, email: str, password: str, name: str, role: Role, timezone: str 
         raise Conflict(
             "An account with this email already exists.", {"email": ["Already registered."]}
         ) from exc
+    signals.user_registered.send(user.id)
     return user
 
 

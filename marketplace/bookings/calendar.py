@@ -51,12 +51,15 @@ def booking_event(booking: Booking, stamp: datetime) -> Event:
     return event
 
 
-def calendar_for(bookings: Iterable[Booking], stamp: datetime, name: str | None = None) -> bytes:
+def calendar_for(
+    bookings: Iterable[Booking], stamp: datetime, name: str | None = None, method: str = "PUBLISH"
+) -> bytes:
+    """PUBLISH for feeds and downloads; an emailed invite says REQUEST (or CANCEL) so calendars act on it."""
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", "PUBLISH")
+    calendar.add("method", method)
     if name:
         calendar.add("x-wr-calname", name)
     for booking in bookings:

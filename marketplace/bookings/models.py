@@ -81,6 +81,13 @@ class Booking(TimestampMixin, db.Model):
     refund_status: Mapped[str] = mapped_column(String(16), default=RefundStatus.NONE.value)
     payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     payment_client_secret: Mapped[str | None] = mapped_column(String(255))
+    # How many PaymentIntents this booking has had: a new one is made when a learner retries after a decline.
+    payment_attempts: Mapped[int] = mapped_column(default=0)
+    last_payment_error: Mapped[str | None] = mapped_column(String(500))
+    refund_reference: Mapped[str | None] = mapped_column(String(255))
+    disputed_at: Mapped[datetime | None]
+    # Set once reconciliation has asked Stripe about a lapsed hold and acted on the answer.
+    payment_reconciled_at: Mapped[datetime | None]
 
     mentor: Mapped[MentorProfile] = relationship(lazy="joined")
     learner: Mapped[User] = relationship(foreign_keys=[learner_id], lazy="joined")
@@ -125,6 +132,7 @@ class Booking(TimestampMixin, db.Model):
             "client_secret": self.payment_client_secret
             if self.state is BookingStatus.PENDING_PAYMENT
             else None,
+            "last_error": self.last_payment_error,
         }
 
     @property

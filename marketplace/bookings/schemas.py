@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from marketplace.accounts.schemas import validate_timezone
@@ -22,6 +23,8 @@ class PaymentSchema(Schema):
     provider = fields.String()
     payment_intent_id = fields.String(allow_none=True)
     client_secret = fields.String(allow_none=True)
+    publishable_key = fields.Function(lambda _payment: current_app.config["STRIPE_PUBLISHABLE_KEY"] or None)
+    last_error = fields.String(allow_none=True)
 
 
 class RefundSchema(Schema):

@@ -19,7 +19,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
-from marketplace.bookings import policy
+from marketplace.bookings import policy, signals
 from marketplace.bookings.calendar import calendar_for
 from marketplace.bookings.models import (
     LIVE_STATUSES,
@@ -33,6 +33,7 @@ from marketplace.core.errors import Conflict, Forbidden, NotFound, TooManyReques
 from marketplace.core.time import as_utc, utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
+from marketplace.payments import intents
 from marketplace.scheduling.service import rules_for
 from marketplace.scheduling.slots import Slot, SlotProblem, check_slot, free_slots
 
@@ -216,6 +217,9 @@ def create_booking(
     )
     db.session.add(booking)
     _flush_or_conflict()
+    intents.open_for(booking)
+    db.session.flush()
+    signals.booking_held.send(booking.id)
     return booking
 
 
@@ -239,12 +243,32 @@ def _swap(booking_id: int, allowed: tuple[str, ...], **values: Any) -> bool:
 
 def confirm_paid_booking(booking_id: int) -> bool:
     """Called by the payment work when money arrived: pending_payment -> confirmed, and nothing else."""
-    return _swap(
+    won = _swap(
         booking_id,
         (BookingStatus.PENDING_PAYMENT.value,),
         status=BookingStatus.CONFIRMED.value,
         confirmed_at=utcnow(),
     )
+    if won:
+        signals.booking_confirmed.send(booking_id)
+    return won
+
+
+def release_unpaid_hold(booking_id: int, reason: str) -> bool:
+    """The payment was abandoned: a still-unpaid hold is cancelled at once, with nothing to refund."""
+    won = _swap(
+        booking_id,
+        (BookingStatus.PENDING_PAYMENT.value,),
+        status=BookingStatus.CANCELLED.value,
+        cancelled_at=utcnow(),
+        cancel_reason=reason,
+        refund_amount_cents=0,
+        refund_status=RefundStatus.NONE.value,
+        sequence=Booking.sequence + 1,
+    )
+    if won:
+        signals.booking_cancelled.send(booking_id)
+    return won
 
 
 def expire_lapsed_holds(now: datetime | None = None, mentor_id: int | None = None) -> list[int]:
@@ -255,7 +279,10 @@ def expire_lapsed_holds(now: datetime | None = None, mentor_id: int | None = Non
     )
     if mentor_id is not None:
         stmt = stmt.where(Booking.mentor_id == mentor_id)
-    return _update_returning_ids(stmt.values(status=BookingStatus.EXPIRED.value, updated_at=now))
+    expired = _update_returning_ids(stmt.values(status=BookingStatus.EXPIRED.value, updated_at=now))
+    for booking_id in expired:
+        signals.booking_expired.send(booking_id)
+    return expired
 
 
 def complete_finished(now: datetime | None = None) -> list[int]:
@@ -263,7 +290,10 @@ def complete_finished(now: datetime | None = None) -> list[int]:
     now = now or utcnow()
     cutoff = now - timedelta(minutes=_setting("COMPLETION_GRACE_MINUTES"))
     stmt = update(Booking).where(Booking.status == BookingStatus.CONFIRMED.value, Booking.end_at <= cutoff)
-    return _update_returning_ids(stmt.values(status=BookingStatus.COMPLETED.value, updated_at=now))
+    completed = _update_returning_ids(stmt.values(status=BookingStatus.COMPLETED.value, updated_at=now))
+    for booking_id in completed:
+        signals.booking_completed.send(booking_id)
+    return completed
 
 
 def _update_returning_ids(stmt: Any) -> list[int]:
@@ -297,6 +327,7 @@ def cancel_booking(user: User, booking_id: int, reason: str | None) -> Booking:
             sequence=Booking.sequence + 1,
         )
         if won:
+            signals.booking_cancelled.send(booking.id)
             return booking
     raise Conflict("The booking kept changing; reload it and try again.")
 
@@ -348,6 +379,7 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
     db.session.refresh(booking)
     if result.rowcount != 1:
         raise Conflict("The booking changed meanwhile; reload it and try again.")
+    signals.booking_rescheduled.send(booking.id)
     return booking
 
 

@@ -17,6 +17,7 @@ from flask import Flask, Response, g, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from marketplace.core import outbox
 from marketplace.extensions import db
 
 _write_intent: ContextVar[bool] = ContextVar("sqlite_write_intent", default=True)
@@ -67,6 +68,7 @@ def init_app(app: Flask) -> None:
     def _commit_once(response: Response) -> Response:
         if response.status_code < 400:
             db.session.commit()
+            outbox.relay_committed()
         else:
             db.session.rollback()
         return response
@@ -80,10 +82,11 @@ def init_app(app: Flask) -> None:
 
 @contextmanager
 def unit_of_work() -> Iterator[None]:
-    """The one commit of a task or command: all of its changes, or none of them."""
+    """The one commit of a task or command: all of its changes, or none of them; then its outbox."""
     try:
         yield
     except BaseException:
         db.session.rollback()
         raise
     db.session.commit()
+    outbox.relay_committed()

@@ -17,6 +17,10 @@ class DomainError(Exception):
         self.errors = errors
 
 
+class BadRequest(DomainError):
+    status_code = HTTPStatus.BAD_REQUEST
+
+
 class Unauthorized(DomainError):
     status_code = HTTPStatus.UNAUTHORIZED
 

@@ -129,3 +129,15 @@ class MentorSearchArgsSchema(Schema):
     available_within_days = fields.Integer(validate=validate.Range(min=0, max=365))
     q = fields.String(validate=validate.Length(max=200))
     sort = fields.String(load_default="relevance", validate=validate.OneOf(SORTS))
+
+    @pre_load
+    def _normalize(self, data: Any, **_: Any) -> Any:
+        """Blank parameters mean "any" (an HTML GET form sends every field); tags are stored lower-case."""
+        if not hasattr(data, "keys"):
+            return data
+        cleaned = {key: data[key].strip() for key in data.keys() if isinstance(data[key], str)}
+        cleaned = {key: value for key, value in cleaned.items() if value}
+        for key in ("career_path", "skill", "language"):
+            if key in cleaned:
+                cleaned[key] = cleaned[key].lower()
+        return cleaned

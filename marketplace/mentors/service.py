@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Select, case, column, exists, func, or_, select, table
 
 from marketplace.accounts.models import Role, User
+from marketplace.careers.models import CareerPath, CareerPathSkill
+from marketplace.core.db import is_sqlite
 from marketplace.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
+from marketplace.mentors import ranking, signals
 from marketplace.mentors.models import MentorProfile, MentorTag, TagKind, VettingEvent
 from marketplace.mentors.vetting import ForbiddenTransition, VettingAction, VettingStatus
 
@@ -116,6 +120,9 @@ def _transition(profile: MentorProfile, action: VettingAction, actor: User | Non
         )
     )
     db.session.flush()
+    signals.vetting_transition.send(
+        profile.id, action=action.value, from_status=before.value, to_status=after.value, note=note
+    )
 
 
 def vetting_queue(status: VettingStatus) -> Select:
@@ -150,48 +157,101 @@ def _has_tag(kind: TagKind, value: str) -> Any:
 
 
 def search(filters: dict[str, Any]) -> Select:
-    """Approved mentors only, whatever the filters say."""
-    stmt = (
-        select(MentorProfile)
-        .join(MentorProfile.user)
-        .where(MentorProfile.vetting_status == VettingStatus.APPROVED.value)
-    )
+    """Approved mentors only, whatever the filters say, ordered in SQL by `ranking` so pages are cheap.
+
+    `career_path` keeps the mentors who match the path (chose it, or share enough of its skills), and
+    gives relevance its meaning; without it relevance is zero and the other parts of the score decide.
+    """
+    now = utcnow().replace(second=0, microsecond=0)  # the same order for every page asked within a minute
+    stmt = select(MentorProfile).where(MentorProfile.vetting_status == VettingStatus.APPROVED.value)
+    relevance: Any = 0.0
     if filters.get("career_path"):
-        stmt = stmt.where(_has_tag(TagKind.CAREER_PATH, filters["career_path"].lower()))
+        match = _path_match(filters["career_path"])
+        stmt = stmt.join(match, match.c.profile_id == MentorProfile.id).where(
+            or_(match.c.chose == 1, match.c.overlap >= ranking.MIN_SKILL_OVERLAP)
+        )
+        relevance = ranking.relevance(match.c.chose, match.c.overlap)
     if filters.get("skill"):
-        stmt = stmt.where(_has_tag(TagKind.SKILL, filters["skill"].strip().lower()))
+        stmt = stmt.where(_has_tag(TagKind.SKILL, filters["skill"]))
     if filters.get("language"):
-        stmt = stmt.where(_has_tag(TagKind.LANGUAGE, filters["language"].lower()))
+        stmt = stmt.where(_has_tag(TagKind.LANGUAGE, filters["language"]))
     if filters.get("max_price_cents") is not None:
         stmt = stmt.where(MentorProfile.price_cents <= filters["max_price_cents"])
     if filters.get("available_within_days") is not None:
-        horizon = utcnow() + timedelta(days=filters["available_within_days"])
-        stmt = stmt.where(MentorProfile.next_available_at <= horizon)
-    if filters.get("q"):
-        pattern = f"%{filters['q'].strip().lower()}%"
         stmt = stmt.where(
-            or_(
-                func.lower(User.name).like(pattern),
-                func.lower(MentorProfile.headline).like(pattern),
-                func.lower(MentorProfile.bio).like(pattern),
-                _has_tag_like(pattern),
-            )
+            MentorProfile.next_available_at <= now + timedelta(days=filters["available_within_days"])
         )
-    return stmt.order_by(*_ordering(filters.get("sort", "relevance")))
+    terms = search_terms(filters.get("q") or "")
+    if terms:
+        stmt = stmt.where(MentorProfile.id.in_(_text_matches(terms)))
+    return stmt.order_by(*_ordering(filters.get("sort", "relevance"), _score(relevance, now)))
 
 
-def _has_tag_like(pattern: str) -> Any:
-    return exists().where(
-        MentorTag.profile_id == MentorProfile.id,
-        MentorTag.kind == TagKind.SKILL.value,
-        MentorTag.value.like(pattern),
+def _path_match(slug: str) -> Any:
+    """Per mentor: did they choose the path (0/1), and how many of its skills do they list."""
+    path_skills = select(CareerPathSkill.skill).join(CareerPath).where(CareerPath.slug == slug)
+    chose = (MentorTag.kind == TagKind.CAREER_PATH.value) & (MentorTag.value == slug)
+    shares = (MentorTag.kind == TagKind.SKILL.value) & MentorTag.value.in_(path_skills.scalar_subquery())
+    return (
+        select(
+            MentorTag.profile_id,
+            func.max(case((chose, 1), else_=0)).label("chose"),
+            func.sum(case((shares, 1), else_=0)).label("overlap"),
+        )
+        .where(or_(chose, shares))
+        .group_by(MentorTag.profile_id)
+        .subquery("path_match")
     )
 
 
-def _ordering(sort: str) -> tuple[Any, ...]:
-    rating = func.coalesce(MentorProfile.rating_avg, 0)
+def _score(relevance: Any, now: datetime) -> Any:
+    """`ranking.score` as a SQL expression: the arithmetic is ranking's own, the steps become CASEs."""
+    profile = MentorProfile
+    availability = case(
+        *[
+            (profile.next_available_at <= now + timedelta(days=days), value)
+            for days, value in ranking.AVAILABILITY_STEPS
+        ],
+        else_=0.0,
+    )
+    price = case((profile.price_cents.is_(None), 0.0), else_=ranking.price_score(profile.price_cents))
+    rating = ranking.rating_score(func.coalesce(profile.rating_avg, 0.0), profile.rating_count)
+    return ranking.combine(relevance, rating, availability, price)
+
+
+def _ordering(sort: str, score: Any) -> tuple[Any, ...]:
+    """Every sort ends with the score, then the id, so equal keys still page in a stable order."""
     if sort == "price":
-        return (MentorProfile.price_cents.asc(), MentorProfile.id)
-    if sort == "next_available":
-        return (MentorProfile.next_available_at.is_(None), MentorProfile.next_available_at, MentorProfile.id)
-    return (rating.desc(), MentorProfile.rating_count.desc(), MentorProfile.id)
+        keys: tuple[Any, ...] = (MentorProfile.price_cents.is_(None), MentorProfile.price_cents)
+    elif sort == "next_available":
+        keys = (MentorProfile.next_available_at.is_(None), MentorProfile.next_available_at)
+    elif sort == "rating":
+        keys = (
+            ranking.bayesian_rating(
+                func.coalesce(MentorProfile.rating_avg, 0.0), MentorProfile.rating_count
+            ).desc(),
+        )
+    else:
+        keys = ()
+    return (*keys, score.desc(), MentorProfile.id)
+
+
+# --- full-text search: a `mentor_search` document per mentor, kept by triggers (migration 0004) --------
+
+_WORD = re.compile(r"[^\W_]+")
+_MAX_TERMS = 8
+_search_table = table("mentor_search", column("profile_id"), column("rowid"), column("document"))
+
+
+def search_terms(text: str) -> list[str]:
+    """Words of a query, split at punctuation as the indexes split documents; each matches as a prefix."""
+    return _WORD.findall(text.lower())[:_MAX_TERMS]
+
+
+def _text_matches(terms: list[str]) -> Select:
+    """Ids of mentors whose name, headline, bio or skills contain every term (as a word prefix)."""
+    if is_sqlite():
+        fts_query = " AND ".join(f'"{term}"*' for term in terms)
+        return select(_search_table.c.rowid).where(_search_table.c.document.op("MATCH")(fts_query))
+    ts_query = func.to_tsquery("simple", " & ".join(f"{term}:*" for term in terms))
+    return select(_search_table.c.profile_id).where(_search_table.c.document.op("@@")(ts_query))

@@ -1,0 +1,9 @@
+"""Account events for modules that react to them; receivers run inside the transaction and get the user id."""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+user_registered = _signals.signal("user-registered")

@@ -1,0 +1,22 @@
+"""What happened to a booking, for the modules that react to it (notifications, reminders, earnings).
+
+Receivers run synchronously inside the transaction that made the change, so whatever they write (reminder
+rows, outbox messages) commits or rolls back with it. They receive the booking id and must not commit.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+booking_held = _signals.signal("booking-held")
+booking_confirmed = _signals.signal("booking-confirmed")
+booking_cancelled = _signals.signal("booking-cancelled")
+booking_rescheduled = _signals.signal("booking-rescheduled")
+booking_expired = _signals.signal("booking-expired")
+booking_completed = _signals.signal("booking-completed")
+payment_failed = _signals.signal("payment-failed")
+# The money arrived after the slot was lost, so it is being refunded in full.
+late_payment_refunded = _signals.signal("late-payment-refunded")
+booking_disputed = _signals.signal("booking-disputed")

@@ -1,0 +1,226 @@
+"""Presentation for the server-rendered pages: formatting filters, structured data (JSON-LD), rendering.
+
+Kept out of the routes so they stay parse -> one service call -> render, and out of the templates so
+the JSON-LD is built as data (then serialized safely by `tojson`) rather than stitched together as text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from flask import Response, render_template, request, url_for
+
+from marketplace.careers.models import CareerPath
+from marketplace.careers.service import MentorListing, MentorPage, PathDetail
+from marketplace.mentors.models import MentorProfile
+
+SITE_NAME = "Mentor marketplace"
+SCHEMA_ORG = "https://schema.org"
+SLOT_DAYS = 14
+
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "INR": "₹", "JPY": "¥"}
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "bn": "Bengali", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
+    "en": "English", "es": "Spanish", "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi",
+    "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean",
+    "nl": "Dutch", "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian",
+    "ru": "Russian", "sv": "Swedish", "th": "Thai", "tr": "Turkish", "uk": "Ukrainian",
+    "vi": "Vietnamese", "zh": "Chinese",
+}  # fmt: skip
+
+
+# --- filters -----------------------------------------------------------------------------------------
+
+
+def _amount(units: float, currency: str | None) -> str:
+    text = f"{units:,.0f}" if units == int(units) else f"{units:,.2f}"
+    symbol = _SYMBOLS.get(currency or "")
+    return f"{symbol}{text}" if symbol else f"{currency or ''} {text}".strip()
+
+
+def money(cents: int | None, currency: str | None) -> str:
+    """An hourly rate as people read it: `$90`, `€72.50`, `CHF 120`."""
+    return "price on request" if cents is None else _amount(cents / 100, currency)
+
+
+def salary(amount: int, currency: str) -> str:
+    """Yearly pay, kept in whole units in the content."""
+    return _amount(amount, currency)
+
+
+def utc_iso(moment: datetime) -> str:
+    """What `<time datetime>` carries, and what the page's script converts to the visitor's zone."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def day_label(day: date) -> str:
+    return f"{day:%a} {day.day} {day:%b}"
+
+
+def clock(moment: datetime, zone: Any = UTC) -> str:
+    return f"{moment.astimezone(zone):%H:%M}"
+
+
+def moment_label(moment: datetime, zone: Any = UTC) -> str:
+    local = moment.astimezone(zone)
+    return f"{day_label(local.date())}, {local:%H:%M}"
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code.upper())
+
+
+FILTERS = {
+    "money": money,
+    "salary": salary,
+    "utc_iso": utc_iso,
+    "day_label": day_label,
+    "clock": clock,
+    "moment_label": moment_label,
+    "language_name": language_name,
+}
+
+
+# --- rendering ---------------------------------------------------------------------------------------
+
+
+def _render(
+    template: str,
+    *,
+    title: str,
+    description: str,
+    structured_data: dict[str, Any],
+    canonical: str | None = None,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    """Every page carries a title, a meta description, a canonical link and JSON-LD; base.html shows them."""
+    html = render_template(
+        template,
+        title=title,
+        description=description,
+        canonical=canonical or request.base_url,
+        structured_data={"@context": SCHEMA_ORG, **structured_data},
+        site_name=SITE_NAME,
+        slot_days=SLOT_DAYS,
+        **context,
+    )
+    return Response(html, status=status, mimetype="text/html")
+
+
+def _path_url(path: CareerPath) -> str:
+    return url_for("pages.CareerPage", slug=path.slug, _external=True)
+
+
+def _mentor_url(profile: MentorProfile) -> str:
+    return url_for("pages.MentorProfilePage", mentor_id=profile.id, _external=True)
+
+
+def _item_list(name: str, items: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "@type": "ItemList",
+        "name": name,
+        "numberOfItems": len(items),
+        "itemListElement": [
+            {"@type": "ListItem", "position": i, "url": url, "name": label}
+            for i, (label, url) in enumerate(items, start=1)
+        ],
+    }
+
+
+def career_index(paths: list[CareerPath]) -> Response:
+    return _render(
+        "careers/index.html",
+        title="Career paths in tech",
+        description=f"Explore {len(paths)} tech career paths: what each role involves, books, courses, "
+        "pay from entry level to senior, and vetted mentors who can help.",
+        structured_data=_item_list("Career paths", [(path.title, _path_url(path)) for path in paths]),
+        paths=paths,
+    )
+
+
+def career(detail: PathDetail) -> Response:
+    path, pay = detail.path, detail.path.salary
+    occupation = {
+        "@type": "Occupation",
+        "name": path.title,
+        "description": path.summary,
+        "url": _path_url(path),
+        "skills": ", ".join(path.skills),
+        "estimatedSalary": [
+            {
+                "@type": "MonetaryAmountDistribution",
+                "name": level,
+                "currency": pay["currency"],
+                "duration": "P1Y",
+                "median": pay[key],
+            }
+            for level, key in (("Entry level", "entry"), ("Senior", "senior"))
+        ],
+    }
+    return _render(
+        "careers/detail.html",
+        title=f"{path.title} career path: books, courses, salary and mentors",
+        description=path.summary,
+        structured_data=occupation,
+        detail=detail,
+    )
+
+
+def mentor_list(listing: MentorListing) -> Response:
+    path = listing.path
+    heading = f"{path.title} mentors" if path else "Find a mentor"
+    scope = f" for the {path.title} career path" if path else ""
+    return _render(
+        "mentors/list.html",
+        title=heading if listing.page == 1 else f"{heading}, page {listing.page}",
+        description=f"Browse {listing.total} vetted mentors{scope}: compare ratings, prices and when they "
+        "are next free.",
+        structured_data=_item_list("Mentors", [(m.name, _mentor_url(m)) for m in listing.mentors]),
+        # Sorts and narrower filters show the same mentors; the path's listing is the page worth indexing.
+        canonical=url_for("pages.MentorListPage", career_path=path.slug if path else None, _external=True),
+        heading=heading,
+        listing=listing,
+        filters=listing.filters,
+    )
+
+
+def mentor_profile(page: MentorPage, chosen_tz: str | None) -> Response:
+    profile = page.profile
+    person: dict[str, Any] = {
+        "@type": "Person",
+        "name": profile.name,
+        "description": profile.headline,
+        "url": _mentor_url(profile),
+        "knowsAbout": profile.skills,
+        "knowsLanguage": profile.languages,
+    }
+    if profile.price_cents is not None:
+        person["makesOffer"] = {
+            "@type": "Offer",
+            "name": "One-to-one mentoring, per hour",
+            "price": f"{profile.price_cents / 100:.2f}",
+            "priceCurrency": profile.currency,
+        }
+    return _render(
+        "mentors/detail.html",
+        title=f"{profile.name}, mentor: {profile.headline}",
+        description=f"{profile.name}: {profile.headline}. Reviews, price and free times to book a session.",
+        structured_data={"@type": "ProfilePage", "url": _mentor_url(profile), "mainEntity": person},
+        page=page,
+        profile=profile,
+        chosen_tz=chosen_tz,
+    )
+
+
+def error(status: int, title: str, message: str, problems: dict[str, Any] | None = None) -> Response:
+    return _render(
+        "errors/error.html",
+        title=title,
+        description=message,
+        structured_data={"@type": "WebPage", "name": title},
+        message=message,
+        problems=problems or {},
+        status=status,
+    )

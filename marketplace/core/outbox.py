@@ -1,0 +1,110 @@
+"""The transactional outbox: work that must follow a commit is written as a row inside that commit.
+
+`enqueue()` adds a row to the current transaction. Once the transaction commits, `relay_committed()` hands the
+rows it wrote to Celery; if the broker is down the rows simply stay unpublished and the beat task
+`outbox.relay_pending` publishes them later. A crash or a Redis outage therefore delays work but never loses
+it, and nothing is published for a transaction that rolled back. Delivery is at least once: consumers take
+ids, re-read rows and guard on state, so a repeat does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from kombu.exceptions import OperationalError
+from sqlalchemy import JSON, String, event, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from marketplace.core.time import utcnow
+from marketplace.extensions import db
+
+log = logging.getLogger(__name__)
+
+_PENDING = "outbox_pending"
+_COMMITTED = "outbox_committed"
+# Rows younger than this are left to the request that wrote them, so the sweep rarely publishes twice.
+SWEEP_GRACE = timedelta(seconds=20)
+
+
+class OutboxMessage(db.Model):
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(120))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+def enqueue(task: str, **payload: Any) -> OutboxMessage:
+    """Schedule `task(**payload)` to run after the current transaction commits, and only then."""
+    message = OutboxMessage(task=task, payload=payload)
+    db.session.add(message)
+    db.session.flush()
+    db.session.info.setdefault(_PENDING, []).append(message.id)
+    return message
+
+
+@event.listens_for(Session, "after_commit")
+def _remember_committed(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        session.info.setdefault(_COMMITTED, []).extend(pending)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
+    # A savepoint rolling back leaves the enclosing transaction (and its other messages) alive.
+    if not previous_transaction.nested:
+        session.info.pop(_PENDING, None)
+
+
+def relay_committed() -> int:
+    """Publish what the last commit wrote (called at the request or task edge, right after the commit)."""
+    ids = db.session.info.pop(_COMMITTED, None)
+    if not ids:
+        return 0
+    messages = db.session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
+    published = _publish(messages)
+    db.session.commit()
+    return published
+
+
+def relay_pending(limit: int = 500) -> int:
+    """Publish rows a crash or an outage left behind; SKIP LOCKED lets several sweepers share the work."""
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.published_at.is_(None), OutboxMessage.created_at <= utcnow() - SWEEP_GRACE)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return _publish(db.session.scalars(stmt).all())
+
+
+def _publish(messages: list[OutboxMessage]) -> int:
+    celery = current_app.extensions["celery"]
+    published = 0
+    for message in messages:
+        if message.published_at is not None:
+            continue
+        message.attempts += 1
+        try:
+            celery.tasks[message.task].apply_async(
+                kwargs=message.payload,
+                task_id=f"outbox-{message.id}-{message.attempts}",
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
+            )
+        except (OperationalError, OSError) as exc:
+            message.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+            log.warning("outbox message %s not published yet: %s", message.id, message.last_error)
+            continue
+        message.published_at = utcnow()
+        published += 1
+    return published

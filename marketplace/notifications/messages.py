@@ -1,0 +1,304 @@
+"""What each message says and to whom: one composer per kind, reading the rows afresh at send time.
+
+A composer returns the letters of one event (one per recipient), or none when the event no longer holds (a
+confirmation for a booking cancelled meanwhile). Every time is shown in the recipient's own zone.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+
+from marketplace.accounts.models import Role, User, UserRole
+from marketplace.bookings.calendar import calendar_for
+from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus
+from marketplace.core.time import utcnow
+from marketplace.extensions import db
+from marketplace.mentors.models import MentorProfile, VettingEvent
+from marketplace.mentors.vetting import VettingStatus
+from marketplace.notifications.models import Reminder
+
+
+class Kind(enum.StrEnum):
+    WELCOME = "welcome"
+    APPLICATION_RECEIVED = "application_received"
+    APPLICATION_APPROVED = "application_approved"
+    CHANGES_REQUESTED = "changes_requested"
+    APPLICATION_REJECTED = "application_rejected"
+    PROFILE_SUSPENDED = "profile_suspended"
+    BOOKING_HELD = "booking_held"
+    BOOKING_CONFIRMED = "booking_confirmed"
+    BOOKING_CANCELLED = "booking_cancelled"
+    BOOKING_RESCHEDULED = "booking_rescheduled"
+    HOLD_EXPIRED = "hold_expired"
+    PAYMENT_FAILED = "payment_failed"
+    LATE_PAYMENT_REFUNDED = "late_payment_refunded"
+    BOOKING_DISPUTED = "booking_disputed"
+    REVIEW_REQUEST = "review_request"
+    REMINDER = "reminder"
+
+
+VETTING_KINDS = {
+    VettingStatus.PENDING_REVIEW.value: Kind.APPLICATION_RECEIVED,
+    VettingStatus.APPROVED.value: Kind.APPLICATION_APPROVED,
+    VettingStatus.CHANGES_REQUESTED.value: Kind.CHANGES_REQUESTED,
+    VettingStatus.REJECTED.value: Kind.APPLICATION_REJECTED,
+    VettingStatus.SUSPENDED.value: Kind.PROFILE_SUSPENDED,
+}
+
+
+@dataclass(frozen=True)
+class Letter:
+    recipient: User
+    subject: str
+    template: str  # templates/<template>.txt and .html
+    context: dict[str, Any] = field(default_factory=dict)
+    invite: bytes | None = None  # an .ics calendar whose METHOD is `invite_method`
+    invite_method: str | None = None
+
+
+# --- formatting in the recipient's zone -------------------------------------------------------------
+
+
+def zone_of(user: User) -> ZoneInfo:
+    try:
+        return ZoneInfo(user.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_time(moment: datetime, zone: ZoneInfo) -> str:
+    """'Thursday, 7 January 2027, 4:00 AM EST (America/New_York)': the zone's abbreviation and its name."""
+    local = moment.astimezone(zone)
+    hour = local.hour % 12 or 12
+    text = f"{local:%A}, {local.day} {local:%B %Y}, {hour}:{local:%M %p} {local:%Z}"
+    return text if local.tzname() == zone.key else f"{text} ({zone.key})"
+
+
+def money(cents: int, currency: str) -> str:
+    return f"{cents // 100}.{cents % 100:02d} {currency}"
+
+
+# --- composers --------------------------------------------------------------------------------------
+
+
+def _welcome(user_id: int, _version: int) -> list[Letter]:
+    user = db.session.get(User, user_id)
+    return [Letter(user, "Welcome to Mentor marketplace", "welcome")] if user else []
+
+
+_VETTING_SUBJECTS = {
+    VettingStatus.PENDING_REVIEW.value: "We received your mentor application",
+    VettingStatus.APPROVED.value: "Your mentor profile is live",
+    VettingStatus.CHANGES_REQUESTED.value: "Changes requested to your mentor profile",
+    VettingStatus.REJECTED.value: "Your mentor application was not accepted",
+    VettingStatus.SUSPENDED.value: "Your mentor profile is suspended",
+}
+
+
+def _vetting(event_id: int, _version: int) -> list[Letter]:
+    event = db.session.get(VettingEvent, event_id)
+    profile = db.session.get(MentorProfile, event.profile_id) if event else None
+    if event is None or profile is None:
+        return []
+    context = {
+        "status": event.to_status,
+        "note": event.note,
+        "reinstated": event.from_status == VettingStatus.SUSPENDED.value,
+    }
+    return [Letter(profile.user, _VETTING_SUBJECTS[event.to_status], "vetting", context)]
+
+
+def _booking_context(booking: Booking, recipient: User) -> dict[str, Any]:
+    zone = zone_of(recipient)
+    as_learner = recipient.id == booking.learner_id
+    return {
+        "booking": booking,
+        "role": "learner" if as_learner else "mentor",
+        "other": booking.mentor.name if as_learner else booking.learner.name,
+        "start": local_time(booking.start_at, zone),
+        "end": local_time(booking.end_at, zone),
+        "hold_expires": local_time(booking.hold_expires_at, zone),
+        "price": money(booking.price_cents, booking.currency),
+    }
+
+
+def _participants(booking: Booking) -> list[User]:
+    return [booking.learner, booking.mentor.user]
+
+
+def _letters(
+    booking: Booking,
+    recipients: list[User],
+    subject: Callable[[dict[str, Any]], str],
+    template: str,
+    invite_method: str | None = None,
+    **extra: Any,
+) -> list[Letter]:
+    invite = calendar_for([booking], utcnow(), method=invite_method) if invite_method else None
+    letters = []
+    for user in recipients:
+        context = {**_booking_context(booking, user), **extra}
+        letters.append(Letter(user, subject(context), template, context, invite, invite_method))
+    return letters
+
+
+def _booking_in(booking_id: int, *statuses: str) -> Booking | None:
+    booking = db.session.get(Booking, booking_id)
+    return booking if booking is not None and booking.status in statuses else None
+
+
+def _held(booking_id: int, _version: int) -> list[Letter]:
+    booking = _booking_in(booking_id, BookingStatus.PENDING_PAYMENT.value)
+    if booking is None:
+        return []
+    return _letters(
+        booking, [booking.learner], lambda c: f"Pay by {c['hold_expires']} to keep your session", "booking_held"
+    )
+
+
+def _confirmed(booking_id: int, _version: int) -> list[Letter]:
+    booking = _booking_in(booking_id, BookingStatus.CONFIRMED.value)
+    if booking is None:
+        return []
+    return _letters(
+        booking,
+        _participants(booking),
+        lambda c: f"Confirmed: mentoring session with {c['other']}, {c['start']}",
+        "booking_confirmed",
+        invite_method="REQUEST",
+    )
+
+
+def _cancelled(booking_id: int, _version: int) -> list[Letter]:
+    booking = _booking_in(booking_id, BookingStatus.CANCELLED.value)
+    if booking is None:
+        return []
+    refund = booking.refund_amount_cents or 0
+    return _letters(
+        booking,
+        _participants(booking),
+        lambda c: f"Cancelled: mentoring session with {c['other']}, {c['start']}",
+        "booking_cancelled",
+        # Only a confirmed booking was sent as an invite; the cancellation takes it off the calendar.
+        invite_method="CANCEL" if booking.confirmed_at else None,
+        refund=money(refund, booking.currency) if refund else None,
+        cancelled_by_learner=booking.cancelled_by_id == booking.learner_id,
+    )
+
+
+def _rescheduled(booking_id: int, version: int) -> list[Letter]:
+    booking = _booking_in(booking_id, *LIVE_STATUSES)
+    # A later reschedule sends its own message with the newer time; this one would only repeat it.
+    if booking is None or booking.sequence != version:
+        return []
+    confirmed = booking.status == BookingStatus.CONFIRMED.value
+    return _letters(
+        booking,
+        _participants(booking),
+        lambda c: f"New time: mentoring session with {c['other']}, {c['start']}",
+        "booking_rescheduled",
+        invite_method="REQUEST" if confirmed else None,
+    )
+
+
+def _hold_expired(booking_id: int, _version: int) -> list[Letter]:
+    booking = _booking_in(booking_id, BookingStatus.EXPIRED.value)
+    if booking is None:
+        return []
+    return _letters(booking, [booking.learner], lambda c: "Your unpaid booking was released", "hold_expired")
+
+
+def _payment_failed(booking_id: int, _version: int) -> list[Letter]:
+    booking = db.session.get(Booking, booking_id)
+    if booking is None:
+        return []
+    return _letters(
+        booking,
+        [booking.learner],
+        lambda c: f"Payment failed for your session with {c['other']}",
+        "payment_failed",
+        can_retry=booking.status == BookingStatus.PENDING_PAYMENT.value and booking.hold_expires_at > utcnow(),
+    )
+
+
+def _late_payment_refunded(booking_id: int, _version: int) -> list[Letter]:
+    booking = db.session.get(Booking, booking_id)
+    if booking is None:
+        return []
+    refund = money(booking.refund_amount_cents or booking.price_cents, booking.currency)
+    return _letters(
+        booking,
+        [booking.learner],
+        lambda c: "Your payment arrived after the slot was taken: full refund",
+        "late_payment_refunded",
+        refund=refund,
+    )
+
+
+def _disputed(booking_id: int, _version: int) -> list[Letter]:
+    booking = db.session.get(Booking, booking_id)
+    if booking is None:
+        return []
+    admins = list(
+        db.session.scalars(
+            select(User).join(UserRole).where(UserRole.role == Role.ADMIN.value).order_by(User.id)
+        )
+    )
+    return _letters(booking, admins, lambda c: f"Payment disputed: booking {booking.id}", "booking_disputed")
+
+
+def _review_request(booking_id: int, _version: int) -> list[Letter]:
+    booking = _booking_in(booking_id, BookingStatus.COMPLETED.value)
+    if booking is None:
+        return []
+    return _letters(
+        booking, [booking.learner], lambda c: f"How was your session with {c['other']}?", "review_request"
+    )
+
+
+def _reminder(reminder_id: int, _version: int) -> list[Letter]:
+    reminder = db.session.get(Reminder, reminder_id)
+    booking = db.session.get(Booking, reminder.booking_id) if reminder else None
+    recipient = db.session.get(User, reminder.user_id) if reminder else None
+    if booking is None or recipient is None:
+        return []
+    hours, minutes = divmod(reminder.offset_minutes, 60)
+    lead = f"{hours} hour{'s' if hours != 1 else ''}" if not minutes else f"{reminder.offset_minutes} minutes"
+    return _letters(
+        booking,
+        [recipient],
+        lambda c: f"Reminder: mentoring session with {c['other']} in {lead}",
+        "reminder",
+        lead=lead,
+    )
+
+
+COMPOSERS: dict[Kind, Callable[[int, int], list[Letter]]] = {
+    Kind.WELCOME: _welcome,
+    Kind.APPLICATION_RECEIVED: _vetting,
+    Kind.APPLICATION_APPROVED: _vetting,
+    Kind.CHANGES_REQUESTED: _vetting,
+    Kind.APPLICATION_REJECTED: _vetting,
+    Kind.PROFILE_SUSPENDED: _vetting,
+    Kind.BOOKING_HELD: _held,
+    Kind.BOOKING_CONFIRMED: _confirmed,
+    Kind.BOOKING_CANCELLED: _cancelled,
+    Kind.BOOKING_RESCHEDULED: _rescheduled,
+    Kind.HOLD_EXPIRED: _hold_expired,
+    Kind.PAYMENT_FAILED: _payment_failed,
+    Kind.LATE_PAYMENT_REFUNDED: _late_payment_refunded,
+    Kind.BOOKING_DISPUTED: _disputed,
+    Kind.REVIEW_REQUEST: _review_request,
+    Kind.REMINDER: _reminder,
+}
+
+
+def compose(kind: Kind, object_id: int, version: int) -> list[Letter]:
+    return COMPOSERS[kind](object_id, version)

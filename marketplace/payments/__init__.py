@@ -1,0 +1,1 @@
+"""Payments through Stripe. The only package that imports `stripe`."""

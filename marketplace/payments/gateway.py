@@ -1,0 +1,142 @@
+"""Stripe behind the few calls the marketplace makes, each with a timeout and a deterministic idempotency key.
+
+This module and `payments` alone import `stripe`; everything else sees plain values and two exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from flask import Flask, current_app
+
+
+class PaymentProviderUnavailable(Exception):
+    """Stripe could not be reached or answered with a server error: worth retrying later."""
+
+
+class PaymentRejected(Exception):
+    """Stripe refused the request itself (bad parameters, a state that does not allow it)."""
+
+
+class InvalidWebhook(Exception):
+    """The body or its Stripe-Signature does not verify against the webhook secret."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: str
+    status: str
+    client_secret: str | None
+    amount: int
+    currency: str
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    id: str
+    status: str
+
+
+class StripeGateway:
+    def __init__(
+        self, secret_key: str, api_base: str | None, timeout: float, max_network_retries: int
+    ) -> None:
+        addresses = {"api": api_base} if api_base else None
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses=addresses,  # type: ignore[arg-type]
+            max_network_retries=max_network_retries,
+            http_client=stripe.RequestsClient(timeout=timeout),
+        )
+
+    def _call(self, operation: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return operation(*args, **kwargs)
+        except (stripe.APIConnectionError, stripe.RateLimitError) as exc:
+            raise PaymentProviderUnavailable(str(exc)) from exc
+        except stripe.StripeError as exc:
+            if exc.http_status is None or exc.http_status >= 500:
+                raise PaymentProviderUnavailable(str(exc)) from exc
+            raise PaymentRejected(str(exc)) from exc
+
+    def create_intent(
+        self, *, amount: int, currency: str, metadata: dict[str, str], idempotency_key: str
+    ) -> Intent:
+        intent = self._call(
+            self._client.v1.payment_intents.create,
+            params={
+                "amount": amount,
+                "currency": currency.lower(),
+                "metadata": metadata,
+                "payment_method_types": ["card"],
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+        return _intent(intent)
+
+    def retrieve_intent(self, intent_id: str) -> Intent:
+        return _intent(self._call(self._client.v1.payment_intents.retrieve, intent_id))
+
+    def cancel_intent(self, intent_id: str) -> Intent:
+        return _intent(self._call(self._client.v1.payment_intents.cancel, intent_id))
+
+    def refund(self, *, intent_id: str, amount: int, idempotency_key: str) -> RefundResult:
+        refund = self._call(
+            self._client.v1.refunds.create,
+            params={"payment_intent": intent_id, "amount": amount},
+            options={"idempotency_key": idempotency_key},
+        )
+        return RefundResult(id=refund.id, status=refund.status)
+
+
+def _intent(obj: Any) -> Intent:
+    data = obj.to_dict()
+    return Intent(
+        id=data["id"],
+        status=data["status"],
+        client_secret=data.get("client_secret"),
+        amount=int(data["amount"]),
+        currency=str(data["currency"]).upper(),
+        metadata=dict(data.get("metadata") or {}),
+    )
+
+
+def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
+    """Check the signature on the raw body with Stripe's default tolerance; return the event as plain data."""
+    if not secret:
+        raise InvalidWebhook("STRIPE_WEBHOOK_SECRET is not configured.")
+    try:
+        stripe.Webhook.construct_event(payload, signature, secret)
+    except (ValueError, stripe.SignatureVerificationError) as exc:
+        raise InvalidWebhook(str(exc)) from exc
+    event = json.loads(payload)
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not isinstance(event.get("type"), str)
+    ):
+        raise InvalidWebhook("Not a Stripe event.")
+    return event
+
+
+def init_app(app: Flask) -> None:
+    if app.config["STRIPE_SECRET_KEY"]:
+        app.extensions["stripe_gateway"] = StripeGateway(
+            app.config["STRIPE_SECRET_KEY"],
+            app.config["STRIPE_API_BASE"] or None,
+            timeout=float(app.config["STRIPE_TIMEOUT_SECONDS"]),
+            max_network_retries=int(app.config["STRIPE_MAX_NETWORK_RETRIES"]),
+        )
+
+
+def gateway() -> StripeGateway:
+    try:
+        return current_app.extensions["stripe_gateway"]
+    except KeyError:
+        raise PaymentProviderUnavailable(
+            "Payments are not configured (STRIPE_SECRET_KEY is empty)."
+        ) from None

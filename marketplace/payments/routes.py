@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+from flask_login import current_user
+
+from marketplace.bookings.models import Booking
+from marketplace.bookings.schemas import BookingSchema
+from marketplace.core.api import Blueprint
+from marketplace.core.auth import login_required, roles_required
+from marketplace.core.errors import BadRequest
+from marketplace.payments import service
+from marketplace.payments.gateway import InvalidWebhook
+from marketplace.payments.schemas import EarningsSchema, MentorBalanceSchema, WebhookAckSchema
+
+blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Payments and mentor earnings")
+webhooks = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Provider webhooks")
+
+
+@webhooks.route("/stripe")
+class StripeWebhook(MethodView):
+    @webhooks.response(200, WebhookAckSchema)
+    @webhooks.alt_response(400, description="Bad or stale Stripe-Signature")
+    def post(self) -> dict[str, bool]:
+        """Verified on the raw body, stored once by event id, processed by a worker."""
+        try:
+            stored = service.receive_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
+        except InvalidWebhook as exc:
+            raise BadRequest(f"Invalid webhook: {exc}") from exc
+        return {"received": True, "duplicate": not stored}
+
+
+@blp.route("/bookings/<int:booking_id>/payment")
+class RetryPayment(MethodView):
+    @login_required
+    @blp.response(200, BookingSchema)
+    @blp.alt_response(409, description="The booking is no longer held for payment")
+    def post(self, booking_id: int) -> Booking:
+        """A fresh PaymentIntent for a held booking, to try another card after a decline."""
+        return service.retry_payment(current_user, booking_id)
+
+
+@blp.route("/me/earnings")
+class MyEarnings(MethodView):
+    @login_required
+    @blp.response(200, EarningsSchema)
+    def get(self) -> dict[str, Any]:
+        """What the platform owes you, per currency, and the latest ledger entries."""
+        return service.earnings_of(current_user)
+
+
+@blp.route("/admin/earnings")
+class EarningsReport(MethodView):
+    @roles_required("admin")
+    @blp.response(200, MentorBalanceSchema(many=True))
+    def get(self) -> list[dict[str, Any]]:
+        """Balances owed to every mentor, per currency."""
+        return service.earnings_report()

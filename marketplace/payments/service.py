@@ -1,0 +1,409 @@
+"""Webhook intake, event processing, refunds, reconciliation and the mentor earnings ledger.
+
+Stripe may deliver an event twice, late, or out of order. Events are stored once by id and processed by a
+worker through the outbox; every booking change they cause is a compare-and-swap on the booking's state, so
+a repeat or a reordering is a no-op rather than a second transition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from marketplace.accounts.models import User
+from marketplace.bookings import service as bookings
+from marketplace.bookings import signals
+from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
+from marketplace.core import outbox
+from marketplace.core.celery import TransientError
+from marketplace.core.errors import Conflict, Forbidden
+from marketplace.core.time import utcnow
+from marketplace.extensions import db
+from marketplace.mentors.service import own_profile
+from marketplace.payments import intents
+from marketplace.payments.gateway import (
+    Intent,
+    PaymentProviderUnavailable,
+    PaymentRejected,
+    gateway,
+    verify_webhook,
+)
+from marketplace.payments.models import EarningEntry, EarningKind, StripeEvent
+
+log = logging.getLogger(__name__)
+
+# Lapsed holds are left this long for an in-flight webhook before reconciliation asks Stripe itself.
+RECONCILE_GRACE = timedelta(minutes=2)
+RECONCILE_WINDOW = timedelta(hours=24)
+_CANCELLABLE_INTENT = {
+    "requires_payment_method",
+    "requires_confirmation",
+    "requires_action",
+    "requires_capture",
+}
+
+
+# --- intake ----------------------------------------------------------------------------------------
+
+
+def receive_webhook(payload: bytes, signature: str | None) -> bool:
+    """Verify, store once, queue for a worker. False for an event id seen before."""
+    event = verify_webhook(payload, signature, current_app.config["STRIPE_WEBHOOK_SECRET"])
+    try:
+        with db.session.begin_nested():
+            db.session.add(StripeEvent(id=event["id"], type=event["type"], payload=event))
+    except IntegrityError:
+        return False
+    outbox.enqueue("payments.process_event", event_id=event["id"])
+    return True
+
+
+# --- processing ------------------------------------------------------------------------------------
+
+
+def process_event(event_id: str) -> str | None:
+    """Act on a stored event once; None when it was already processed (or never stored)."""
+    event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
+    if event is None or event.processed_at is not None:
+        return None
+    handler = _HANDLERS.get(event.type)
+    obj = event.payload.get("data", {}).get("object", {})
+    outcome = handler(obj) if handler else "ignored"
+    event.processed_at = utcnow()
+    event.outcome = outcome
+    return outcome
+
+
+def _booking_for_intent(obj: dict[str, Any]) -> Booking | None:
+    raw = (obj.get("metadata") or {}).get("booking_id")
+    if raw is not None and str(raw).isdigit():
+        booking = _locked_booking(Booking.id == int(raw))
+        if booking is not None:
+            return booking
+    return _booking_by_intent_id(obj.get("id"))
+
+
+def _booking_by_intent_id(intent_id: Any) -> Booking | None:
+    if not isinstance(intent_id, str):
+        return None
+    return _locked_booking(Booking.payment_intent_id == intent_id)
+
+
+def _locked_booking(condition: Any) -> Booking | None:
+    """The booking row locked for this transaction (its joined mentor and learner rows are not)."""
+    return db.session.scalar(select(Booking).where(condition).with_for_update(of=Booking))
+
+
+def _on_intent_succeeded(obj: dict[str, Any]) -> str:
+    intent_id = obj.get("id")
+    amount = int(obj.get("amount_received") or obj.get("amount") or 0)
+    booking = _booking_for_intent(obj)
+    if booking is None:
+        _refund_orphan(intent_id, amount, "no booking")
+        return "refunded: no booking"
+    if intent_id != booking.payment_intent_id:
+        # A PaymentIntent replaced by a retry was paid after all.
+        if booking.state is BookingStatus.PENDING_PAYMENT:
+            booking.payment_intent_id = intent_id
+        else:
+            _refund_orphan(intent_id, amount, f"duplicate payment for booking {booking.id}")
+            return "refunded: duplicate payment"
+    return settle_paid_booking(booking)
+
+
+def settle_paid_booking(booking: Booking) -> str:
+    """Money for this booking arrived: confirm it, or revive it if its hold lapsed and the slot is free,
+    or refund it in full when the slot was taken meanwhile or the learner had cancelled."""
+    if bookings.confirm_paid_booking(booking.id):
+        _credit_mentor(booking)
+        return "confirmed"
+    db.session.refresh(booking)
+    if booking.state in (BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW):
+        return "already confirmed"
+    if booking.state is BookingStatus.EXPIRED and _revive(booking):
+        _credit_mentor(booking)
+        return "confirmed after expiry"
+    if booking.refund_status == RefundStatus.NONE.value:
+        booking.refund_amount_cents = booking.price_cents
+        booking.refund_status = RefundStatus.PENDING.value
+        outbox.enqueue("payments.execute_refund", booking_id=booking.id)
+        signals.late_payment_refunded.send(booking.id)
+    return "refunded: slot no longer held"
+
+
+def _revive(booking: Booking) -> bool:
+    """expired -> confirmed, if no live booking took the time since (the database constraint decides)."""
+    try:
+        with db.session.begin_nested():
+            result = db.session.execute(
+                update(Booking)
+                .where(Booking.id == booking.id, Booking.status == BookingStatus.EXPIRED.value)
+                .values(status=BookingStatus.CONFIRMED.value, confirmed_at=utcnow(), updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+    except IntegrityError:
+        return False
+    db.session.refresh(booking)
+    if result.rowcount != 1:
+        return False
+    signals.booking_confirmed.send(booking.id)
+    return True
+
+
+def _on_intent_failed(obj: dict[str, Any]) -> str:
+    booking = _booking_for_intent(obj)
+    if booking is None or obj.get("id") != booking.payment_intent_id:
+        return "ignored: not the current intent"
+    if booking.state is not BookingStatus.PENDING_PAYMENT:
+        return f"ignored: booking {booking.status}"
+    error = obj.get("last_payment_error") or {}
+    booking.last_payment_error = str(error.get("message") or error.get("code") or "The payment failed.")[:500]
+    signals.payment_failed.send(booking.id)
+    return "recorded failure"
+
+
+def _on_intent_canceled(obj: dict[str, Any]) -> str:
+    booking = _booking_for_intent(obj)
+    if booking is None or obj.get("id") != booking.payment_intent_id:
+        return "ignored: not the current intent"
+    if bookings.release_unpaid_hold(booking.id, "The payment was cancelled."):
+        return "released hold"
+    return f"ignored: booking {booking.status}"
+
+
+def _on_charge_refunded(obj: dict[str, Any]) -> str:
+    booking = _booking_by_intent_id(obj.get("payment_intent"))
+    if booking is None:
+        return "ignored: no booking"
+    refunded = int(obj.get("amount_refunded") or 0)
+    booking.refund_amount_cents = max(booking.refund_amount_cents or 0, refunded)
+    booking.refund_status = RefundStatus.SUCCEEDED.value
+    _reverse_mentor_share(booking, EarningKind.REFUND_REVERSAL, refunded)
+    return "recorded refund"
+
+
+def _on_dispute_created(obj: dict[str, Any]) -> str:
+    booking = _booking_by_intent_id(obj.get("payment_intent"))
+    if booking is None:
+        return "ignored: no booking"
+    if booking.disputed_at is None:
+        booking.disputed_at = utcnow()
+        already_refunded = (
+            booking.refund_amount_cents if booking.refund_status == RefundStatus.SUCCEEDED else 0
+        )
+        _reverse_mentor_share(
+            booking, EarningKind.DISPUTE_REVERSAL, booking.price_cents - (already_refunded or 0)
+        )
+        signals.booking_disputed.send(booking.id)
+    return "flagged dispute"
+
+
+_HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "payment_intent.succeeded": _on_intent_succeeded,
+    "payment_intent.payment_failed": _on_intent_failed,
+    "payment_intent.canceled": _on_intent_canceled,
+    "charge.refunded": _on_charge_refunded,
+    "charge.dispute.created": _on_dispute_created,
+}
+
+
+# --- refunds ---------------------------------------------------------------------------------------
+
+
+def _refund_orphan(intent_id: Any, amount: int, why: str) -> None:
+    """No money without a booking: give back a payment that has none to pay for."""
+    if not isinstance(intent_id, str) or amount <= 0:
+        return
+    log.warning("refunding payment %s in full: %s", intent_id, why)
+    try:
+        gateway().refund(
+            intent_id=intent_id, amount=amount, idempotency_key=f"intent:{intent_id}:orphan-refund"
+        )
+    except PaymentProviderUnavailable as exc:
+        raise TransientError(str(exc)) from exc
+
+
+def execute_refund(booking_id: int) -> str | None:
+    """Carry out the refund the cancellation policy recorded, once (Stripe's idempotency key backs it up)."""
+    booking = _locked_booking(Booking.id == booking_id)
+    if booking is None or booking.refund_status != RefundStatus.PENDING.value or booking.refund_reference:
+        return None
+    if not booking.payment_intent_id or not booking.refund_amount_cents:
+        booking.refund_status = RefundStatus.NONE.value
+        return "nothing to refund"
+    try:
+        result = gateway().refund(
+            intent_id=booking.payment_intent_id,
+            amount=booking.refund_amount_cents,
+            idempotency_key=f"booking:{booking.id}:refund",
+        )
+    except PaymentProviderUnavailable as exc:
+        raise TransientError(str(exc)) from exc
+    except PaymentRejected as exc:
+        booking.refund_status = RefundStatus.FAILED.value
+        log.error("refund of booking %s refused: %s", booking.id, exc)
+        return "refused"
+    booking.refund_reference = result.id
+    if result.status == "succeeded":
+        booking.refund_status = RefundStatus.SUCCEEDED.value
+        _reverse_mentor_share(booking, EarningKind.REFUND_REVERSAL, booking.refund_amount_cents)
+    return result.status
+
+
+def on_booking_cancelled(booking_id: int) -> None:
+    booking = db.session.get(Booking, booking_id)
+    if booking is not None and booking.refund_status == RefundStatus.PENDING.value:
+        outbox.enqueue("payments.execute_refund", booking_id=booking_id)
+
+
+# --- retry and reconciliation ----------------------------------------------------------------------
+
+
+def retry_payment(user: User, booking_id: int) -> Booking:
+    """A fresh PaymentIntent for a held booking, e.g. after a declined card; the old one is cancelled."""
+    booking = bookings.get_booking(user, booking_id)
+    if not booking.is_learner(user):
+        raise Forbidden("Only the learner pays for a booking.")
+    if booking.state is not BookingStatus.PENDING_PAYMENT or booking.hold_expires_at <= utcnow():
+        raise Conflict("Only a booking still held for payment can be paid.")
+    if booking.payment_intent_id:
+        try:
+            gateway().cancel_intent(booking.payment_intent_id)
+        except PaymentRejected as exc:
+            # Typically it succeeded or is processing: the webhook will settle the booking.
+            raise Conflict("The current payment can no longer be replaced; wait for it to settle.") from exc
+        except PaymentProviderUnavailable:
+            pass
+    intents.open_for(booking)
+    db.session.flush()
+    return booking
+
+
+def reconcile_payments(limit: int = 100) -> dict[str, int]:
+    """Ask Stripe about lapsed holds no webhook settled, so a lost webhook never loses a paid booking."""
+    now = utcnow()
+    candidates = db.session.scalars(
+        select(Booking)
+        .where(
+            Booking.payment_intent_id.is_not(None),
+            Booking.payment_reconciled_at.is_(None),
+            or_(
+                (Booking.status == BookingStatus.PENDING_PAYMENT.value)
+                & (Booking.hold_expires_at <= now - RECONCILE_GRACE),
+                (Booking.status == BookingStatus.EXPIRED.value)
+                & (Booking.updated_at >= now - RECONCILE_WINDOW),
+            ),
+        )
+        .order_by(Booking.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Booking)
+    ).all()
+    counts: dict[str, int] = {}
+    for booking in candidates:
+        outcome = _reconcile(booking)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _reconcile(booking: Booking) -> str:
+    try:
+        intent: Intent = gateway().retrieve_intent(booking.payment_intent_id or "")
+        if intent.status in _CANCELLABLE_INTENT:
+            intent = gateway().cancel_intent(intent.id)
+    except PaymentProviderUnavailable:
+        return "provider unavailable"
+    except PaymentRejected:
+        return "rejected"
+    if intent.status == "processing":
+        return "processing"
+    booking.payment_reconciled_at = utcnow()
+    if intent.status == "succeeded":
+        return settle_paid_booking(booking)
+    bookings.expire_lapsed_holds(mentor_id=booking.mentor_id)
+    return "expired"
+
+
+# --- earnings --------------------------------------------------------------------------------------
+
+
+def _mentor_share(amount_cents: int) -> int:
+    fee = round(amount_cents * int(current_app.config["PLATFORM_FEE_PERCENT"]) / 100)
+    return amount_cents - fee
+
+
+def _add_entry(booking: Booking, kind: EarningKind, amount_cents: int) -> None:
+    if amount_cents == 0:
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.add(
+                EarningEntry(
+                    mentor_id=booking.mentor_id,
+                    booking_id=booking.id,
+                    kind=kind.value,
+                    amount_cents=amount_cents,
+                    currency=booking.currency,
+                )
+            )
+    except IntegrityError:
+        log.info("earning entry %s for booking %s already recorded", kind.value, booking.id)
+
+
+def _credit_mentor(booking: Booking) -> None:
+    _add_entry(booking, EarningKind.SESSION, _mentor_share(booking.price_cents))
+
+
+def _reverse_mentor_share(booking: Booking, kind: EarningKind, refunded_cents: int) -> None:
+    credited = db.session.scalar(
+        select(EarningEntry.id).where(
+            EarningEntry.booking_id == booking.id, EarningEntry.kind == EarningKind.SESSION.value
+        )
+    )
+    if credited is not None and refunded_cents > 0:
+        _add_entry(booking, kind, -_mentor_share(refunded_cents))
+
+
+def earnings_of(user: User) -> dict[str, Any]:
+    profile = own_profile(user)
+    entries = db.session.scalars(
+        select(EarningEntry)
+        .where(EarningEntry.mentor_id == profile.id)
+        .order_by(EarningEntry.created_at.desc(), EarningEntry.id.desc())
+        .limit(200)
+    ).all()
+    return {"balances": _totals(EarningEntry.mentor_id == profile.id), "entries": entries}
+
+
+def earnings_report() -> list[dict[str, Any]]:
+    """What the platform owes each mentor, per currency: the basis for settling by transfers."""
+    return _totals(None, EarningEntry.mentor_id)
+
+
+def _totals(condition: Any, *group_by: Any) -> list[dict[str, Any]]:
+    columns = (*group_by, EarningEntry.currency)
+    stmt = select(
+        *columns,
+        func.sum(EarningEntry.amount_cents).label("balance_cents"),
+        func.sum(EarningEntry.amount_cents)
+        .filter(EarningEntry.payout_reference.is_(None))
+        .label("unpaid_cents"),
+        func.count().label("entries"),
+    )
+    if condition is not None:
+        stmt = stmt.where(condition)
+    rows = db.session.execute(stmt.group_by(*columns).order_by(*columns))
+    return [
+        {
+            **{column.key: getattr(row, column.key) for column in columns},
+            "balance_cents": int(row.balance_cents or 0),
+            "unpaid_cents": int(row.unpaid_cents or 0),
+            "entries": row.entries,
+        }
+        for row in rows
+    ]
