@@ -28,6 +28,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from bench.scenario import TIMEZONE, seed
 from bench.server import BenchError, exit_cleanly_on_signals, gunicorn_server
@@ -67,9 +68,11 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def run_wrk(url: str, seconds: int) -> WrkResult:
-    """One bounded wrk run; the child is killed if it overruns or this process is interrupted."""
+def run_wrk(url: str, seconds: int, script: Path | None = None) -> WrkResult:
+    """One bounded wrk run (optionally driven by a Lua script); the child is killed if it overruns."""
     cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency", url]
+    if script is not None:
+        cmd += ["-s", str(script)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
     except subprocess.TimeoutExpired as exc:

@@ -72,10 +72,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def gunicorn_server(database_url: str, workers: int) -> Iterator[str]:
-    """Serve the app with `workers` sync gunicorn workers on loopback; yields ``http://127.0.0.1:PORT``."""
+def gunicorn_server(database_url: str, workers: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve the app with `workers` sync gunicorn workers on loopback; yields ``http://127.0.0.1:PORT``.
+
+    `env` adds settings (a broker, a webhook secret) on top of the cleaned environment."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-gunicorn-"))
     log_path = tmp / "gunicorn.log"
+    extra = env or {}
     env = {key: value for key, value in os.environ.items() if key not in _DROPPED}
     env.update(
         {
@@ -84,6 +87,7 @@ def gunicorn_server(database_url: str, workers: int) -> Iterator[str]:
             "SECRET_KEY": "bench-only-not-secret",
             "INSTANCE_DIR": str(tmp),  # Celery's SQLite broker path would otherwise point into instance/
             "PYTHONUNBUFFERED": "1",
+            **extra,
         }
     )
     proc: subprocess.Popen[bytes] | None = None

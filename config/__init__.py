@@ -44,6 +44,8 @@ class Config:
         or (f"sqla+sqlite:///{INSTANCE_DIR / 'celery-broker.db'}")
     )
 
+    # Redis redelivers a task unacknowledged this long (its worker died); longer than any retry delay.
+    CELERY_VISIBILITY_TIMEOUT = _int("CELERY_VISIBILITY_TIMEOUT", 3600)
     CELERY_BEAT_SCHEDULE_FILE = os.environ.get(
         "CELERY_BEAT_SCHEDULE_FILE", str(INSTANCE_DIR / "celerybeat-schedule")
     )
@@ -85,6 +87,15 @@ class Config:
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Mentor marketplace <no-reply@localhost>")
+    # smtp | console (logged) | file (.eml files in MAIL_FILE_DIR); empty: smtp when MAIL_SERVER is set, else
+    # file (console in testing apps). Read at send time, so it follows MAIL_SERVER.
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "")
+    MAIL_FILE_DIR = os.environ.get("MAIL_FILE_DIR", str(INSTANCE_DIR / "mail"))
+    MAIL_TIMEOUT_SECONDS = _int("MAIL_TIMEOUT_SECONDS", 10)
+    # A claimed email not marked sent by then is taken over by another attempt: longer than a task may run.
+    MAIL_CLAIM_LEASE_SECONDS = _int("MAIL_CLAIM_LEASE_SECONDS", 120)
+    REMINDER_OFFSETS_MINUTES = os.environ.get("REMINDER_OFFSETS_MINUTES", "1440,60")
+    REMINDER_BATCH_SIZE = _int("REMINDER_BATCH_SIZE", 500)
 
     SQLITE_BUSY_TIMEOUT_SECONDS = _int("SQLITE_BUSY_TIMEOUT_SECONDS", 30)
 

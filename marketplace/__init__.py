@@ -13,6 +13,7 @@ TASK_MODULES = (
     "marketplace.core.tasks",
     "marketplace.bookings.tasks",
     "marketplace.payments.tasks",
+    "marketplace.notifications.tasks",
 )
 
 
@@ -26,7 +27,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
         app.config.from_object(config)
     app.json.sort_keys = False
 
-    from marketplace import cli
+    from marketplace import cli, notifications
     from marketplace.accounts import auth, passwords
     from marketplace.accounts.routes import blp as accounts_blp
     from marketplace.bookings.routes import blp as bookings_blp
@@ -56,6 +57,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     celery_init_app(app, TASK_MODULES)
     gateway.init_app(app)
     receivers.connect()
+    notifications.init_app(app)
 
     api.register_blueprint(ops.blp)
     api.register_blueprint(accounts_blp)

@@ -9,4 +9,6 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "expire-lapsed-holds": {"task": "bookings.expire_lapsed_holds", "schedule": 60.0},
     "complete-finished-sessions": {"task": "bookings.complete_finished", "schedule": 300.0},
     "reconcile-payments": {"task": "payments.reconcile", "schedule": 300.0},
+    "redeliver-webhook-events": {"task": "payments.redeliver_unprocessed", "schedule": 60.0},
+    "send-due-reminders": {"task": "notifications.sweep_reminders", "schedule": 60.0},
 }

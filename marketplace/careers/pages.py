@@ -7,6 +7,7 @@ the JSON-LD is built as data (then serialized safely by `tojson`) rather than st
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from flask import Response, render_template, request, url_for
@@ -183,7 +184,14 @@ def mentor_list(listing: MentorListing) -> Response:
         heading=heading,
         listing=listing,
         filters=listing.filters,
+        page_url=partial(_listing_page_url, listing.filters),
     )
+
+
+def _listing_page_url(filters: dict[str, Any], page: int) -> str:
+    """The same filters as the form sends them (price in whole units), on another page."""
+    params = {key: value for key, value in filters.items() if key != "max_price_cents"}
+    return url_for("pages.MentorListPage", page=page, **params)
 
 
 def mentor_profile(page: MentorPage, chosen_tz: str | None) -> Response:
@@ -218,7 +226,7 @@ def error(status: int, title: str, message: str, problems: dict[str, Any] | None
     return _render(
         "errors/error.html",
         title=title,
-        description=message,
+        description=f"{message} Explore career paths or browse the vetted mentors instead.",
         structured_data={"@type": "WebPage", "name": title},
         message=message,
         problems=problems or {},

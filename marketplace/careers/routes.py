@@ -30,6 +30,7 @@ for _name, _filter in pages.FILTERS.items():
     html.add_app_template_filter(_filter, _name)
 
 HTML = "text/html"
+PAGE = {"type": "string", "description": "An HTML document"}
 
 
 @blp.route("/career-paths")
@@ -51,15 +52,17 @@ class CareerPathDetail(MethodView):
 
 @html.route("/careers")
 class CareerIndexPage(MethodView):
-    @html.response(200, content_type=HTML, description="The index of career paths")
+    @html.response(200, schema=PAGE, content_type=HTML, description="The index of career paths")
     def get(self) -> Response:
         return pages.career_index(service.list_paths())
 
 
 @html.route("/careers/<slug>")
 class CareerPage(MethodView):
-    @html.response(200, content_type=HTML, description="One career path and its best matching mentors")
-    @html.alt_response(404, description="No such career path (an HTML page)")
+    @html.response(
+        200, schema=PAGE, content_type=HTML, description="One career path and its best matching mentors"
+    )
+    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such career path")
     def get(self, slug: str) -> Response:
         return pages.career(service.path_detail(slug))
 
@@ -67,8 +70,8 @@ class CareerPage(MethodView):
 @html.route("/mentors")
 class MentorListPage(MethodView):
     @html.arguments(MentorPageArgsSchema, location="query")
-    @html.response(200, content_type=HTML, description="Approved mentors, filtered and sorted")
-    @html.alt_response(422, description="A filter was not understood (an HTML page)")
+    @html.response(200, schema=PAGE, content_type=HTML, description="Approved mentors, filtered and sorted")
+    @html.alt_response(422, schema=PAGE, content_type=HTML, description="A filter was not understood")
     def get(self, args: dict[str, Any]) -> Response:
         page = args.pop("page")
         return pages.mentor_list(service.mentor_listing(args, page))
@@ -77,8 +80,10 @@ class MentorListPage(MethodView):
 @html.route("/mentors/<int:mentor_id>")
 class MentorProfilePage(MethodView):
     @html.arguments(TimeZoneArgsSchema, location="query")
-    @html.response(200, content_type=HTML, description="An approved mentor's profile and free times")
-    @html.alt_response(404, description="No such approved mentor (an HTML page)")
+    @html.response(
+        200, schema=PAGE, content_type=HTML, description="An approved mentor's profile and free times"
+    )
+    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such approved mentor")
     def get(self, args: dict[str, Any], mentor_id: int) -> Response:
         zone = ZoneInfo(args.get("tz", "UTC"))
         return pages.mentor_profile(service.mentor_page(mentor_id, zone), args.get("tz"))

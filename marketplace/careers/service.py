@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, distinct, func, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from marketplace.accounts.models import User
 from marketplace.bookings.models import Review
@@ -27,6 +27,9 @@ from marketplace.mentors.vetting import VettingStatus
 TOP_MENTORS = 6
 PAGE_SIZE = 20
 LATEST_REVIEWS = 10
+# Enough for a full-time fortnight at 30-minute steps; a round-the-clock calendar would otherwise make
+# the profile page several times larger than every other page.
+MAX_SLOTS_SHOWN = 160
 
 # Columns copied verbatim from a content item (see content.CareerPathContentSchema) to its row.
 _PLAIN_FIELDS = ("title", "summary", "description", "books", "courses", "related")
@@ -152,11 +155,15 @@ class MentorListing:
 def mentor_listing(filters: dict[str, Any], page: int, page_size: int = PAGE_SIZE) -> MentorListing:
     """One page of the search, plus what the filter form offers (paths, languages mentors speak)."""
     stmt = search(filters)
-    languages = select(distinct(MentorTag.value)).where(
-        MentorTag.kind == TagKind.LANGUAGE.value,
-        MentorTag.profile_id.in_(
-            select(MentorProfile.id).where(MentorProfile.vetting_status == VettingStatus.APPROVED.value)
-        ),
+    languages = (
+        select(MentorTag.value)
+        .distinct()
+        .where(
+            MentorTag.kind == TagKind.LANGUAGE.value,
+            MentorTag.profile_id.in_(
+                select(MentorProfile.id).where(MentorProfile.vetting_status == VettingStatus.APPROVED.value)
+            ),
+        )
     )
     return MentorListing(
         filters=filters,
@@ -183,20 +190,23 @@ class MentorPage:
     paths: list[CareerPath]
     reviews: list[ReviewView]
     slot_days: list[tuple[date, list[datetime]]]
+    more_slots: bool
     zone: ZoneInfo
 
 
 def mentor_page(mentor_id: int, zone: ZoneInfo) -> MentorPage:
     """An approved mentor's profile, the paths they fit, their latest reviews and free starts by day."""
     profile = public_profile(mentor_id)
+    slots = list_free_slots(profile.id, None, None, zone, None)
     days: dict[date, list[datetime]] = {}
-    for slot in list_free_slots(profile.id, None, None, zone, None):
+    for slot in slots[:MAX_SLOTS_SHOWN]:
         days.setdefault(slot.start.astimezone(zone).date(), []).append(slot.start)
     return MentorPage(
         profile=profile,
         paths=_paths_of(profile),
         reviews=_latest_reviews(profile.id),
         slot_days=list(days.items()),
+        more_slots=len(slots) > MAX_SLOTS_SHOWN,
         zone=zone,
     )
 

@@ -58,7 +58,9 @@ def celery_init_app(app: Flask, task_modules: Iterable[str]) -> Celery:
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=3,
-        broker_transport_options=_transport_options(broker_url),
+        broker_transport_options=_transport_options(
+            broker_url, int(app.config.get("CELERY_VISIBILITY_TIMEOUT", 3600))
+        ),
         beat_schedule_filename=app.config["CELERY_BEAT_SCHEDULE_FILE"],
         timezone="UTC",
     )
@@ -67,8 +69,18 @@ def celery_init_app(app: Flask, task_modules: Iterable[str]) -> Celery:
     return celery
 
 
-def _transport_options(broker_url: str) -> dict[str, Any]:
-    """Redis redelivers unacknowledged tasks after the visibility timeout: it must outlast any retry delay."""
+def _transport_options(broker_url: str, visibility_timeout: int = 3600) -> dict[str, Any]:
+    """Redis redelivers unacknowledged tasks after the visibility timeout: it must outlast any retry delay.
+
+    Workers look for such tasks every tenth of the timeout (at most every 10 s; kombu's default is ~100 s),
+    so a task of a killed worker is picked up soon after the timeout, also when tests shorten it.
+    """
     if broker_url.startswith(("redis://", "rediss://")):
-        return {"visibility_timeout": 3600, "socket_connect_timeout": 3, "socket_timeout": 5}
+        return {
+            "visibility_timeout": visibility_timeout,
+            "unacked_restore_interval": max(1, min(10, visibility_timeout // 10)),
+            "unacked_restore_throttle": 1,
+            "socket_connect_timeout": 3,
+            "socket_timeout": 5,
+        }
     return {}

@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from marketplace.core import outbox
@@ -90,3 +92,11 @@ def unit_of_work() -> Iterator[None]:
         raise
     db.session.commit()
     outbox.relay_committed()
+
+
+def insert_unless_exists(model: type[Any], **values: Any) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING in one round trip; True when the row was new."""
+    dialect = db.session.get_bind().dialect.name
+    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(model).values(**values)
+    key = list(model.__table__.primary_key.columns)
+    return db.session.execute(statement.on_conflict_do_nothing().returning(*key)).first() is not None

@@ -10,12 +10,13 @@ ids, re-read rows and guard on state, so a repeat does no harm.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from kombu.exceptions import OperationalError
-from sqlalchemy import JSON, String, event, select
+from sqlalchemy import JSON, String, event, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from marketplace.core.time import utcnow
@@ -41,13 +42,24 @@ class OutboxMessage(db.Model):
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
-def enqueue(task: str, **payload: Any) -> OutboxMessage:
+def enqueue(task: str, **payload: Any) -> int:
     """Schedule `task(**payload)` to run after the current transaction commits, and only then."""
-    message = OutboxMessage(task=task, payload=payload)
-    db.session.add(message)
-    db.session.flush()
-    db.session.info.setdefault(_PENDING, []).append(message.id)
-    return message
+    message_id = db.session.execute(
+        insert(OutboxMessage)
+        .values(task=task, payload=payload, created_at=utcnow(), attempts=0)
+        .returning(OutboxMessage.id)
+    ).scalar_one()
+    db.session.info.setdefault(_PENDING, []).append((message_id, task, payload))
+    return message_id
+
+
+def publish_after_commit(task: str, **payload: Any) -> None:
+    """Publish `task(**payload)` after the commit, for work whose own row already survives a crash.
+
+    For callers that keep a durable "to do" row of their own (a stored webhook event with no processed_at)
+    and sweep it themselves: the extra outbox row would add nothing but two writes on a hot path.
+    """
+    db.session.info.setdefault(_PENDING, []).append((None, task, payload))
 
 
 @event.listens_for(Session, "after_commit")
@@ -65,14 +77,36 @@ def _forget_rolled_back(session: Session, previous_transaction: Any) -> None:
 
 
 def relay_committed() -> int:
-    """Publish what the last commit wrote (called at the request or task edge, right after the commit)."""
-    ids = db.session.info.pop(_COMMITTED, None)
-    if not ids:
+    """Publish what the last commit wrote (called at the request or task edge, right after the commit).
+
+    Publishes from what `enqueue` remembered, then records the outcome in one statement per outcome.
+    """
+    pending = db.session.info.pop(_COMMITTED, None)
+    if not pending:
         return 0
-    messages = db.session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(ids))).all()
-    published = _publish(messages)
+    published: list[int] = []
+    for message_id, task, payload in pending:
+        error = _send(message_id, task, payload, attempt=1)
+        if message_id is None:
+            continue
+        if error is None:
+            published.append(message_id)
+        else:
+            db.session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(attempts=1, last_error=error)
+                .execution_options(synchronize_session=False)
+            )
+    if published:
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(published))
+            .values(published_at=utcnow(), attempts=1)
+            .execution_options(synchronize_session=False)
+        )
     db.session.commit()
-    return published
+    return len(published)
 
 
 def relay_pending(limit: int = 500) -> int:
@@ -87,24 +121,29 @@ def relay_pending(limit: int = 500) -> int:
     return _publish(db.session.scalars(stmt).all())
 
 
-def _publish(messages: list[OutboxMessage]) -> int:
-    celery = current_app.extensions["celery"]
+def _publish(messages: Sequence[OutboxMessage]) -> int:
     published = 0
     for message in messages:
-        if message.published_at is not None:
-            continue
         message.attempts += 1
-        try:
-            celery.tasks[message.task].apply_async(
-                kwargs=message.payload,
-                task_id=f"outbox-{message.id}-{message.attempts}",
-                retry=True,
-                retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
-            )
-        except (OperationalError, OSError) as exc:
-            message.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
-            log.warning("outbox message %s not published yet: %s", message.id, message.last_error)
-            continue
-        message.published_at = utcnow()
-        published += 1
+        message.last_error = _send(message.id, message.task, message.payload, message.attempts)
+        if message.last_error is None:
+            message.published_at = utcnow()
+            published += 1
     return published
+
+
+def _send(message_id: int | None, task: str, payload: dict[str, Any], attempt: int) -> str | None:
+    """Hand one message to the broker; the error text when the broker cannot take it now."""
+    celery = current_app.extensions["celery"]
+    try:
+        celery.tasks[task].apply_async(
+            kwargs=payload,
+            task_id=f"outbox-{message_id}-{attempt}" if message_id is not None else None,
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2},
+        )
+    except (OperationalError, OSError) as exc:
+        error = f"{exc.__class__.__name__}: {exc}"[:500]
+        log.warning("outbox message %s not published yet: %s", message_id, error)
+        return error
+    return None

@@ -34,7 +34,7 @@ CHOSEN_PATH = 0.6
 SKILL_OVERLAP = 0.4
 OVERLAP_HALF = 2.0
 # A mentor who did not choose a path still matches it by sharing this many of its skills.
-MIN_SKILL_OVERLAP = 2
+MIN_SKILL_OVERLAP = 3
 
 PRIOR_MEAN = 4.0
 PRIOR_WEIGHT = 10.0

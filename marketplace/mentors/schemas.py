@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -133,10 +134,11 @@ class MentorSearchArgsSchema(Schema):
     @pre_load
     def _normalize(self, data: Any, **_: Any) -> Any:
         """Blank parameters mean "any" (an HTML GET form sends every field); tags are stored lower-case."""
-        if not hasattr(data, "keys"):
+        if not isinstance(data, Mapping):
             return data
-        cleaned = {key: data[key].strip() for key in data.keys() if isinstance(data[key], str)}
-        cleaned = {key: value for key, value in cleaned.items() if value}
+        cleaned = {
+            key: value.strip() for key, value in data.items() if isinstance(value, str) and value.strip()
+        }
         for key in ("career_path", "skill", "language"):
             if key in cleaned:
                 cleaned[key] = cleaned[key].lower()

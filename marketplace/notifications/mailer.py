@@ -37,11 +37,10 @@ class PermanentMailError(Exception):
 
 def backend_name(config: Mapping[str, Any]) -> str:
     name = config.get("MAIL_BACKEND") or ""
-    if not name:
-        if config.get("MAIL_SERVER"):
-            name = "smtp"
-        else:
-            name = "console" if config.get("TESTING") else "file"
+    if not name and config.get("MAIL_SERVER"):
+        name = "smtp"
+    elif not name:
+        name = "console" if config.get("TESTING") else "file"
     if name not in BACKENDS:
         raise ValueError(f"MAIL_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}")
     return name

@@ -159,7 +159,10 @@ def _held(booking_id: int, _version: int) -> list[Letter]:
     if booking is None:
         return []
     return _letters(
-        booking, [booking.learner], lambda c: f"Pay by {c['hold_expires']} to keep your session", "booking_held"
+        booking,
+        [booking.learner],
+        lambda c: f"Pay by {c['hold_expires']} to keep your session",
+        "booking_held",
     )
 
 
@@ -219,12 +222,13 @@ def _payment_failed(booking_id: int, _version: int) -> list[Letter]:
     booking = db.session.get(Booking, booking_id)
     if booking is None:
         return []
+    held = booking.status == BookingStatus.PENDING_PAYMENT.value and booking.hold_expires_at > utcnow()
     return _letters(
         booking,
         [booking.learner],
         lambda c: f"Payment failed for your session with {c['other']}",
         "payment_failed",
-        can_retry=booking.status == BookingStatus.PENDING_PAYMENT.value and booking.hold_expires_at > utcnow(),
+        can_retry=held,
     )
 
 

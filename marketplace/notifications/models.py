@@ -47,7 +47,7 @@ class SentEmail(db.Model):
 class ReminderStatus(enum.StrEnum):
     PENDING = "pending"
     CLAIMED = "claimed"  # handed to a send task by the sweep
-    SENT = "sent"
+    SENT = "sent"  # handed to the mailer; its sent_emails row tells how the delivery went
     SKIPPED = "skipped"  # found due only after the session had started (the system was down)
 
 

@@ -110,10 +110,12 @@ def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[s
     if not secret:
         raise InvalidWebhook("STRIPE_WEBHOOK_SECRET is not configured.")
     try:
-        stripe.Webhook.construct_event(payload, signature, secret)
+        stripe.WebhookSignature.verify_header(
+            payload.decode("utf-8"), signature or "", secret, stripe.Webhook.DEFAULT_TOLERANCE
+        )
+        event = json.loads(payload)
     except (ValueError, stripe.SignatureVerificationError) as exc:
         raise InvalidWebhook(str(exc)) from exc
-    event = json.loads(payload)
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)

@@ -22,6 +22,7 @@ from marketplace.bookings import signals
 from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
+from marketplace.core.db import insert_unless_exists
 from marketplace.core.errors import Conflict, Forbidden
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
@@ -53,15 +54,31 @@ _CANCELLABLE_INTENT = {
 
 
 def receive_webhook(payload: bytes, signature: str | None) -> bool:
-    """Verify, store once, queue for a worker. False for an event id seen before."""
+    """Verify, store once, queue for a worker. False for an event id seen before.
+
+    The stored event is its own outbox row: until a worker sets `processed_at`, `redeliver_unprocessed`
+    (beat) hands it to the workers again, so a crash or a broker outage after the commit loses nothing.
+    """
     event = verify_webhook(payload, signature, current_app.config["STRIPE_WEBHOOK_SECRET"])
-    try:
-        with db.session.begin_nested():
-            db.session.add(StripeEvent(id=event["id"], type=event["type"], payload=event))
-    except IntegrityError:
-        return False
-    outbox.enqueue("payments.process_event", event_id=event["id"])
-    return True
+    stored = insert_unless_exists(
+        StripeEvent, id=event["id"], type=event["type"], payload=event, received_at=utcnow()
+    )
+    if stored:
+        outbox.publish_after_commit("payments.process_event", event_id=event["id"])
+    return stored
+
+
+def redeliver_unprocessed(limit: int = 500) -> int:
+    """Queue again the stored events no worker has processed after a grace period."""
+    ids = db.session.scalars(
+        select(StripeEvent.id)
+        .where(StripeEvent.processed_at.is_(None), StripeEvent.received_at <= utcnow() - outbox.SWEEP_GRACE)
+        .order_by(StripeEvent.received_at)
+        .limit(limit)
+    ).all()
+    for event_id in ids:
+        outbox.publish_after_commit("payments.process_event", event_id=event_id)
+    return len(ids)
 
 
 # --- processing ------------------------------------------------------------------------------------
@@ -121,13 +138,13 @@ def settle_paid_booking(booking: Booking) -> str:
     """Money for this booking arrived: confirm it, or revive it if its hold lapsed and the slot is free,
     or refund it in full when the slot was taken meanwhile or the learner had cancelled."""
     if bookings.confirm_paid_booking(booking.id):
-        _credit_mentor(booking)
+        sync_ledger(booking)
         return "confirmed"
     db.session.refresh(booking)
     if booking.state in (BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW):
         return "already confirmed"
     if booking.state is BookingStatus.EXPIRED and _revive(booking):
-        _credit_mentor(booking)
+        sync_ledger(booking)
         return "confirmed after expiry"
     if booking.refund_status == RefundStatus.NONE.value:
         booking.refund_amount_cents = booking.price_cents
@@ -184,7 +201,7 @@ def _on_charge_refunded(obj: dict[str, Any]) -> str:
     refunded = int(obj.get("amount_refunded") or 0)
     booking.refund_amount_cents = max(booking.refund_amount_cents or 0, refunded)
     booking.refund_status = RefundStatus.SUCCEEDED.value
-    _reverse_mentor_share(booking, EarningKind.REFUND_REVERSAL, refunded)
+    sync_ledger(booking)
     return "recorded refund"
 
 
@@ -194,12 +211,7 @@ def _on_dispute_created(obj: dict[str, Any]) -> str:
         return "ignored: no booking"
     if booking.disputed_at is None:
         booking.disputed_at = utcnow()
-        already_refunded = (
-            booking.refund_amount_cents if booking.refund_status == RefundStatus.SUCCEEDED else 0
-        )
-        _reverse_mentor_share(
-            booking, EarningKind.DISPUTE_REVERSAL, booking.price_cents - (already_refunded or 0)
-        )
+        sync_ledger(booking)
         signals.booking_disputed.send(booking.id)
     return "flagged dispute"
 
@@ -252,7 +264,7 @@ def execute_refund(booking_id: int) -> str | None:
     booking.refund_reference = result.id
     if result.status == "succeeded":
         booking.refund_status = RefundStatus.SUCCEEDED.value
-        _reverse_mentor_share(booking, EarningKind.REFUND_REVERSAL, booking.refund_amount_cents)
+        sync_ledger(booking)
     return result.status
 
 
@@ -337,9 +349,27 @@ def _mentor_share(amount_cents: int) -> int:
     return amount_cents - fee
 
 
-def _add_entry(booking: Booking, kind: EarningKind, amount_cents: int) -> None:
-    if amount_cents == 0:
+def sync_ledger(booking: Booking) -> None:
+    """Add whichever ledger entries the booking's money facts call for and the ledger lacks.
+
+    Derived from the booking, not from the event at hand, so events arriving in any order (a dispute before
+    the payment, a refund before the confirmation) end with the same entries.
+    """
+    if booking.confirmed_at is None:
         return
+    refunded = (booking.refund_amount_cents or 0) if booking.refund_status == RefundStatus.SUCCEEDED else 0
+    wanted = {EarningKind.SESSION: _mentor_share(booking.price_cents)}
+    if refunded:
+        wanted[EarningKind.REFUND_REVERSAL] = -_mentor_share(refunded)
+    if booking.disputed_at is not None and booking.price_cents > refunded:
+        wanted[EarningKind.DISPUTE_REVERSAL] = -_mentor_share(booking.price_cents - refunded)
+    present = set(db.session.scalars(select(EarningEntry.kind).where(EarningEntry.booking_id == booking.id)))
+    for kind, amount in wanted.items():
+        if kind.value not in present and amount:
+            _add_entry(booking, kind, amount)
+
+
+def _add_entry(booking: Booking, kind: EarningKind, amount_cents: int) -> None:
     try:
         with db.session.begin_nested():
             db.session.add(
@@ -353,20 +383,6 @@ def _add_entry(booking: Booking, kind: EarningKind, amount_cents: int) -> None:
             )
     except IntegrityError:
         log.info("earning entry %s for booking %s already recorded", kind.value, booking.id)
-
-
-def _credit_mentor(booking: Booking) -> None:
-    _add_entry(booking, EarningKind.SESSION, _mentor_share(booking.price_cents))
-
-
-def _reverse_mentor_share(booking: Booking, kind: EarningKind, refunded_cents: int) -> None:
-    credited = db.session.scalar(
-        select(EarningEntry.id).where(
-            EarningEntry.booking_id == booking.id, EarningEntry.kind == EarningKind.SESSION.value
-        )
-    )
-    if credited is not None and refunded_cents > 0:
-        _add_entry(booking, kind, -_mentor_share(refunded_cents))
 
 
 def earnings_of(user: User) -> dict[str, Any]:

@@ -21,3 +21,9 @@ def execute_refund(booking_id: int) -> str | None:
 def reconcile() -> dict[str, int]:
     with unit_of_work():
         return service.reconcile_payments()
+
+
+@task("payments.redeliver_unprocessed", max_retries=0)
+def redeliver_unprocessed() -> int:
+    with unit_of_work():
+        return service.redeliver_unprocessed()

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 _MIDNIGHT = time(0, 0)
 _ONE_DAY = timedelta(days=1)
 _UTC_MIDNIGHT = time(0, 0, tzinfo=UTC)
+_TICK = timedelta(microseconds=1)  # datetime resolution: ``t <= x`` is ``t < x + _TICK``
 
 
 def _check_wall_range(start: time, end: time) -> None:
@@ -135,21 +136,17 @@ def free_slots(
     taken = _BusyIndex(busy)
     if duration_minutes not in rules.session_minutes:
         return []
-    # Only expand the local dates the window reaches once it is clipped to notice and horizon.
-    lower, upper = max(window_start, timing.earliest), min(window_end, timing.latest)
-    if lower > upper:
+    # Clip to notice and horizon first, so only starts that can be listed are ever generated.
+    lower, upper = timing.clip(window_start, window_end)
+    if lower >= upper:
         return []
     zone = ZoneInfo(rules.timezone)
     first_day = lower.astimezone(zone).date() - _ONE_DAY
     last_day = upper.astimezone(zone).date() + _ONE_DAY
-    starts = {
-        start
-        for start in _candidate_starts(rules, zone, first_day, last_day, duration_minutes)
-        if window_start <= start < window_end and timing.problem(start) is None
-    }
     duration = timedelta(minutes=duration_minutes)
     occupied = duration + timedelta(minutes=rules.buffer_minutes)
-    return [Slot(start, start + duration) for start in sorted(starts) if not taken.overlaps(start, occupied)]
+    starts = _candidate_starts(rules, zone, first_day, last_day, duration, lower, upper)
+    return [Slot(start, start + duration) for start in taken.free_of(starts, occupied)]
 
 
 def check_slot(
@@ -174,7 +171,10 @@ def check_slot(
         return problem
     zone = ZoneInfo(rules.timezone)
     day = start.astimezone(zone).date()
-    if start not in set(_candidate_starts(rules, zone, day - _ONE_DAY, day + _ONE_DAY, duration_minutes)):
+    duration = timedelta(minutes=duration_minutes)
+    # Generating only the starts in [start, start + 1 µs) asks exactly "is `start` a candidate?".
+    offered = _candidate_starts(rules, zone, day - _ONE_DAY, day + _ONE_DAY, duration, start, start + _TICK)
+    if next(offered, None) is None:
         return SlotProblem.OUTSIDE_AVAILABILITY
     occupied = timedelta(minutes=duration_minutes + rules.buffer_minutes)
     return SlotProblem.BUSY if taken.overlaps(start, occupied) else None
@@ -204,47 +204,104 @@ class _Timing:
             return SlotProblem.BEYOND_HORIZON
         return None
 
+    def clip(self, window_start: datetime, window_end: datetime) -> tuple[datetime, datetime]:
+        """The half-open range of starts in the window that :meth:`problem` accepts (notice >= 0, so
+        ``earliest`` is never before ``now``)."""
+        return max(window_start, self.earliest), min(window_end, self.latest + _TICK)
+
 
 # One grid point of an interval: its wall time in the zone with fold=0 and with fold=1, and its
-# distance from local midnight. Built once per interval shape and reused for every date.
+# distance from local midnight.
 _GridPoint = tuple[time, time, timedelta]
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """The wall times ``start + k * step`` before an interval's end, built once per interval shape and
+    reused for every date; ``sinces`` (ascending) lets a day without a clock change clip by bisection."""
+
+    points: list[_GridPoint]
+    sinces: list[timedelta]
+    stop: timedelta  # the interval's end as a distance from local midnight (a whole day for 24:00)
+
+
 def _candidate_starts(
-    rules: AvailabilityRules, zone: ZoneInfo, first_day: date, last_day: date, duration_minutes: int
+    rules: AvailabilityRules,
+    zone: ZoneInfo,
+    first_day: date,
+    last_day: date,
+    duration: timedelta,
+    lower: datetime,
+    upper: datetime,
 ) -> Iterator[datetime]:
-    """Yield the UTC starts the rules offer on local dates ``first_day..last_day`` (may repeat)."""
+    """Yield, ascending and once each, the UTC starts in ``[lower, upper)`` that the rules offer on
+    local dates ``first_day..last_day``."""
     weekly: dict[int, list[tuple[time, time]]] = {}
     for rule in rules.weekly:
         weekly.setdefault(rule.weekday, []).append((rule.start, rule.end))
-    grids: dict[tuple[time, time], list[_GridPoint]] = {}
+    grids: dict[tuple[time, time], _Grid] = {}
     step = timedelta(minutes=rules.step_minutes)
-    duration = timedelta(minutes=duration_minutes)
     day = first_day
+    offsets = _midnight_offsets(zone, day)
     while day <= last_day:
+        next_day = day + _ONE_DAY
+        next_offsets = _midnight_offsets(zone, next_day)
         override = rules.overrides.get(day)
         ranges = weekly.get(day.weekday(), []) if override is None else [(i.start, i.end) for i in override]
+        # Offset-changing transitions are at least four days apart in the whole tz database, so when
+        # both midnights (either fold) have one offset, no wall time of this date has another: the
+        # offset is looked up once for the date instead of twice per candidate.
+        steady = offsets[0] == offsets[1] == next_offsets[0] == next_offsets[1]
+        found: list[datetime] = []
         for start, end in ranges:
-            if (start, end) not in grids:
-                grids[start, end] = _wall_grid(zone, start, end, step)
-            yield from _interval_starts(zone, day, end, grids[start, end], duration)
-        day += _ONE_DAY
+            grid = grids.get((start, end))
+            if grid is None:
+                grid = grids[start, end] = _wall_grid(zone, start, end, step)
+            if steady:
+                found.extend(_steady_interval_starts(day, offsets[0], grid, duration, lower, upper))
+            else:
+                found.extend(
+                    instant
+                    for instant in _interval_starts(zone, day, end, grid.points, duration)
+                    if lower <= instant < upper
+                )
+        # One interval's starts ascend, and a date's starts all precede the next date's: only several
+        # intervals on one date can interleave or repeat.
+        yield from sorted(set(found)) if len(ranges) > 1 else found
+        day, offsets = next_day, next_offsets
+
+
+def _midnight_offsets(zone: ZoneInfo, day: date) -> tuple[timedelta | None, timedelta | None]:
+    midnight = datetime.combine(day, _MIDNIGHT, zone)
+    return midnight.utcoffset(), midnight.replace(fold=1).utcoffset()
 
 
 def _since_midnight(wall: time) -> timedelta:
     return timedelta(hours=wall.hour, minutes=wall.minute, seconds=wall.second, microseconds=wall.microsecond)
 
 
-def _wall_grid(zone: ZoneInfo, start: time, end: time, step: timedelta) -> list[_GridPoint]:
+def _wall_grid(zone: ZoneInfo, start: time, end: time, step: timedelta) -> _Grid:
     """The wall times ``start + k * step`` before ``end``; all fall on the interval's own date."""
     stop = _ONE_DAY if end == _MIDNIGHT else _since_midnight(end)
-    grid: list[_GridPoint] = []
+    points: list[_GridPoint] = []
     since = _since_midnight(start)
     while since < stop:
         wall = (datetime.min + since).time().replace(tzinfo=zone)
-        grid.append((wall, wall.replace(fold=1), since))
+        points.append((wall, wall.replace(fold=1), since))
         since += step
-    return grid
+    return _Grid(points, [since for _, _, since in points], stop)
+
+
+def _steady_interval_starts(
+    day: date, offset: timedelta, grid: _Grid, duration: timedelta, lower: datetime, upper: datetime
+) -> list[datetime]:
+    """:func:`_interval_starts` for a date with one offset throughout, clipped to ``[lower, upper)``:
+    every wall time exists once, and the interval ends at its end wall time."""
+    midnight = datetime.combine(day, _UTC_MIDNIGHT) - offset  # the instant of local midnight
+    # A start fits when ``since + duration <= stop``, i.e. ``since < stop - duration + 1 µs``.
+    first = bisect.bisect_left(grid.sinces, lower - midnight)
+    last = bisect.bisect_left(grid.sinces, min(upper - midnight, grid.stop - duration + _TICK))
+    return [midnight + since for since in grid.sinces[first:last]]
 
 
 def _interval_starts(
@@ -285,7 +342,8 @@ def _first_instant_at_or_after(zone: ZoneInfo, wall: datetime) -> datetime:
 
 
 class _BusyIndex:
-    """Busy ranges merged into disjoint sorted runs, so each overlap test is one bisection."""
+    """Busy ranges merged into disjoint sorted runs, so an overlap test is one bisection and a sorted
+    run of tests is one sweep."""
 
     def __init__(self, busy: Iterable[tuple[datetime, datetime]]) -> None:
         ranges = sorted((_to_utc(start), _to_utc(end)) for start, end in busy)
@@ -304,3 +362,13 @@ class _BusyIndex:
         """Whether ``[start, start + length)`` overlaps any busy range."""
         index = bisect.bisect_right(self._ends, start)
         return index < len(self._starts) and self._starts[index] < start + length
+
+    def free_of(self, starts: Iterable[datetime], length: timedelta) -> Iterator[datetime]:
+        """The ascending ``starts`` that :meth:`overlaps` clears, found by one forward sweep."""
+        ends, busy_starts, count = self._ends, self._starts, len(self._ends)
+        index = 0  # the first run not ending by ``start``: bisect_right(ends, start), moving forward only
+        for start in starts:
+            while index < count and ends[index] <= start:
+                index += 1
+            if index == count or start + length <= busy_starts[index]:
+                yield start

@@ -112,6 +112,8 @@ def live_server(
                 sys.executable, "-m", "gunicorn", "wsgi:app",
                 "--workers", str(WORKERS), "--bind", f"{HOST}:{port}",
                 "--graceful-timeout", "5", "--timeout", "60", "--log-level", "info",
+                # gunicorn 23+ otherwise shares one ~/.gunicorn/gunicorn.ctl among all its instances.
+                "--no-control-socket",
             ]  # fmt: skip
             with log_path.open("ab") as log:
                 proc = subprocess.Popen(

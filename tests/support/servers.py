@@ -412,7 +412,7 @@ def _http_ok(url: str) -> bool:
 
 @contextmanager
 def localstripe_server(timeout: float = STARTUP_TIMEOUT) -> Iterator[LocalStripe]:
-    """Run localstripe (via ``tests.support.run_localstripe``) on loopback with a fresh store."""
+    """Run localstripe (via ``scripts/run_localstripe.py``) on loopback with a fresh store."""
     tmp = _make_tempdir("localstripe-")
     log_path = tmp / "localstripe.log"
     env = dict(os.environ)
@@ -424,7 +424,7 @@ def localstripe_server(timeout: float = STARTUP_TIMEOUT) -> Iterator[LocalStripe
             port = free_port()
             with log_path.open("ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "tests.support.run_localstripe", str(port)],
+                    [sys.executable, str(PROJECT_ROOT / "scripts" / "run_localstripe.py"), str(port)],
                     cwd=tmp,
                     env=env,
                     stdout=log,

@@ -6,7 +6,7 @@ This runner reuses localstripe's module-level aiohttp ``app`` but listens on 127
 redirects the pickle to ``localstripe.pickle`` in the current directory, so a fresh directory means
 a fresh store.
 
-Usage: ``python -m tests.support.run_localstripe PORT``
+Usage: ``python scripts/run_localstripe.py PORT`` (used by `make run` and by the test suite).
 """
 
 from __future__ import annotations

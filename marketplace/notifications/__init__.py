@@ -1,0 +1,26 @@
+"""Email (rendering, sending once) and reminders, driven by the signals of accounts, mentors and bookings."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Connect the receivers. Signals are process-wide and blinker keeps one connection per receiver, so
+    building several apps in one process connects each receiver once."""
+    from marketplace.accounts.signals import user_registered
+    from marketplace.bookings import signals as bookings
+    from marketplace.mentors.signals import vetting_transition
+    from marketplace.notifications import service
+
+    user_registered.connect(service.on_user_registered)
+    vetting_transition.connect(service.on_vetting_transition)
+    bookings.booking_held.connect(service.on_booking_held)
+    bookings.booking_confirmed.connect(service.on_booking_confirmed)
+    bookings.booking_cancelled.connect(service.on_booking_cancelled)
+    bookings.booking_rescheduled.connect(service.on_booking_rescheduled)
+    bookings.booking_expired.connect(service.on_booking_expired)
+    bookings.booking_completed.connect(service.on_booking_completed)
+    bookings.payment_failed.connect(service.on_payment_failed)
+    bookings.late_payment_refunded.connect(service.on_late_payment_refunded)
+    bookings.booking_disputed.connect(service.on_booking_disputed)

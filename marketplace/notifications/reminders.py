@@ -1,0 +1,142 @@
+"""Reminders: rows with a due time, created on confirmation, swept by beat, sent once.
+
+Far-future work is a row, not a Celery countdown: it survives restarts and follows reschedules. The sweep
+claims due rows in batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent sweepers take disjoint
+rows; SQLite's BEGIN IMMEDIATE serializes them) and, in the same transaction, writes one outbox message per
+row for `notifications.send_reminder`: claiming and asking for the send commit together. A reminder that
+fell due while the system was down is still sent if its session has not started, and skipped if it has.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import delete, exists, or_, select, update
+
+from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.core import outbox
+from marketplace.core.db import unit_of_work
+from marketplace.core.time import utcnow
+from marketplace.extensions import db
+from marketplace.notifications.models import Reminder, ReminderStatus
+
+SEND_REMINDER_TASK = "notifications.send_reminder"
+# One sweep stops claiming after this long, well inside the task's time limit; the next sweep goes on.
+SWEEP_BUDGET_SECONDS = 30.0
+
+
+def offsets_minutes() -> list[int]:
+    """`REMINDER_OFFSETS_MINUTES`, e.g. "1440,60": how long before the start each reminder goes out."""
+    raw = current_app.config["REMINDER_OFFSETS_MINUTES"]
+    values = raw.split(",") if isinstance(raw, str) else raw
+    return sorted({int(value) for value in values if str(value).strip()}, reverse=True)
+
+
+def schedule(booking_id: int, now: datetime | None = None) -> int:
+    """Reminder rows for both participants of a confirmed booking, for the offsets still ahead."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or booking.status != BookingStatus.CONFIRMED.value:
+        return 0
+    now = now or utcnow()
+    rows = [
+        Reminder(
+            booking_id=booking.id,
+            user_id=user_id,
+            offset_minutes=offset,
+            due_at=booking.start_at - timedelta(minutes=offset),
+        )
+        for user_id in (booking.learner_id, booking.mentor.user_id)
+        for offset in offsets_minutes()
+        if booking.start_at - timedelta(minutes=offset) > now
+    ]
+    db.session.add_all(rows)
+    db.session.flush()
+    return len(rows)
+
+
+def drop(booking_id: int) -> None:
+    """A cancelled or moved booking's reminders go; sent_emails keeps what was already sent."""
+    db.session.execute(
+        delete(Reminder).where(Reminder.booking_id == booking_id).execution_options(synchronize_session=False)
+    )
+
+
+def _skip_stale(now: datetime) -> None:
+    """Due rows whose session started (or whose booking is no longer confirmed) are not worth sending."""
+    stale = exists().where(
+        Booking.id == Reminder.booking_id,
+        or_(Booking.status != BookingStatus.CONFIRMED.value, Booking.start_at <= now),
+    )
+    db.session.execute(
+        update(Reminder)
+        .where(Reminder.status == ReminderStatus.PENDING.value, Reminder.due_at <= now, stale)
+        .values(status=ReminderStatus.SKIPPED.value)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim_due(now: datetime, limit: int) -> list[int]:
+    """Claim up to `limit` due reminders of confirmed, not yet started sessions, and ask for their sends."""
+    ids = list(
+        db.session.scalars(
+            select(Reminder.id)
+            .join(Booking, Booking.id == Reminder.booking_id)
+            .where(
+                Reminder.status == ReminderStatus.PENDING.value,
+                Reminder.due_at <= now,
+                Booking.status == BookingStatus.CONFIRMED.value,
+                Booking.start_at > now,
+            )
+            .order_by(Reminder.due_at, Reminder.id)
+            .limit(limit)
+            .with_for_update(of=Reminder, skip_locked=True)
+        )
+    )
+    if ids:
+        db.session.execute(
+            update(Reminder)
+            .where(Reminder.id.in_(ids))
+            .values(status=ReminderStatus.CLAIMED.value, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        for reminder_id in ids:
+            outbox.enqueue(SEND_REMINDER_TASK, reminder_id=reminder_id)
+    return ids
+
+
+def sweep() -> int:
+    """Claim every due reminder, batch by batch (each batch its own commit, relayed at once)."""
+    batch = int(current_app.config["REMINDER_BATCH_SIZE"])
+    deadline = time.monotonic() + SWEEP_BUDGET_SECONDS
+    claimed = 0
+    while True:
+        with unit_of_work():
+            now = utcnow()
+            _skip_stale(now)
+            ids = claim_due(now, batch)
+        claimed += len(ids)
+        if len(ids) < batch or time.monotonic() > deadline:
+            return claimed
+
+
+def take_for_sending(reminder_id: int) -> bool:
+    """True if a claimed reminder is still worth sending; marks it skipped if its session has started."""
+    reminder = db.session.get(Reminder, reminder_id)
+    if reminder is None or reminder.status != ReminderStatus.CLAIMED.value:
+        return False
+    booking = db.session.get(Booking, reminder.booking_id)
+    if booking is None or booking.status != BookingStatus.CONFIRMED.value or booking.start_at <= utcnow():
+        reminder.status = ReminderStatus.SKIPPED.value
+        return False
+    return True
+
+
+def mark_sent(reminder_id: int) -> None:
+    db.session.execute(
+        update(Reminder)
+        .where(Reminder.id == reminder_id, Reminder.status == ReminderStatus.CLAIMED.value)
+        .values(status=ReminderStatus.SENT.value, sent_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )

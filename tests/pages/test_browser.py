@@ -1,0 +1,168 @@
+"""A learner's path through the pages in real headless Chromium, against a real HTTP server on loopback.
+
+From a career path to a mentor's free times (shown in the browser's own time zone), then to the full
+listing filtered by price. SQLite only: PostgreSQL would add nothing the API tests do not already cover.
+A screenshot of every page lands in test-artifacts/. The server is werkzeug's in a thread, serving the
+app the data was written through: gunicorn's four workers would triple the time these tests take.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask_migrate import upgrade
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+from marketplace.extensions import db
+from marketplace.mentors.vetting import VettingStatus
+from tests.careers.support import load_paths, make_mentor, tomorrow
+from tests.factories import AvailabilityScheduleFactory
+from tests.helpers import temporary_app
+from tests.support.servers import HOST, PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+VISITOR_ZONE = "America/New_York"
+SEED_BOOKS = (
+    "Microservice APIs",
+    "High Performance Python",
+    "Python Cookbook",
+    "Designing Data-Intensive Applications",
+)
+
+
+@dataclass(frozen=True)
+class Site:
+    base_url: str
+    maria_id: int
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A migrated SQLite file with the career paths and four mentors, served over HTTP on 127.0.0.1."""
+    database_url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'site.db'}"
+    with temporary_app(database_url) as app:
+        with app.app_context():
+            upgrade()
+            load_paths()
+            maria = make_mentor(
+                "Maria Alvarez",
+                chose=("backend-developer",),
+                skills=("python", "sql"),
+                rating=(4.8, 50),
+                price_cents=9000,
+                next_free=tomorrow(),
+                headline="Staff backend engineer, payments and distributed systems",
+            )
+            AvailabilityScheduleFactory(profile=maria)
+            make_mentor("Carl Cheap", chose=("backend-developer",), price_cents=4000, next_free=tomorrow())
+            make_mentor("Petra Pricey", chose=("backend-developer",), price_cents=15000)
+            make_mentor("Penny Pending", chose=("backend-developer",), status=VettingStatus.PENDING_REVIEW)
+            db.session.commit()
+            maria_id = maria.id
+        server = make_server(HOST, 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield Site(f"http://{HOST}:{server.server_port}", maria_id)
+        finally:
+            server.shutdown()
+            thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(target), full_page=True)
+    assert target.stat().st_size > 0
+
+
+def _in_visitor_zone(iso_utc: str) -> datetime:
+    return datetime.fromisoformat(iso_utc.replace("Z", "+00:00")).astimezone(ZoneInfo(VISITOR_ZONE))
+
+
+def test_from_a_career_path_to_a_mentor_and_a_filtered_listing(site: Site, browser: Browser) -> None:
+    context = browser.new_context(
+        timezone_id=VISITOR_ZONE, locale="en-US", viewport={"width": 1280, "height": 900}
+    )
+    page = context.new_page()
+
+    # The career path: the seed's books and salary figure, and the top mentors.
+    page.goto(f"{site.base_url}/careers/backend-developer")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Backend Developer")
+    for title in SEED_BOOKS:
+        expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+    expect(page.get_by_text("$30,000 a year")).to_be_visible()
+    expect(page.get_by_text("Penny Pending")).to_have_count(0)
+    card_time = page.locator(".mentor-card time").first
+    expect(card_time).not_to_contain_text("UTC")
+    moment = _in_visitor_zone(card_time.get_attribute("datetime") or "")
+    expect(card_time).to_contain_text(f"{moment:%H:%M}")
+    _shot(page, "career-backend-developer")
+
+    # A mentor card leads to the profile, whose free times are in the browser's zone.
+    page.get_by_role("link", name="Maria Alvarez").click()
+    expect(page).to_have_url(f"{site.base_url}/mentors/{site.maria_id}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Maria Alvarez")
+    expect(page.locator("#slots ~ p [data-zone-name]")).to_have_text(VISITOR_ZONE)
+    first_slot = page.locator("a.slot").first
+    start = _in_visitor_zone(first_slot.get_attribute("data-start") or "")
+    expect(first_slot).to_have_text(f"{start:%H:%M}")
+    first_day = page.locator(".slot-day h3").first
+    expect(first_day).to_contain_text(f"{start:%a}")
+    expect(first_day).to_contain_text(f" {start.day}")
+    assert start > datetime.now(UTC).astimezone(start.tzinfo) - timedelta(minutes=1)
+    _shot(page, "mentor-profile")
+
+    # "Browse all" opens the listing for the path; the price filter narrows it.
+    page.go_back()
+    page.get_by_role("link", name="Browse all 3 Backend Developer mentors").click()
+    expect(page).to_have_url(f"{site.base_url}/mentors?career_path=backend-developer")
+    expect(page.locator(".mentor-card")).to_have_count(3)
+    _shot(page, "mentors-backend-developer")
+    page.get_by_label("Max price per hour").fill("50")
+    page.get_by_role("button", name="Show mentors").click()
+    expect(page).to_have_url(re.compile(r"[?&]max_price=50(&|$)"))
+    expect(page.locator(".mentor-card")).to_have_count(1)
+    expect(page.locator(".mentor-card h3")).to_have_text("Carl Cheap")
+    expect(page.get_by_label("Career path")).to_have_value("backend-developer")
+    _shot(page, "mentors-filtered-by-price")
+    context.close()
+
+
+def test_pages_fit_a_phone_and_start_with_a_skip_link(site: Site, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+
+    for path, name in (("/careers", "careers-phone"), (f"/mentors/{site.maria_id}", "mentor-phone")):
+        page.goto(f"{site.base_url}{path}")
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
+        _shot(page, name)
+
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    context.close()
