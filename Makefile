@@ -44,4 +44,5 @@ bench: system-deps $(STAMP)
 	@bash bench/ensure-wrk.sh
 	$(BIN)/python -m bench.slots_bench
 	$(BIN)/python -m bench.http_bench $(HTTP_BENCH_ARGS)
+	$(BIN)/python -m bench.webhook_bench
 	$(BIN)/python -m bench.reminders_bench

@@ -12,6 +12,7 @@ from config import PROJECT_ROOT, Config, config_from_env
 TASK_MODULES = (
     "marketplace.core.tasks",
     "marketplace.bookings.tasks",
+    "marketplace.mentors.tasks",
     "marketplace.payments.tasks",
     "marketplace.notifications.tasks",
 )

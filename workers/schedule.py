@@ -11,4 +11,5 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "reconcile-payments": {"task": "payments.reconcile", "schedule": 300.0},
     "redeliver-webhook-events": {"task": "payments.redeliver_unprocessed", "schedule": 60.0},
     "send-due-reminders": {"task": "notifications.sweep_reminders", "schedule": 60.0},
+    "refresh-stale-next-available": {"task": "mentors.refresh_stale_next_available", "schedule": 900.0},
 }

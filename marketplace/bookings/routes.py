@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import hashlib
+import os
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, url_for
+from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from flask_login import current_user
 
@@ -23,8 +25,12 @@ from marketplace.bookings.schemas import (
 )
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required
+from marketplace.core.db import is_sqlite
 from marketplace.core.idempotency import idempotent
 from marketplace.core.pagination import SelectPage
+from marketplace.extensions import db
+from marketplace.scheduling.cache import LRUCache
+from marketplace.scheduling.slots import Slot
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Slots, bookings, reviews, calendars")
 feeds = Blueprint("calendar_feeds", __name__, url_prefix="/calendar", description="Calendar subscriptions")
@@ -41,16 +47,68 @@ def _ics(payload: bytes, filename: str) -> Response:
 
 @blp.route("/mentors/<int:mentor_id>/slots")
 class Slots(MethodView):
-    @blp.arguments(SlotArgsSchema, location="query")
+    @blp.arguments(SlotArgsSchema(), location="query")  # an instance: a class is instantiated per request
     @blp.response(200, SlotSchema(many=True))
-    def get(self, args: dict[str, Any], mentor_id: int) -> list[dict[str, str]]:
+    @blp.alt_response(304, description="Unchanged: the ETag sent in `If-None-Match` is current")
+    def get(self, args: dict[str, Any], mentor_id: int) -> Response:
         """Free bookable starts between two dates of the `tz` calendar, shown in `tz`."""
         zone = ZoneInfo(args["tz"])
-        slots = service.list_free_slots(mentor_id, args["from_"], args["to"], zone, args["duration"])
-        return [
-            {"start": slot.start.astimezone(zone).isoformat(), "end": slot.end.astimezone(zone).isoformat()}
-            for slot in slots
-        ]
+        _read_outside_a_transaction()
+        query = service.resolve_slot_query(mentor_id, args["from_"], args["to"], zone, args["duration"])
+        return _slots_response(query)
+
+
+def _read_outside_a_transaction() -> None:
+    """Run this read-only request's statements without BEGIN and COMMIT on PostgreSQL.
+
+    Each statement sees the latest commits either way (READ COMMITTED), and a cache hit is then two round
+    trips (the pool's ping and the version query) instead of four. SQLite keeps the BEGIN that core.db
+    gives reads, and a request whose transaction has begun already (a token's user was loaded) keeps it.
+    """
+    if os.environ.get("NOAUTO") is None and not is_sqlite() and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+# Serialized listings by `SlotQuery.key`, per process; bounded so many mentors and windows stay cheap.
+SLOTS_CACHE: LRUCache[str, bytes] = LRUCache(maxsize=2048)
+SLOTS_MAX_AGE_SECONDS = 30
+
+
+def _slots_response(query: service.SlotQuery) -> Response:
+    """The listing for `query`, computed once per key and process.
+
+    Correct across processes: the key holds the mentor's calendar version, read from the database on every
+    request, and every change to the mentor's free slots bumps it in its own transaction
+    (`mentors.calendar.touch`), so no process serves a list of an older calendar. The key's minute covers
+    what time alone changes (notice, lapsing holds, the horizon).
+
+    Clients and proxies may keep the list for 30 seconds, then revalidate with the ETag (a weak one: two
+    processes may compute a key's list a few seconds apart). A list that stale is safe: creating a booking
+    checks the slot again and the database refuses overlapping bookings, so the worst case is a clear 409
+    for a slot taken meanwhile.
+    """
+    etag = hashlib.blake2b(query.key.encode(), digest_size=16).hexdigest()
+    if request.if_none_match.contains_weak(etag):
+        response = Response(status=304)
+    else:
+        body = SLOTS_CACHE.get(query.key)
+        if body is None:
+            body = _serialize(service.slots_for(query), query.zone)
+            SLOTS_CACHE.put(query.key, body)
+        response = Response(body, mimetype=current_app.json.mimetype)
+    response.set_etag(etag, weak=True)
+    response.cache_control.public = True
+    response.cache_control.max_age = SLOTS_MAX_AGE_SECONDS
+    return response
+
+
+def _serialize(slots: list[Slot], zone: ZoneInfo) -> bytes:
+    """`SlotSchema` output, written as jsonify writes it."""
+    listed = [
+        {"start": slot.start.astimezone(zone).isoformat(), "end": slot.end.astimezone(zone).isoformat()}
+        for slot in slots
+    ]
+    return current_app.json.response(listed).get_data()
 
 
 @blp.route("/bookings")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,10 +34,12 @@ from marketplace.bookings.models import (
 from marketplace.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from marketplace.core.time import as_utc, utcnow
 from marketplace.extensions import db
+from marketplace.mentors.calendar import touch
 from marketplace.mentors.models import MentorProfile
+from marketplace.mentors.vetting import VettingStatus
 from marketplace.payments import intents
-from marketplace.scheduling.service import rules_for
-from marketplace.scheduling.slots import Slot, SlotProblem, check_slot, free_slots
+from marketplace.scheduling.service import load_rules, rules_for
+from marketplace.scheduling.slots import AvailabilityRules, Slot, SlotProblem, check_slot, free_slots
 
 _PROBLEM_MESSAGES = {
     SlotProblem.NOT_OFFERED_LENGTH: "The mentor does not offer sessions of this length.",
@@ -80,11 +84,69 @@ def blocking_intervals(
     return [(row.start_at, row.blocked_until) for row in db.session.execute(stmt)]
 
 
-def _public_mentor(mentor_id: int) -> MentorProfile:
-    profile = db.session.get(MentorProfile, mentor_id)
-    if profile is None or not profile.is_public:
+@dataclass(frozen=True)
+class SlotQuery:
+    """A slots request resolved against the mentor's row: everything its answer depends on, so `key`
+    names the answer (the calendar version stands for the data, the minute for time passing)."""
+
+    mentor_id: int
+    calendar_version: int
+    session_minutes: tuple[int, ...]
+    first: date
+    last: date
+    duration: int
+    zone: ZoneInfo
+    now: datetime
+
+    @property
+    def key(self) -> str:
+        return (
+            f"{self.mentor_id}:{self.calendar_version}:{self.first}:{self.last}:{self.duration}:"
+            f"{self.zone.key}:{self.now:%Y-%m-%dT%H:%M}"
+        )
+
+
+def resolve_slot_query(
+    mentor_id: int, first: date | None, last: date | None, zone: ZoneInfo, duration_minutes: int | None
+) -> SlotQuery:
+    """One query (a few columns of the mentor's row): 404 unless public, 422 for a length not offered;
+    [first, last] defaults to two weeks from today in `zone`."""
+    row = db.session.execute(
+        select(
+            MentorProfile.vetting_status, MentorProfile.session_minutes, MentorProfile.calendar_version
+        ).where(MentorProfile.id == mentor_id)
+    ).first()
+    if row is None or row.vetting_status != VettingStatus.APPROVED.value:
         raise NotFound("No such mentor.")
-    return profile
+    offered = row.session_minutes or []
+    duration = duration_minutes or (60 if 60 in offered else min(offered, default=60))
+    if duration not in offered:
+        raise Unprocessable(
+            _PROBLEM_MESSAGES[SlotProblem.NOT_OFFERED_LENGTH], {"duration": [f"Offered: {offered}."]}
+        )
+    now = utcnow()
+    first = first or now.astimezone(zone).date()
+    last = last or first + timedelta(days=DEFAULT_SLOT_DAYS - 1)
+    return SlotQuery(mentor_id, row.calendar_version, tuple(offered), first, last, duration, zone, now)
+
+
+def _rules_from_now(
+    mentor_id: int, session_minutes: Sequence[int], now: datetime
+) -> AvailabilityRules | None:
+    # No start from `now` on lies on a local date before yesterday's UTC date, whatever the zone.
+    return load_rules(mentor_id, session_minutes, overrides_from=now.date() - timedelta(days=1))
+
+
+def slots_for(query: SlotQuery) -> list[Slot]:
+    """The free slots `query` asks for: three more queries (rules, busy ranges), then `free_slots`."""
+    rules = _rules_from_now(query.mentor_id, query.session_minutes, query.now)
+    if rules is None:
+        return []
+    window_start = datetime.combine(query.first, time(0), query.zone)
+    window_end = datetime.combine(query.last + timedelta(days=1), time(0), query.zone)
+    margin = timedelta(days=1)
+    busy = blocking_intervals(query.mentor_id, window_start - margin, window_end + margin, query.now)
+    return free_slots(rules, busy, query.now, window_start, window_end, query.duration)
 
 
 def list_free_slots(
@@ -94,24 +156,26 @@ def list_free_slots(
 
     The same computation `create_booking` checks against, so every slot listed can be booked.
     """
-    profile = _public_mentor(mentor_id)
-    offered = profile.session_minutes or []
-    duration = duration_minutes or (60 if 60 in offered else min(offered, default=60))
-    if duration not in offered:
-        raise Unprocessable(
-            _PROBLEM_MESSAGES[SlotProblem.NOT_OFFERED_LENGTH], {"duration": [f"Offered: {offered}."]}
+    return slots_for(resolve_slot_query(mentor_id, first, last, zone, duration_minutes))
+
+
+def first_free_start(mentor_id: int, now: datetime) -> datetime | None:
+    """The start of the first free slot of the mentor's shortest session within their horizon, as the
+    listing computes it; None when there is none or the mentor is not public."""
+    row = db.session.execute(
+        select(MentorProfile.vetting_status, MentorProfile.session_minutes).where(
+            MentorProfile.id == mentor_id
         )
-    rules = rules_for(profile)
+    ).first()
+    if row is None or row.vetting_status != VettingStatus.APPROVED.value:
+        return None
+    rules = _rules_from_now(mentor_id, row.session_minutes, now)
     if rules is None:
-        return []
-    now = utcnow()
-    first = first or now.astimezone(zone).date()
-    last = last or first + timedelta(days=DEFAULT_SLOT_DAYS - 1)
-    window_start = datetime.combine(first, time(0), zone)
-    window_end = datetime.combine(last + timedelta(days=1), time(0), zone)
-    margin = timedelta(days=1)
-    busy = blocking_intervals(profile.id, window_start - margin, window_end + margin, now)
-    return free_slots(rules, busy, now, window_start, window_end, duration)
+        return None
+    end = now + timedelta(days=rules.horizon_days, minutes=1)  # past the horizon, where free_slots stops
+    busy = blocking_intervals(mentor_id, now, end + timedelta(days=1), now)
+    found = free_slots(rules, busy, now, now, end, rules.session_minutes[0])
+    return found[0].start if found else None
 
 
 def get_booking(user: User, booking_id: int) -> Booking:
@@ -141,7 +205,8 @@ def list_bookings(user: User, role: str | None, status: str | None) -> Select:
 
 def _check_slot_or_raise(
     profile: MentorProfile, start: datetime, duration: int, now: datetime, exclude_id: int | None = None
-) -> None:
+) -> AvailabilityRules:
+    """The rules `start` was checked against (their buffer widens the booking)."""
     rules = rules_for(profile)
     if rules is None:
         raise Unprocessable("This mentor has not published any availability.")
@@ -154,17 +219,23 @@ def _check_slot_or_raise(
         raise Conflict(_PROBLEM_MESSAGES[problem])
     if problem is not None:
         raise Unprocessable(_PROBLEM_MESSAGES[problem], {"start": [problem.value]})
-
-
-def _blocked_until(profile: MentorProfile, end: datetime) -> datetime:
-    rules = rules_for(profile)
-    buffer = rules.buffer_minutes if rules else 0
-    return end + timedelta(minutes=buffer)
+    return rules
 
 
 def _lock_learner(learner: User) -> None:
     """Serialize one learner's concurrent bookings so the unpaid-hold limit cannot be raced past."""
     db.session.execute(select(User.id).where(User.id == learner.id).with_for_update())
+
+
+def lock_mentor_calendar(mentor_id: int) -> None:
+    """Serialize every change to one mentor's booked time (new holds, moves, revivals).
+
+    Without it, concurrent holds for one slot all pass the free-slot check while the winner is still busy
+    (calling Stripe, writing its PaymentIntent), and PostgreSQL's exclusion checks between their
+    uncommitted rows can deadlock. With it, the losers wait, see the slot taken and get a clean 409.
+    Mentors are independent, and on SQLite writers are serialized anyway.
+    """
+    db.session.execute(select(MentorProfile.id).where(MentorProfile.id == mentor_id).with_for_update())
 
 
 def _flush_or_conflict() -> None:
@@ -188,6 +259,7 @@ def create_booking(
     now = utcnow()
     start = as_utc(start)
     _lock_learner(learner)
+    lock_mentor_calendar(profile.id)
     unpaid = db.session.scalar(
         select(func.count())
         .select_from(Booking)
@@ -200,7 +272,7 @@ def create_booking(
     if unpaid >= _setting("MAX_UNPAID_HOLDS"):
         raise TooManyRequests("Pay for or cancel your unpaid bookings before holding another slot.")
     expire_lapsed_holds(now, mentor_id=profile.id)
-    _check_slot_or_raise(profile, start, duration_minutes, now)
+    rules = _check_slot_or_raise(profile, start, duration_minutes, now)
     end = start + timedelta(minutes=duration_minutes)
     booking = Booking(
         mentor=profile,
@@ -208,7 +280,7 @@ def create_booking(
         status=BookingStatus.PENDING_PAYMENT.value,
         start_at=start,
         end_at=end,
-        blocked_until=_blocked_until(profile, end),
+        blocked_until=end + timedelta(minutes=rules.buffer_minutes),
         duration_minutes=duration_minutes,
         topic=topic,
         price_cents=policy.session_price_cents(profile.price_cents or 0, duration_minutes),
@@ -217,6 +289,7 @@ def create_booking(
     )
     db.session.add(booking)
     _flush_or_conflict()
+    touch([profile.id])
     intents.open_for(booking)
     db.session.flush()
     signals.booking_held.send(booking.id)
@@ -228,6 +301,10 @@ def create_booking(
 
 def _swap(booking_id: int, allowed: tuple[str, ...], **values: Any) -> bool:
     """Apply `values` only if the booking is still in one of `allowed`; True when this call won."""
+    mentor_id = db.session.scalar(select(Booking.mentor_id).where(Booking.id == booking_id))
+    if mentor_id is None:
+        return False
+    lock_mentor_calendar(mentor_id)  # before the booking row, as everywhere: the commit bumps this row
     result = db.session.execute(
         update(Booking)
         .where(Booking.id == booking_id, Booking.status.in_(allowed))
@@ -235,6 +312,8 @@ def _swap(booking_id: int, allowed: tuple[str, ...], **values: Any) -> bool:
         .execution_options(synchronize_session=False)
     )
     won = result.rowcount == 1
+    if won:
+        touch([mentor_id])  # every swap changes the status, so whether the booking holds its time
     booking = db.session.get(Booking, booking_id)
     if booking is not None:
         db.session.refresh(booking)
@@ -274,12 +353,10 @@ def release_unpaid_hold(booking_id: int, reason: str) -> bool:
 def expire_lapsed_holds(now: datetime | None = None, mentor_id: int | None = None) -> list[int]:
     """Unpaid holds past their time become expired; returns the ids this call expired."""
     now = now or utcnow()
-    stmt = update(Booking).where(
-        Booking.status == BookingStatus.PENDING_PAYMENT.value, Booking.hold_expires_at <= now
-    )
+    lapsed = (Booking.status == BookingStatus.PENDING_PAYMENT.value, Booking.hold_expires_at <= now)
     if mentor_id is not None:
-        stmt = stmt.where(Booking.mentor_id == mentor_id)
-    expired = _update_returning_ids(stmt.values(status=BookingStatus.EXPIRED.value, updated_at=now))
+        lapsed += (Booking.mentor_id == mentor_id,)
+    expired = _bulk_transition(lapsed, status=BookingStatus.EXPIRED.value, updated_at=now)
     for booking_id in expired:
         signals.booking_expired.send(booking_id)
     return expired
@@ -289,20 +366,37 @@ def complete_finished(now: datetime | None = None) -> list[int]:
     """Confirmed sessions become completed a grace period after their end, leaving time to report a no-show."""
     now = now or utcnow()
     cutoff = now - timedelta(minutes=_setting("COMPLETION_GRACE_MINUTES"))
-    stmt = update(Booking).where(Booking.status == BookingStatus.CONFIRMED.value, Booking.end_at <= cutoff)
-    completed = _update_returning_ids(stmt.values(status=BookingStatus.COMPLETED.value, updated_at=now))
+    finished = (Booking.status == BookingStatus.CONFIRMED.value, Booking.end_at <= cutoff)
+    completed = _bulk_transition(finished, status=BookingStatus.COMPLETED.value, updated_at=now)
     for booking_id in completed:
         signals.booking_completed.send(booking_id)
     return completed
 
 
-def _update_returning_ids(stmt: Any) -> list[int]:
-    ids = list(db.session.scalars(stmt.returning(Booking.id).execution_options(synchronize_session=False)))
-    for booking_id in ids:
-        booking = db.session.identity_map.get(db.session.identity_key(Booking, booking_id))
+def _bulk_transition(conditions: tuple[Any, ...], **values: Any) -> list[int]:
+    """Set `values` on the bookings matching `conditions`; returns their ids.
+
+    The mentors' calendars are locked first, in id order, so this takes locks in the order every other
+    booking change does (mentor, then booking) and cannot deadlock with one when the commit bumps them.
+    """
+    mentor_ids = sorted(set(db.session.scalars(select(Booking.mentor_id).where(*conditions))))
+    if not mentor_ids:
+        return []
+    for mentor_id in mentor_ids:
+        lock_mentor_calendar(mentor_id)
+    rows = db.session.execute(
+        update(Booking)
+        .where(*conditions, Booking.mentor_id.in_(mentor_ids))
+        .values(**values)
+        .returning(Booking.id, Booking.mentor_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    touch(row.mentor_id for row in rows)
+    for row in rows:
+        booking = db.session.identity_map.get(db.session.identity_key(Booking, row.id))
         if booking is not None:
             db.session.expire(booking)
-    return ids
+    return [row.id for row in rows]
 
 
 def cancel_booking(user: User, booking_id: int, reason: str | None) -> Booking:
@@ -355,7 +449,9 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
     if not policy.may_reschedule(now=now, start=booking.start_at, full_refund_hours=hours):
         raise Conflict(f"Sessions can be rescheduled until {hours} hours before they start.")
     new_start = as_utc(new_start)
-    _check_slot_or_raise(booking.mentor, new_start, booking.duration_minutes, now, exclude_id=booking.id)
+    lock_mentor_calendar(booking.mentor_id)
+    expire_lapsed_holds(now, mentor_id=booking.mentor_id)
+    rules = _check_slot_or_raise(booking.mentor, new_start, booking.duration_minutes, now, booking.id)
     new_end = new_start + timedelta(minutes=booking.duration_minutes)
     old_start = booking.start_at
     try:
@@ -368,7 +464,7 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
                 .values(
                     start_at=new_start,
                     end_at=new_end,
-                    blocked_until=_blocked_until(booking.mentor, new_end),
+                    blocked_until=new_end + timedelta(minutes=rules.buffer_minutes),
                     sequence=Booking.sequence + 1,
                     updated_at=now,
                 )
@@ -379,6 +475,7 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
     db.session.refresh(booking)
     if result.rowcount != 1:
         raise Conflict("The booking changed meanwhile; reload it and try again.")
+    touch([booking.mentor_id])
     signals.booking_rescheduled.send(booking.id)
     return booking
 

@@ -6,7 +6,7 @@ the JSON-LD is built as data (then serialized safely by `tojson`) rather than st
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from functools import partial
 from typing import Any
 
@@ -59,11 +59,11 @@ def day_label(day: date) -> str:
     return f"{day:%a} {day.day} {day:%b}"
 
 
-def clock(moment: datetime, zone: Any = UTC) -> str:
+def clock(moment: datetime, zone: tzinfo = UTC) -> str:
     return f"{moment.astimezone(zone):%H:%M}"
 
 
-def moment_label(moment: datetime, zone: Any = UTC) -> str:
+def moment_label(moment: datetime, zone: tzinfo = UTC) -> str:
     local = moment.astimezone(zone)
     return f"{day_label(local.date())}, {local:%H:%M}"
 

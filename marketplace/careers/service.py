@@ -11,17 +11,16 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 
 from marketplace.accounts.models import User
 from marketplace.bookings.models import Review
 from marketplace.bookings.service import list_free_slots
-from marketplace.careers.models import CareerPath, CareerPathSkill
+from marketplace.careers.models import CareerPath, CareerPathMatch
 from marketplace.core.errors import NotFound
 from marketplace.extensions import db
-from marketplace.mentors import ranking
 from marketplace.mentors.models import MentorProfile, MentorTag, TagKind
-from marketplace.mentors.service import public_profile, search
+from marketplace.mentors.service import path_match_clause, public_profile, search
 from marketplace.mentors.vetting import VettingStatus
 
 TOP_MENTORS = 6
@@ -117,19 +116,25 @@ class PathDetail:
 def path_detail(slug: str, top: int = TOP_MENTORS) -> PathDetail:
     """A path with its related paths, its best matching mentors and how many match in all."""
     path = get_path(slug)
-    matching = search({"career_path": path.slug, "sort": "relevance"})
+    mentors, count = _page_and_total(search({"career_path": path.slug, "sort": "relevance"}), top, 0)
     related_rows = db.session.scalars(select(CareerPath).where(CareerPath.slug.in_(path.related)))
     by_slug = {row.slug: row for row in related_rows}
     return PathDetail(
         path=path,
         related=[by_slug[slug] for slug in path.related if slug in by_slug],
-        mentors=list(db.session.scalars(matching.limit(top))),
-        mentor_count=_count(matching),
+        mentors=mentors,
+        mentor_count=count,
     )
 
 
-def _count(stmt: Select) -> int:
-    return db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+def _page_and_total(stmt: Select, limit: int, offset: int) -> tuple[list[MentorProfile], int]:
+    """A page and the total in one query (a window count over the rows the sort reads anyway)."""
+    rows = db.session.execute(stmt.add_columns(func.count().over()).limit(limit).offset(offset)).all()
+    if rows:
+        return [profile for profile, _total in rows], rows[0][1]
+    if offset == 0:
+        return [], 0
+    return [], db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ class MentorListing:
 
 def mentor_listing(filters: dict[str, Any], page: int, page_size: int = PAGE_SIZE) -> MentorListing:
     """One page of the search, plus what the filter form offers (paths, languages mentors speak)."""
-    stmt = search(filters)
+    mentors, total = _page_and_total(search(filters), page_size, (page - 1) * page_size)
     languages = (
         select(MentorTag.value)
         .distinct()
@@ -167,8 +172,8 @@ def mentor_listing(filters: dict[str, Any], page: int, page_size: int = PAGE_SIZ
     )
     return MentorListing(
         filters=filters,
-        mentors=list(db.session.scalars(stmt.limit(page_size).offset((page - 1) * page_size))),
-        total=_count(stmt),
+        mentors=mentors,
+        total=total,
         page=page,
         page_size=page_size,
         paths=list_paths(),
@@ -212,20 +217,14 @@ def mentor_page(mentor_id: int, zone: ZoneInfo) -> MentorPage:
 
 
 def _paths_of(profile: MentorProfile) -> list[CareerPath]:
-    """The paths a mentor chose, then those they match by skills alone (the rule of `ranking.is_match`)."""
-    by_skills = (
-        select(CareerPathSkill.path_id)
-        .where(CareerPathSkill.skill.in_(profile.skills))
-        .group_by(CareerPathSkill.path_id)
-        .having(func.count() >= ranking.MIN_SKILL_OVERLAP)
+    """The paths a mentor chose, then those they match by skills alone."""
+    rows = db.session.execute(
+        select(CareerPath, CareerPathMatch.chose)
+        .join(CareerPathMatch, CareerPathMatch.path_slug == CareerPath.slug)
+        .where(CareerPathMatch.profile_id == profile.id, path_match_clause())
+        .order_by(CareerPathMatch.chose.desc(), CareerPath.title)
     )
-    paths = db.session.scalars(
-        select(CareerPath)
-        .where(or_(CareerPath.slug.in_(profile.career_paths), CareerPath.id.in_(by_skills)))
-        .order_by(CareerPath.title)
-    )
-    chosen = set(profile.career_paths)
-    return sorted(paths, key=lambda path: path.slug not in chosen)
+    return [path for path, _chose in rows]
 
 
 def _latest_reviews(mentor_id: int) -> list[ReviewView]:

@@ -96,7 +96,7 @@ def unit_of_work() -> Iterator[None]:
 
 def insert_unless_exists(model: type[Any], **values: Any) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING in one round trip; True when the row was new."""
-    dialect = db.session.get_bind().dialect.name
-    statement = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(model).values(**values)
+    insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     key = list(model.__table__.primary_key.columns)
-    return db.session.execute(statement.on_conflict_do_nothing().returning(*key)).first() is not None
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(*key)
+    return db.session.execute(statement).first() is not None

@@ -57,7 +57,7 @@ def publish_after_commit(task: str, **payload: Any) -> None:
     """Publish `task(**payload)` after the commit, for work whose own row already survives a crash.
 
     For callers that keep a durable "to do" row of their own (a stored webhook event with no processed_at)
-    and sweep it themselves: the extra outbox row would add nothing but two writes on a hot path.
+    and sweep it themselves: an outbox row would add nothing but two writes on a hot path.
     """
     db.session.info.setdefault(_PENDING, []).append((None, task, payload))
 

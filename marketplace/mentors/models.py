@@ -39,6 +39,8 @@ class MentorProfile(TimestampMixin, db.Model):
     rating_avg: Mapped[float | None]
     rating_count: Mapped[int] = mapped_column(default=0)
     next_available_at: Mapped[datetime | None]
+    # Bumped by mentors.calendar.touch with every change to the mentor's free slots (slot cache key).
+    calendar_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     user: Mapped[User] = relationship(lazy="joined")
     tags: Mapped[list[MentorTag]] = relationship(

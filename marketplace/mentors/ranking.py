@@ -3,8 +3,9 @@ and price, blended into one score. Pure (stdlib only), so each rule is unit-test
 
 The arithmetic parts are written with operators only, so ``mentors.service.search`` passes SQL column
 expressions through the very same functions to build its ORDER BY: the API and the pages sort in the
-database (and paginate) by exactly the formula tested here. The two stepwise parts, availability and
-the "does this mentor match the path" rule, are tables that the SQL side turns into CASE expressions.
+database (and paginate) by exactly the formula tested here. Availability is a table of steps that the
+SQL side turns into a CASE, and `is_match` is mirrored by ``mentors.service.path_match_clause``; a test
+checks that the database's order equals sorting by `score`.
 
     score = 0.45 * relevance + 0.30 * rating + 0.15 * availability + 0.10 * price      (each part in [0, 1])
 

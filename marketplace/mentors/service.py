@@ -7,14 +7,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, case, column, exists, func, or_, select, table
+from sqlalchemy.orm import selectinload
 
 from marketplace.accounts.models import Role, User
-from marketplace.careers.models import CareerPath, CareerPathSkill
+from marketplace.careers.models import CareerPathMatch
 from marketplace.core.db import is_sqlite
 from marketplace.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors import ranking, signals
+from marketplace.mentors.calendar import touch
 from marketplace.mentors.models import MentorProfile, MentorTag, TagKind, VettingEvent
 from marketplace.mentors.vetting import ForbiddenTransition, VettingAction, VettingStatus
 
@@ -72,6 +74,8 @@ def _apply_fields(profile: MentorProfile, data: dict[str, Any]) -> None:
         if key in _TAG_FIELDS:
             profile.set_tags(_TAG_FIELDS[key], value)
         elif key == "session_minutes":
+            if profile.id is not None and sorted(value) != profile.session_minutes:
+                touch([profile.id])  # lengths offered decide the slots (a new profile has none listed)
             profile.session_minutes = sorted(value)
         else:
             setattr(profile, key, value)
@@ -120,6 +124,7 @@ def _transition(profile: MentorProfile, action: VettingAction, actor: User | Non
         )
     )
     db.session.flush()
+    touch([profile.id])  # only an approved mentor's slots are listed
     signals.vetting_transition.send(
         profile.id, action=action.value, from_status=before.value, to_status=after.value, note=note
     )
@@ -163,14 +168,19 @@ def search(filters: dict[str, Any]) -> Select:
     gives relevance its meaning; without it relevance is zero and the other parts of the score decide.
     """
     now = utcnow().replace(second=0, microsecond=0)  # the same order for every page asked within a minute
-    stmt = select(MentorProfile).where(MentorProfile.vetting_status == VettingStatus.APPROVED.value)
+    stmt = (
+        select(MentorProfile)
+        .where(MentorProfile.vetting_status == VettingStatus.APPROVED.value)
+        # Users are read for the page only, after the sort, instead of joined to every candidate.
+        .options(selectinload(MentorProfile.user))
+    )
     relevance: Any = 0.0
     if filters.get("career_path"):
-        match = _path_match(filters["career_path"])
-        stmt = stmt.join(match, match.c.profile_id == MentorProfile.id).where(
-            or_(match.c.chose == 1, match.c.overlap >= ranking.MIN_SKILL_OVERLAP)
-        )
-        relevance = ranking.relevance(match.c.chose, match.c.overlap)
+        match = CareerPathMatch
+        stmt = stmt.join(
+            match, (match.profile_id == MentorProfile.id) & (match.path_slug == filters["career_path"])
+        ).where(path_match_clause())
+        relevance = ranking.relevance(match.chose, match.overlap)
     if filters.get("skill"):
         stmt = stmt.where(_has_tag(TagKind.SKILL, filters["skill"]))
     if filters.get("language"):
@@ -181,27 +191,15 @@ def search(filters: dict[str, Any]) -> Select:
         stmt = stmt.where(
             MentorProfile.next_available_at <= now + timedelta(days=filters["available_within_days"])
         )
-    terms = search_terms(filters.get("q") or "")
+    terms = _search_terms(filters.get("q") or "")
     if terms:
         stmt = stmt.where(MentorProfile.id.in_(_text_matches(terms)))
     return stmt.order_by(*_ordering(filters.get("sort", "relevance"), _score(relevance, now)))
 
 
-def _path_match(slug: str) -> Any:
-    """Per mentor: did they choose the path (0/1), and how many of its skills do they list."""
-    path_skills = select(CareerPathSkill.skill).join(CareerPath).where(CareerPath.slug == slug)
-    chose = (MentorTag.kind == TagKind.CAREER_PATH.value) & (MentorTag.value == slug)
-    shares = (MentorTag.kind == TagKind.SKILL.value) & MentorTag.value.in_(path_skills.scalar_subquery())
-    return (
-        select(
-            MentorTag.profile_id,
-            func.max(case((chose, 1), else_=0)).label("chose"),
-            func.sum(case((shares, 1), else_=0)).label("overlap"),
-        )
-        .where(or_(chose, shares))
-        .group_by(MentorTag.profile_id)
-        .subquery("path_match")
-    )
+def path_match_clause() -> Any:
+    """`ranking.is_match` over `career_path_matches`: the mentor chose the path or shares enough skills."""
+    return or_(CareerPathMatch.chose == 1, CareerPathMatch.overlap >= ranking.MIN_SKILL_OVERLAP)
 
 
 def _score(relevance: Any, now: datetime) -> Any:
@@ -243,7 +241,7 @@ _MAX_TERMS = 8
 _search_table = table("mentor_search", column("profile_id"), column("rowid"), column("document"))
 
 
-def search_terms(text: str) -> list[str]:
+def _search_terms(text: str) -> list[str]:
     """Words of a query, split at punctuation as the indexes split documents; each matches as a prefix."""
     return _WORD.findall(text.lower())[:_MAX_TERMS]
 

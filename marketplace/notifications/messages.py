@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
+from sqlalchemy.orm import defaultload, lazyload
 
 from marketplace.accounts.models import Role, User, UserRole
 from marketplace.bookings.calendar import calendar_for
@@ -89,7 +90,7 @@ def money(cents: int, currency: str) -> str:
 
 
 def _welcome(user_id: int, _version: int) -> list[Letter]:
-    user = db.session.get(User, user_id)
+    user = db.session.get(User, user_id, options=[lazyload(User.role_rows)])
     return [Letter(user, "Welcome to Mentor marketplace", "welcome")] if user else []
 
 
@@ -149,8 +150,20 @@ def _letters(
     return letters
 
 
+# A message needs the booking and its two people, not their tags or roles (eager by default on the models).
+_LEAN_BOOKING = (
+    defaultload(Booking.mentor).lazyload(MentorProfile.tags),
+    defaultload(Booking.mentor).defaultload(MentorProfile.user).lazyload(User.role_rows),
+    defaultload(Booking.learner).lazyload(User.role_rows),
+)
+
+
+def load_booking(booking_id: int) -> Booking | None:
+    return db.session.get(Booking, booking_id, options=_LEAN_BOOKING)
+
+
 def _booking_in(booking_id: int, *statuses: str) -> Booking | None:
-    booking = db.session.get(Booking, booking_id)
+    booking = load_booking(booking_id)
     return booking if booking is not None and booking.status in statuses else None
 
 
@@ -219,7 +232,7 @@ def _hold_expired(booking_id: int, _version: int) -> list[Letter]:
 
 
 def _payment_failed(booking_id: int, _version: int) -> list[Letter]:
-    booking = db.session.get(Booking, booking_id)
+    booking = load_booking(booking_id)
     if booking is None:
         return []
     held = booking.status == BookingStatus.PENDING_PAYMENT.value and booking.hold_expires_at > utcnow()
@@ -233,7 +246,7 @@ def _payment_failed(booking_id: int, _version: int) -> list[Letter]:
 
 
 def _late_payment_refunded(booking_id: int, _version: int) -> list[Letter]:
-    booking = db.session.get(Booking, booking_id)
+    booking = load_booking(booking_id)
     if booking is None:
         return []
     refund = money(booking.refund_amount_cents or booking.price_cents, booking.currency)
@@ -247,7 +260,7 @@ def _late_payment_refunded(booking_id: int, _version: int) -> list[Letter]:
 
 
 def _disputed(booking_id: int, _version: int) -> list[Letter]:
-    booking = db.session.get(Booking, booking_id)
+    booking = load_booking(booking_id)
     if booking is None:
         return []
     admins = list(
@@ -269,8 +282,11 @@ def _review_request(booking_id: int, _version: int) -> list[Letter]:
 
 def _reminder(reminder_id: int, _version: int) -> list[Letter]:
     reminder = db.session.get(Reminder, reminder_id)
-    booking = db.session.get(Booking, reminder.booking_id) if reminder else None
-    recipient = db.session.get(User, reminder.user_id) if reminder else None
+    booking = load_booking(reminder.booking_id) if reminder else None
+    # Usually one of the booking's people, already in the session: no query.
+    recipient = (
+        db.session.get(User, reminder.user_id, options=[lazyload(User.role_rows)]) if reminder else None
+    )
     if booking is None or recipient is None:
         return []
     hours, minutes = divmod(reminder.offset_minutes, 60)

@@ -123,12 +123,20 @@ def sweep() -> int:
 
 def take_for_sending(reminder_id: int) -> bool:
     """True if a claimed reminder is still worth sending; marks it skipped if its session has started."""
-    reminder = db.session.get(Reminder, reminder_id)
-    if reminder is None or reminder.status != ReminderStatus.CLAIMED.value:
+    row = db.session.execute(
+        select(Reminder.status, Booking.status, Booking.start_at)
+        .join(Booking, Booking.id == Reminder.booking_id)
+        .where(Reminder.id == reminder_id)
+    ).one_or_none()
+    if row is None or row[0] != ReminderStatus.CLAIMED.value:
         return False
-    booking = db.session.get(Booking, reminder.booking_id)
-    if booking is None or booking.status != BookingStatus.CONFIRMED.value or booking.start_at <= utcnow():
-        reminder.status = ReminderStatus.SKIPPED.value
+    if row[1] != BookingStatus.CONFIRMED.value or row[2] <= utcnow():
+        db.session.execute(
+            update(Reminder)
+            .where(Reminder.id == reminder_id)
+            .values(status=ReminderStatus.SKIPPED.value)
+            .execution_options(synchronize_session=False)
+        )
         return False
     return True
 

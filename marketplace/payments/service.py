@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
@@ -26,6 +26,7 @@ from marketplace.core.db import insert_unless_exists
 from marketplace.core.errors import Conflict, Forbidden
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
+from marketplace.mentors.calendar import touch
 from marketplace.mentors.service import own_profile
 from marketplace.payments import intents
 from marketplace.payments.gateway import (
@@ -113,8 +114,16 @@ def _booking_by_intent_id(intent_id: Any) -> Booking | None:
 
 
 def _locked_booking(condition: Any) -> Booking | None:
-    """The booking row locked for this transaction (its joined mentor and learner rows are not)."""
-    return db.session.scalar(select(Booking).where(condition).with_for_update(of=Booking))
+    """The booking, locked for this transaction after its mentor's calendar.
+
+    Mentor first, then booking: the order the booking service uses too, so a payment racing a
+    reschedule or a new hold of the same mentor waits instead of deadlocking.
+    """
+    found = db.session.execute(select(Booking.id, Booking.mentor_id).where(condition)).first()
+    if found is None:
+        return None
+    bookings.lock_mentor_calendar(found.mentor_id)
+    return db.session.scalar(select(Booking).where(Booking.id == found.id).with_for_update(of=Booking))
 
 
 def _on_intent_succeeded(obj: dict[str, Any]) -> str:
@@ -155,7 +164,9 @@ def settle_paid_booking(booking: Booking) -> str:
 
 
 def _revive(booking: Booking) -> bool:
-    """expired -> confirmed, if no live booking took the time since (the database constraint decides)."""
+    """expired -> confirmed, if no live booking took the time since (the database constraint decides).
+
+    The caller holds the mentor's calendar lock (`_locked_booking`)."""
     try:
         with db.session.begin_nested():
             result = db.session.execute(
@@ -169,6 +180,7 @@ def _revive(booking: Booking) -> bool:
     db.session.refresh(booking)
     if result.rowcount != 1:
         return False
+    touch([booking.mentor_id])
     signals.booking_confirmed.send(booking.id)
     return True
 
@@ -300,26 +312,23 @@ def retry_payment(user: User, booking_id: int) -> Booking:
 def reconcile_payments(limit: int = 100) -> dict[str, int]:
     """Ask Stripe about lapsed holds no webhook settled, so a lost webhook never loses a paid booking."""
     now = utcnow()
-    candidates = db.session.scalars(
-        select(Booking)
-        .where(
-            Booking.payment_intent_id.is_not(None),
-            Booking.payment_reconciled_at.is_(None),
-            or_(
-                (Booking.status == BookingStatus.PENDING_PAYMENT.value)
-                & (Booking.hold_expires_at <= now - RECONCILE_GRACE),
-                (Booking.status == BookingStatus.EXPIRED.value)
-                & (Booking.updated_at >= now - RECONCILE_WINDOW),
-            ),
-        )
-        .order_by(Booking.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=Booking)
-    ).all()
+    unsettled = (
+        Booking.payment_intent_id.is_not(None),
+        Booking.payment_reconciled_at.is_(None),
+        or_(
+            (Booking.status == BookingStatus.PENDING_PAYMENT.value)
+            & (Booking.hold_expires_at <= now - RECONCILE_GRACE),
+            (Booking.status == BookingStatus.EXPIRED.value) & (Booking.updated_at >= now - RECONCILE_WINDOW),
+        ),
+    )
+    ids = db.session.scalars(select(Booking.id).where(*unsettled).order_by(Booking.id).limit(limit)).all()
     counts: dict[str, int] = {}
-    for booking in candidates:
-        outcome = _reconcile(booking)
-        counts[outcome] = counts.get(outcome, 0) + 1
+    for booking_id in ids:
+        # Locked one at a time, mentor first, and checked again: a webhook may have settled it meanwhile.
+        booking = _locked_booking((Booking.id == booking_id) & and_(*unsettled))
+        if booking is not None:
+            outcome = _reconcile(booking)
+            counts[outcome] = counts.get(outcome, 0) + 1
     return counts
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, time
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import select
 from marketplace.accounts.models import Role, User
 from marketplace.core.errors import Forbidden, NotFound, Unprocessable
 from marketplace.extensions import db
+from marketplace.mentors.calendar import touch
 from marketplace.mentors.models import MentorProfile
 from marketplace.scheduling import slots
 from marketplace.scheduling.models import (
@@ -67,12 +69,14 @@ def save_availability(user: User, data: dict[str, Any]) -> AvailabilitySchedule:
     ordered = sorted(data["weekly"], key=lambda interval: (interval["weekday"], interval["start"]))
     schedule.weekly = [RecurringInterval(**interval) for interval in ordered]
     db.session.flush()
+    touch([profile.id])
     return schedule
 
 
 def save_override(user: User, data: dict[str, Any]) -> DateOverride:
     """Set the intervals of one date, replacing any override already there."""
-    schedule = _require_schedule(_own_profile(user, for_update=True))
+    profile = _own_profile(user, for_update=True)
+    schedule = _require_schedule(profile)
     today = schedule.local_today()
     if data["day"] < today:
         raise Unprocessable("The date has passed.", {"date": [f"Use {today.isoformat()} or later."]})
@@ -83,16 +87,19 @@ def save_override(user: User, data: dict[str, Any]) -> DateOverride:
     ordered = sorted(data["intervals"], key=lambda interval: interval["start"])
     override.intervals = [OverrideInterval(**interval) for interval in ordered]
     db.session.flush()
+    touch([profile.id])
     return override
 
 
 def delete_override(user: User, day: date) -> None:
-    schedule = _require_schedule(_own_profile(user, for_update=True))
+    profile = _own_profile(user, for_update=True)
+    schedule = _require_schedule(profile)
     override = schedule.override_on(day)
     if override is None:
         raise NotFound(f"No override on {day.isoformat()}.")
     schedule.overrides.remove(override)
     db.session.flush()
+    touch([profile.id])
 
 
 def _wall(value: str) -> time:
@@ -102,26 +109,60 @@ def _wall(value: str) -> time:
 
 def rules_for(profile: MentorProfile) -> slots.AvailabilityRules | None:
     """What the slot engine needs to list or check a mentor's slots; None when nothing is bookable
-    (no schedule saved, or no session length offered).
+    (no schedule saved, or no session length offered)."""
+    return load_rules(profile.id, profile.session_minutes)
 
-    Three queries: the schedule, its weekly intervals, its overrides joined with their intervals.
-    """
-    if not profile.session_minutes:
+
+def load_rules(
+    profile_id: int, session_minutes: Sequence[int], overrides_from: date | None = None
+) -> slots.AvailabilityRules | None:
+    """:func:`rules_for` from plain rows, without loading the profile: two queries (the schedule with
+    its weekly intervals, then the overrides with theirs). `overrides_from` leaves out earlier dates,
+    which no start from now on can fall on."""
+    if not session_minutes:
         return None
-    schedule = _schedule_of(profile)
-    if schedule is None:
+    schedule = AvailabilitySchedule
+    rows = db.session.execute(
+        select(
+            schedule.id,
+            schedule.timezone,
+            schedule.buffer_minutes,
+            schedule.min_notice_minutes,
+            schedule.horizon_days,
+            RecurringInterval.weekday,
+            RecurringInterval.start,
+            RecurringInterval.end,
+        )
+        .outerjoin(RecurringInterval, RecurringInterval.schedule_id == schedule.id)
+        .where(schedule.profile_id == profile_id)
+        .order_by(RecurringInterval.weekday, RecurringInterval.start)
+    ).all()
+    if not rows:
         return None
+    settings = rows[0]
+    overrides_stmt = (
+        select(DateOverride.day, OverrideInterval.start, OverrideInterval.end)
+        .outerjoin(OverrideInterval, OverrideInterval.override_id == DateOverride.id)
+        .where(DateOverride.schedule_id == settings.id)
+        .order_by(DateOverride.day, OverrideInterval.start)
+    )
+    if overrides_from is not None:
+        overrides_stmt = overrides_stmt.where(DateOverride.day >= overrides_from)
+    overrides: dict[date, list[slots.LocalInterval]] = {}
+    for day, start, end in db.session.execute(overrides_stmt):
+        intervals = overrides.setdefault(day, [])
+        if start is not None:  # an override without intervals is a day off
+            intervals.append(slots.LocalInterval(_wall(start), _wall(end)))
     return slots.AvailabilityRules(
-        timezone=schedule.timezone,
+        timezone=settings.timezone,
         weekly=tuple(
-            slots.WeeklyInterval(rule.weekday, _wall(rule.start), _wall(rule.end)) for rule in schedule.weekly
+            slots.WeeklyInterval(row.weekday, _wall(row.start), _wall(row.end))
+            for row in rows
+            if row.weekday is not None
         ),
-        overrides={
-            override.day: tuple(slots.LocalInterval(_wall(i.start), _wall(i.end)) for i in override.intervals)
-            for override in schedule.overrides
-        },
-        buffer_minutes=schedule.buffer_minutes,
-        min_notice_minutes=schedule.min_notice_minutes,
-        horizon_days=schedule.horizon_days,
-        session_minutes=tuple(sorted(profile.session_minutes)),
+        overrides={day: tuple(intervals) for day, intervals in overrides.items()},
+        buffer_minutes=settings.buffer_minutes,
+        min_notice_minutes=settings.min_notice_minutes,
+        horizon_days=settings.horizon_days,
+        session_minutes=tuple(sorted(session_minutes)),
     )

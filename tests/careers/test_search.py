@@ -11,6 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from marketplace.accounts.models import Role
+from marketplace.careers.content import load_career_paths
+from marketplace.careers.service import sync_career_paths
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors import ranking
@@ -242,3 +244,55 @@ def test_the_search_index_follows_profile_and_name_changes(client: FlaskClient) 
     assert _ids(client, "?q=swift") == [mentor.id]
     assert _ids(client, "?q=oldname") == []
     assert _ids(client, "?q=newname") == [mentor.id]
+
+
+# --- the derived tables stay right, whichever write changes their sources ----------------------------
+
+
+def test_a_chosen_path_matches_even_before_the_content_is_loaded(client: FlaskClient) -> None:
+    chose = make_mentor(chose=(BACKEND,), skills=BACKEND_SKILLS)
+    make_mentor(skills=BACKEND_SKILLS)
+    db.session.commit()
+
+    assert _ids(client, f"?career_path={BACKEND}") == [chose.id]
+
+
+@pytest.mark.usefixtures("paths")
+def test_matches_follow_the_mentors_own_edits(client: FlaskClient) -> None:
+    mentor = make_mentor(chose=("product-manager",), skills=("communication",))
+    db.session.commit()
+    owner = ApiUser(client, mentor.user)
+    assert _ids(client, f"?career_path={BACKEND}") == []
+
+    owner.put("/api/v1/me/mentor-profile", json={"skills": ["python", "sql", "docker"]})
+    db.session.commit()
+    by_skills = _ids(client, f"?career_path={BACKEND}")
+    owner.put("/api/v1/me/mentor-profile", json={"career_paths": ["backend-developer"], "skills": ["go"]})
+    db.session.commit()
+    by_choice = _ids(client, f"?career_path={BACKEND}")
+    no_longer = _ids(client, "?career_path=product-manager")
+
+    assert by_skills == [mentor.id]
+    assert by_choice == [mentor.id]
+    assert no_longer == []
+
+
+@pytest.mark.usefixtures("paths")
+def test_matches_follow_edited_and_removed_content(client: FlaskClient) -> None:
+    chose = make_mentor(chose=(BACKEND,))
+    rustacean = make_mentor(skills=("rust", "python", "sql"))
+    db.session.commit()
+    items = load_career_paths()
+    backend = next(item for item in items if item["slug"] == BACKEND)
+    assert "rust" not in backend["skills"]
+
+    backend["skills"] = ["rust", *backend["skills"][:-1]]
+    sync_career_paths(items)
+    db.session.commit()
+    with_rust = _ids(client, f"?career_path={BACKEND}")
+    sync_career_paths([item for item in items if item["slug"] != BACKEND])
+    db.session.commit()
+    removed = _ids(client, f"?career_path={BACKEND}")
+
+    assert set(with_rust) == {chose.id, rustacean.id}
+    assert removed == [chose.id]

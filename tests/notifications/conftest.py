@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, current_app
 
 from tests.bookings.conftest import clock, learner, mentor, mentor_api, other_learner  # noqa: F401
 from tests.support.servers import ReceivedMail, SmtpSink, smtp_server
@@ -51,3 +52,8 @@ def invite_of(message: EmailMessage) -> tuple[EmailMessage, bytes]:
     (part,) = [p for p in message.iter_attachments() if p.get_content_type() == "text/calendar"]
     assert isinstance(part, EmailMessage)
     return part, part.get_payload(decode=True)
+
+
+def run_task(name: str, **kwargs: Any) -> Any:
+    """Run a task of this app's Celery in-process: another test's app may be the process default."""
+    return current_app.extensions["celery"].tasks[name].apply(kwargs=kwargs).get()

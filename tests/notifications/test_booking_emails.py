@@ -14,12 +14,11 @@ from marketplace.bookings.models import Booking
 from marketplace.core.db import unit_of_work
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
-from marketplace.notifications import tasks
 from marketplace.notifications.models import EmailStatus, SentEmail
 from tests.bookings.conftest import book
 from tests.factories import UserFactory
 from tests.helpers import ApiUser
-from tests.notifications.conftest import bodies, invite_of, only_to, with_subject
+from tests.notifications.conftest import bodies, invite_of, only_to, run_task, with_subject
 from tests.support.servers import SmtpSink
 
 THURSDAY_15_BERLIN = "2027-01-07T15:00:00+01:00"  # 14:00 UTC, 9:00 AM in New York
@@ -94,7 +93,7 @@ def test_a_redelivered_send_task_sends_nothing_again(
     booking_id = _confirmed(learner, mentor)
     before = len(mailbox.wait_for(3))
 
-    again = tasks.send_email.apply(kwargs={"kind": "booking_confirmed", "object_id": booking_id}).get()
+    again = run_task("notifications.send_email", kind="booking_confirmed", object_id=booking_id)
 
     assert again == 0
     assert len(mailbox.messages) == before
@@ -156,13 +155,9 @@ def test_a_confirmation_found_cancelled_at_send_time_is_not_sent(
     learner.post(f"/api/v1/bookings/{booking_id}/cancel", json={})
     mailbox.wait_for(5)
 
-    assert tasks.send_email.apply(kwargs={"kind": "booking_held", "object_id": booking_id}).get() == 0
-    assert (
-        tasks.send_email.apply(
-            kwargs={"kind": "booking_confirmed", "object_id": booking_id, "version": 7}
-        ).get()
-        == 0
-    )
+    assert run_task("notifications.send_email", kind="booking_held", object_id=booking_id) == 0
+    stale = run_task("notifications.send_email", kind="booking_confirmed", object_id=booking_id, version=7)
+    assert stale == 0
     assert len(mailbox.messages) == 5
 
 

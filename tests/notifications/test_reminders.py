@@ -12,11 +12,10 @@ from marketplace.core.db import unit_of_work
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
-from marketplace.notifications import tasks
 from marketplace.notifications.models import Reminder
 from tests.bookings.conftest import book
 from tests.helpers import ApiUser
-from tests.notifications.conftest import bodies
+from tests.notifications.conftest import bodies, run_task
 from tests.support.servers import SmtpSink
 
 THURSDAY_15_BERLIN = "2027-01-07T15:00:00+01:00"  # 14:00 UTC; now is Monday 06:00 UTC
@@ -40,7 +39,7 @@ def run_beat(clock: time_machine.Coordinates, mailbox: SmtpSink, until: datetime
     seen = len(mailbox.messages)
     while utcnow() < until:
         clock.shift(STEP)
-        tasks.sweep_reminders.apply().get()
+        run_task("notifications.sweep_reminders")
         new = mailbox.messages[seen:]
         seen += len(new)
         arrivals += [
@@ -125,13 +124,13 @@ def test_reminders_due_while_the_system_was_down_go_late_once_or_are_skipped_onc
     mailbox.wait_for(3)
 
     clock.move_to(_at(6, 20))  # six hours past the 24 h reminders; the session is tomorrow
-    assert tasks.sweep_reminders.apply().get() == 2
-    assert tasks.sweep_reminders.apply().get() == 0
+    assert run_task("notifications.sweep_reminders") == 2
+    assert run_task("notifications.sweep_reminders") == 0
     late = [m for m in mailbox.messages if m.message["Subject"].startswith("Reminder:")]
     assert sorted(m.rcpt_tos[0] for m in late) == sorted([learner.user.email, mentor.user.email])
 
     clock.move_to(_at(7, 14) + timedelta(minutes=30))  # the 1 h reminders fell due, and the session began
-    assert tasks.sweep_reminders.apply().get() == 0
+    assert run_task("notifications.sweep_reminders") == 0
     assert len(mailbox.messages) == 5
     assert _reminder_rows(booking_id) == [
         (60, _at(7, 13), "skipped"),
@@ -157,6 +156,6 @@ def test_a_claimed_reminder_whose_session_started_before_its_send_ran_is_skipped
 
     clock.move_to(_at(7, 14))
 
-    assert [tasks.send_reminder.apply(kwargs={"reminder_id": rid}).get() for rid in ids] == [False] * 4
+    assert [run_task("notifications.send_reminder", reminder_id=rid) for rid in ids] == [False] * 4
     assert len(mailbox.messages) == 3
     assert {status for _offset, _due, status in _reminder_rows(booking_id)} == {"skipped"}

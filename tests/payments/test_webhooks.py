@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from datetime import timedelta
 from typing import Any
@@ -16,13 +17,12 @@ from sqlalchemy import func, select
 
 from marketplace.bookings import service as bookings
 from marketplace.bookings.models import Booking
-from marketplace.core.outbox import OutboxMessage
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
-from marketplace.payments import service
+from marketplace.payments import service, tasks
 from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.models import EarningEntry, StripeEvent
-from tests.bookings.conftest import book
+from tests.bookings.conftest import NOW, book
 from tests.factories import UserFactory
 from tests.helpers import ApiUser, assert_error_shape
 from tests.payments.conftest import WEBHOOK_SECRET
@@ -365,12 +365,28 @@ def test_earnings_for_mentors_and_admins(
     assert_error_shape(learner.get("/api/v1/me/earnings"), 403)
 
 
-def test_webhook_work_goes_through_the_outbox(
-    client: FlaskClient, mentor: MentorProfile, learner: ApiUser, stripe_client: StripeTestClient
+def test_a_stored_event_no_worker_processed_is_redelivered_by_the_sweep(
+    client: FlaskClient,
+    mentor: MentorProfile,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+    clock: time_machine.Coordinates,
 ) -> None:
+    """As if the broker was down right after the commit: the stored event stays until beat hands it over."""
     body = _held(learner, mentor)
-    deliver(client, "payment_intent.succeeded", _pay(stripe_client, body), event_id="evt_via_outbox")
+    paid = _pay(stripe_client, body)
+    payload, _header = signed_event("payment_intent.succeeded", paid, WEBHOOK_SECRET, event_id="evt_stranded")
+    db.session.add(
+        StripeEvent(
+            id="evt_stranded", type="payment_intent.succeeded", payload=json.loads(payload), received_at=NOW
+        )
+    )
+    db.session.commit()
 
-    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.task == "payments.process_event"))
-    assert message.payload == {"event_id": "evt_via_outbox"}
-    assert message.published_at is not None
+    assert tasks.redeliver_unprocessed.apply().get() == 0
+    clock.shift(timedelta(seconds=30))
+    assert tasks.redeliver_unprocessed.apply().get() == 1
+
+    assert db.session.get(StripeEvent, "evt_stranded").outcome == "confirmed"
+    assert _booking(body["id"]).status == "confirmed"
+    assert tasks.redeliver_unprocessed.apply().get() == 0
