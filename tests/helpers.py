@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import celery
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -80,10 +81,16 @@ def make_test_app(database_url: str, **overrides: Any) -> Flask:
 
 @contextmanager
 def temporary_app(database_url: str, **overrides: Any) -> Iterator[Flask]:
-    """An extra app with its own settings, whose connections are closed when the block ends."""
+    """An extra app with its own settings, whose connections are closed when the block ends.
+
+    Building an app makes its Celery app the process default; the previous default is restored after, so
+    tasks called later in the test run against the suite's app and database, not this one's.
+    """
+    previous_celery = celery.current_app._get_current_object()
     app = make_test_app(database_url, **overrides)
     try:
         yield app
     finally:
         with app.app_context():
             db.engine.dispose()
+        previous_celery.set_default()

@@ -88,18 +88,14 @@ def _slots_response(query: service.SlotQuery) -> Response:
     for a slot taken meanwhile.
     """
     etag = hashlib.blake2b(query.key.encode(), digest_size=16).hexdigest()
+    headers = {"ETag": f'W/"{etag}"', "Cache-Control": f"public, max-age={SLOTS_MAX_AGE_SECONDS}"}
     if request.if_none_match.contains_weak(etag):
-        response = Response(status=304)
-    else:
-        body = SLOTS_CACHE.get(query.key)
-        if body is None:
-            body = _serialize(service.slots_for(query), query.zone)
-            SLOTS_CACHE.put(query.key, body)
-        response = Response(body, mimetype=current_app.json.mimetype)
-    response.set_etag(etag, weak=True)
-    response.cache_control.public = True
-    response.cache_control.max_age = SLOTS_MAX_AGE_SECONDS
-    return response
+        return Response(status=304, headers=headers)
+    body = SLOTS_CACHE.get(query.key)
+    if body is None:
+        body = _serialize(service.slots_for(query), query.zone)
+        SLOTS_CACHE.put(query.key, body)
+    return Response(body, headers=headers, mimetype=current_app.json.mimetype)
 
 
 def _serialize(slots: list[Slot], zone: ZoneInfo) -> bytes:

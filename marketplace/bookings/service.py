@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
@@ -106,16 +106,20 @@ class SlotQuery:
         )
 
 
+# Built once: a statement built per request costs more to build and to key than to run.
+_SLOT_HEAD = select(
+    MentorProfile.vetting_status, MentorProfile.session_minutes, MentorProfile.calendar_version
+).where(MentorProfile.id == bindparam("mentor_id"))
+
+
 def resolve_slot_query(
     mentor_id: int, first: date | None, last: date | None, zone: ZoneInfo, duration_minutes: int | None
 ) -> SlotQuery:
     """One query (a few columns of the mentor's row): 404 unless public, 422 for a length not offered;
     [first, last] defaults to two weeks from today in `zone`."""
-    row = db.session.execute(
-        select(
-            MentorProfile.vetting_status, MentorProfile.session_minutes, MentorProfile.calendar_version
-        ).where(MentorProfile.id == mentor_id)
-    ).first()
+    # Core on the session's connection: the cache hit path is this one query, and the ORM layer would
+    # cost more than running it.
+    row = db.session.connection().execute(_SLOT_HEAD, {"mentor_id": mentor_id}).first()
     if row is None or row.vetting_status != VettingStatus.APPROVED.value:
         raise NotFound("No such mentor.")
     offered = row.session_minutes or []

@@ -15,7 +15,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
@@ -27,9 +26,7 @@ import pytest
 import requests
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import select
 
 from marketplace.accounts.models import Role
 from marketplace.accounts.service import issue_token
@@ -40,6 +37,7 @@ from marketplace.extensions import db
 from marketplace.scheduling.service import save_availability
 from tests.factories import MentorProfileFactory, UserFactory
 from tests.helpers import temporary_app
+from tests.support.databases import fresh_database
 from tests.support.live_server import live_server
 from tests.support.servers import localstripe_server
 
@@ -79,27 +77,6 @@ class World:
 # --- setting up ------------------------------------------------------------------------------------
 
 
-@contextmanager
-def fresh_database(database_url: str, directory: Path) -> Iterator[str]:
-    """A new, empty database next to the suite's: same PostgreSQL server, or a new SQLite file."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        yield f"sqlite:///{directory / 'race.db'}"
-        return
-    name = f"race_{secrets.token_hex(6)}"
-    server = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with server.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with server.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        server.dispose()
-
-
 def seed(app: Flask) -> tuple[int, list[Learner]]:
     """An approved mentor bookable around the clock in UTC, and learners with API tokens; committed."""
     with app.app_context():
@@ -132,7 +109,7 @@ def seed(app: Flask) -> tuple[int, list[Learner]]:
 @pytest.fixture(scope="module")
 def world(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with (
-        fresh_database(database_url, tmp_path_factory.mktemp("races")) as url,
+        fresh_database(database_url, tmp_path_factory.mktemp("races"), prefix="race") as url,
         temporary_app(url) as app,
         localstripe_server() as stripe,
     ):

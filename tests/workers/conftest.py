@@ -8,15 +8,9 @@ subprocesses pointed at them by environment variables, exactly as production sta
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,55 +20,22 @@ import pytest
 from aiosmtpd.controller import Controller
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from marketplace.accounts.models import Role
 from marketplace.extensions import db
 from marketplace.scheduling.service import save_availability
 from tests.factories import MentorProfileFactory, UserFactory
 from tests.helpers import temporary_app
+from tests.support.databases import fresh_database
 from tests.support.servers import (
     HOST,
-    PROJECT_ROOT,
     RedisServer,
     SmtpSink,
     _SinkHandler,
     free_port,
     redis_server_handle,
 )
-
-WORKER_START_TIMEOUT = 60.0
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} did not happen within {timeout}s")
-
-
-@contextmanager
-def fresh_database(database_url: str) -> Iterator[str]:
-    """A new, empty database on the suite's PostgreSQL server, dropped afterwards."""
-    url = make_url(database_url)
-    name = f"workers_{secrets.token_hex(6)}"
-    server = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with server.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with server.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        server.dispose()
-
+from tests.support.workers import Worker, start_worker
 
 # --- an SMTP sink that can hold a delivery open ------------------------------------------------------
 
@@ -120,31 +81,6 @@ def stalling_smtp_server() -> Iterator[StallingSink]:
 
 
 @dataclass
-class Worker:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """kill -9 the worker and everything it started: no chance to ack, requeue or clean up."""
-        with suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-@dataclass
 class World:
     app: Flask  # the web side: same database and broker as the workers, tasks not eager
     database_url: str
@@ -156,44 +92,20 @@ class World:
     workers: list[Worker] = field(default_factory=list)
 
     def start_worker(self, name: str, **env: str) -> Worker:
-        log_path = self.directory / f"{name}.log"
-        environment = {
-            **os.environ,
-            "APP_ENV": "testing",
-            "SECRET_KEY": "testing",
-            "INSTANCE_DIR": str(self.directory),
-            "DATABASE_URL": self.database_url,
-            "REDIS_URL": self.redis.url,
-            "CELERY_BROKER_URL": self.redis.url,
-            "MAIL_BACKEND": "smtp",
-            "MAIL_SERVER": self.sink.host,
-            "MAIL_PORT": str(self.sink.port),
-            "PYTHONUNBUFFERED": "1",
-            **env,
-        }
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=info",
-            "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ]  # fmt: skip
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=PROJECT_ROOT,
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        worker = Worker(name, proc, log_path)
-        self.workers.append(worker)
-        wait_until(
-            lambda: " ready." in worker.log() or proc.poll() is not None,
-            WORKER_START_TIMEOUT,
-            f"{name} ready",
+        worker = start_worker(
+            name,
+            self.directory,
+            {
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": self.redis.url,
+                "CELERY_BROKER_URL": self.redis.url,
+                "MAIL_BACKEND": "smtp",
+                "MAIL_SERVER": self.sink.host,
+                "MAIL_PORT": str(self.sink.port),
+                **env,
+            },
         )
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker {name} exited:\n{worker.log()[-3000:]}")
+        self.workers.append(worker)
         return worker
 
 
@@ -227,7 +139,7 @@ def world(app: Flask, database_url: str, tmp_path: Path) -> Iterator[World]:
     """Everything but the workers, which each test starts with the settings it needs."""
     suite_celery = celery.current_app._get_current_object()
     with (
-        fresh_database(database_url) as url,
+        fresh_database(database_url, tmp_path, prefix="workers") as url,
         redis_server_handle() as redis,
         stalling_smtp_server() as sink,
         temporary_app(url, CELERY_BROKER_URL=redis.url, CELERY_TASK_ALWAYS_EAGER=False) as web,

@@ -23,7 +23,8 @@ from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.notifications.models import EmailStatus, SentEmail
 from tests.support.servers import ReceivedMail
-from tests.workers.conftest import World, wait_until
+from tests.support.workers import wait_until
+from tests.workers.conftest import World
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
 
