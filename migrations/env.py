@@ -41,6 +41,11 @@ def get_metadata():
     return target_db.metadata
 
 
+def include_name(name, type_, parent_names):
+    """The search tables are kept by triggers written in 0004, not by models: autogenerate leaves them be."""
+    return not (type_ == "table" and name.startswith("mentor_search"))
+
+
 def render_item(type_, obj, autogen_context):
     """Write the app's UTC column type as a plain timestamptz, so revisions don't import app code."""
     if type_ == "type" and obj.__class__.__name__ == "UTCDateTime":
@@ -89,6 +94,7 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
     conf_args.setdefault("render_item", render_item)
+    conf_args.setdefault("include_name", include_name)
 
     connectable = get_engine()
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -65,7 +64,7 @@ def _read_outside_a_transaction() -> None:
     trips (the pool's ping and the version query) instead of four. SQLite keeps the BEGIN that core.db
     gives reads, and a request whose transaction has begun already (a token's user was loaded) keeps it.
     """
-    if os.environ.get("NOAUTO") is None and not is_sqlite() and not db.session().in_transaction():
+    if not is_sqlite() and not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 

@@ -182,9 +182,11 @@ def check_slot(
 
 def _to_utc(value: datetime) -> datetime:
     """Refuse naive datetimes: guessing a zone for a booking time is how double bookings happen."""
+    if value.tzinfo is UTC:  # what the database gives back: the common case, checked first
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: an explicit offset is required")
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    return value.astimezone(UTC)
 
 
 class _Timing:
