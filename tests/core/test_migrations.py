@@ -22,19 +22,22 @@ def _include_name(name: str | None, type_: str, _parents: object) -> bool:
 
 
 def test_migrations_match_the_models_and_downgrade_to_nothing(database_url: str, tmp_path: Path) -> None:
-    with fresh_database(database_url, tmp_path, prefix="migrations") as url, temporary_app(url) as app:
-        with app.app_context():
-            upgrade()
-            with db.engine.connect() as connection:
-                context = MigrationContext.configure(
-                    connection, opts={"compare_type": True, "include_name": _include_name}
-                )
-                assert compare_metadata(context, db.metadata) == []
+    with (
+        fresh_database(database_url, tmp_path, prefix="migrations") as url,
+        temporary_app(url) as app,
+        app.app_context(),
+    ):
+        upgrade()
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_name": _include_name}
+            )
+            assert compare_metadata(context, db.metadata) == []
 
-            downgrade(revision="base")
-            with db.engine.connect() as connection:
-                assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
+        downgrade(revision="base")
+        with db.engine.connect() as connection:
+            assert set(inspect(connection).get_table_names()) <= {"alembic_version"}
 
-            upgrade()
-            with db.engine.connect() as connection:
-                assert "bookings" in inspect(connection).get_table_names()
+        upgrade()
+        with db.engine.connect() as connection:
+            assert "bookings" in inspect(connection).get_table_names()

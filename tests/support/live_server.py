@@ -14,7 +14,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -69,7 +69,9 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
     proc.wait()
 
 
-def _server_env(database_url: str, instance_dir: Path, env: dict[str, str] | None) -> dict[str, str]:
+def _server_env(
+    database_url: str, instance_dir: Path, env: Mapping[str, str | None] | None
+) -> dict[str, str]:
     merged = dict(os.environ)
     merged.update(
         {
@@ -82,20 +84,26 @@ def _server_env(database_url: str, instance_dir: Path, env: dict[str, str] | Non
             "PYTHONUNBUFFERED": "1",
         }
     )
-    merged.update(env or {})
+    for key, value in (env or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
     return merged
 
 
 @contextmanager
 def live_server(
     database_url: str,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     timeout: float = STARTUP_TIMEOUT,
     log_path: Path | None = None,
+    workers: int = WORKERS,
 ) -> Iterator[str]:
-    """Run ``gunicorn wsgi:app --workers 4`` on ``database_url``; yields ``http://127.0.0.1:PORT``.
+    """Run ``gunicorn wsgi:app`` (sync workers) on ``database_url``; yields ``http://127.0.0.1:PORT``.
 
-    ``env`` is added to (and overrides) the inherited environment, e.g. ``{"MAX_UNPAID_HOLDS": "1000"}``.
+    ``env`` is added to (and overrides) the inherited environment, e.g. ``{"MAX_UNPAID_HOLDS": "1000"}``;
+    a value of None removes the variable.
     The database must already be migrated. Raises :class:`ServerStartError` with the log tail when the
     server does not answer in time. The log (gunicorn's, with the app's tracebacks) goes to ``log_path``
     when given, so the caller can show it after a failure; otherwise it is deleted with the rest.
@@ -110,7 +118,7 @@ def live_server(
             base_url = f"http://{HOST}:{port}"
             cmd = [
                 sys.executable, "-m", "gunicorn", "wsgi:app",
-                "--workers", str(WORKERS), "--bind", f"{HOST}:{port}",
+                "--workers", str(workers), "--bind", f"{HOST}:{port}",
                 "--graceful-timeout", "5", "--timeout", "60", "--log-level", "info",
                 # gunicorn 23+ otherwise shares one ~/.gunicorn/gunicorn.ctl among all its instances.
                 "--no-control-socket",
