@@ -36,7 +36,9 @@ def test_seed_demo_is_idempotent_and_its_logins_work(app: Flask, client: FlaskCl
     assert statuses >= {"approved", "pending_review", "draft", "changes_requested", "suspended"}
     booking_states = set(db.session.scalars(select(Booking.status)))
     assert booking_states >= {"pending_payment", "confirmed", "cancelled", "completed"}
-    approved = db.session.scalars(select(MentorProfile).where(MentorProfile.vetting_status == "approved")).all()
+    approved = db.session.scalars(
+        select(MentorProfile).where(MentorProfile.vetting_status == "approved")
+    ).all()
     assert all(rules_for(profile) is not None for profile in approved)
     assert all(profile.rating_count >= 1 for profile in approved)
     for line in first.output.splitlines()[1:]:
