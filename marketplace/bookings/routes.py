@@ -44,6 +44,11 @@ def _ics(payload: bytes, filename: str) -> Response:
     return response
 
 
+# Serialized listings by `SlotQuery.key`, per process; bounded so many mentors and windows stay cheap.
+SLOTS_CACHE: LRUCache[str, bytes] = LRUCache(maxsize=2048)
+SLOTS_MAX_AGE_SECONDS = 30
+
+
 @blp.route("/mentors/<int:mentor_id>/slots")
 class Slots(MethodView):
     @blp.arguments(SlotArgsSchema(), location="query")  # an instance: a class is instantiated per request
@@ -66,11 +71,6 @@ def _read_outside_a_transaction() -> None:
     """
     if not is_sqlite() and not db.session().in_transaction():
         db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-
-
-# Serialized listings by `SlotQuery.key`, per process; bounded so many mentors and windows stay cheap.
-SLOTS_CACHE: LRUCache[str, bytes] = LRUCache(maxsize=2048)
-SLOTS_MAX_AGE_SECONDS = 30
 
 
 def _slots_response(query: service.SlotQuery) -> Response:

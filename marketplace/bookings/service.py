@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, func, or_, select, update
+from sqlalchemy import BindParameter, Row, Select, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
@@ -61,7 +61,7 @@ def _setting(name: str) -> int:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-def _live_clause(now: datetime) -> Any:
+def _live_clause(now: datetime | BindParameter[datetime]) -> Any:
     """Live and still holding its time: confirmed, or an unpaid hold that has not lapsed."""
     return or_(
         Booking.status == BookingStatus.CONFIRMED.value,
@@ -69,19 +69,22 @@ def _live_clause(now: datetime) -> Any:
     )
 
 
+# Built once, as it runs on every slots listing that misses the cache.
+_BUSY = select(Booking.start_at, Booking.blocked_until).where(
+    Booking.mentor_id == bindparam("mentor_id"),
+    _live_clause(bindparam("now")),
+    Booking.start_at < bindparam("end"),
+    Booking.blocked_until > bindparam("start"),
+)
+
+
 def blocking_intervals(
     mentor_id: int, start: datetime, end: datetime, now: datetime, exclude_id: int | None = None
 ) -> list[tuple[datetime, datetime]]:
     """The mentor's busy ranges (each booking widened by its buffer) that reach into [start, end)."""
-    stmt = select(Booking.start_at, Booking.blocked_until).where(
-        Booking.mentor_id == mentor_id,
-        _live_clause(now),
-        Booking.start_at < end,
-        Booking.blocked_until > start,
-    )
-    if exclude_id is not None:
-        stmt = stmt.where(Booking.id != exclude_id)
-    return [(row.start_at, row.blocked_until) for row in db.session.execute(stmt)]
+    stmt = _BUSY if exclude_id is None else _BUSY.where(Booking.id != exclude_id)
+    params = {"mentor_id": mentor_id, "start": start, "end": end, "now": now}
+    return [(start, end) for start, end in db.session.execute(stmt, params)]
 
 
 @dataclass(frozen=True)
@@ -112,15 +115,21 @@ _SLOT_HEAD = select(
 ).where(MentorProfile.id == bindparam("mentor_id"))
 
 
+def _public_mentor_row(mentor_id: int) -> Row[Any] | None:
+    """What listing slots needs of the mentor's row, None unless the mentor is public. Core on the
+    session's connection: on a cache hit this is the request's only query, and the ORM layer would cost
+    more than running it."""
+    row = db.session.connection().execute(_SLOT_HEAD, {"mentor_id": mentor_id}).first()
+    return row if row is not None and row.vetting_status == VettingStatus.APPROVED.value else None
+
+
 def resolve_slot_query(
     mentor_id: int, first: date | None, last: date | None, zone: ZoneInfo, duration_minutes: int | None
 ) -> SlotQuery:
     """One query (a few columns of the mentor's row): 404 unless public, 422 for a length not offered;
     [first, last] defaults to two weeks from today in `zone`."""
-    # Core on the session's connection: the cache hit path is this one query, and the ORM layer would
-    # cost more than running it.
-    row = db.session.connection().execute(_SLOT_HEAD, {"mentor_id": mentor_id}).first()
-    if row is None or row.vetting_status != VettingStatus.APPROVED.value:
+    row = _public_mentor_row(mentor_id)
+    if row is None:
         raise NotFound("No such mentor.")
     offered = row.session_minutes or []
     duration = duration_minutes or (60 if 60 in offered else min(offered, default=60))
@@ -166,12 +175,8 @@ def list_free_slots(
 def first_free_start(mentor_id: int, now: datetime) -> datetime | None:
     """The start of the first free slot of the mentor's shortest session within their horizon, as the
     listing computes it; None when there is none or the mentor is not public."""
-    row = db.session.execute(
-        select(MentorProfile.vetting_status, MentorProfile.session_minutes).where(
-            MentorProfile.id == mentor_id
-        )
-    ).first()
-    if row is None or row.vetting_status != VettingStatus.APPROVED.value:
+    row = _public_mentor_row(mentor_id)
+    if row is None:
         return None
     rules = _rules_from_now(mentor_id, row.session_minutes, now)
     if rules is None:

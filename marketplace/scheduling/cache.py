@@ -36,6 +36,3 @@ class LRUCache(Generic[K, V]):
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from marketplace.accounts.models import Role, User
 from marketplace.core.errors import Forbidden, NotFound, Unprocessable
@@ -113,43 +113,47 @@ def rules_for(profile: MentorProfile) -> slots.AvailabilityRules | None:
     return load_rules(profile.id, profile.session_minutes)
 
 
+# Built once: on the slots listing's miss path, building and keying a statement per call costs about as
+# much as running it.
+_SCHEDULE_WITH_WEEKLY = (
+    select(
+        AvailabilitySchedule.id,
+        AvailabilitySchedule.timezone,
+        AvailabilitySchedule.buffer_minutes,
+        AvailabilitySchedule.min_notice_minutes,
+        AvailabilitySchedule.horizon_days,
+        RecurringInterval.weekday,
+        RecurringInterval.start,
+        RecurringInterval.end,
+    )
+    .outerjoin(RecurringInterval, RecurringInterval.schedule_id == AvailabilitySchedule.id)
+    .where(AvailabilitySchedule.profile_id == bindparam("profile_id"))
+    .order_by(RecurringInterval.weekday, RecurringInterval.start)
+)
+_OVERRIDES = (
+    select(DateOverride.day, OverrideInterval.start, OverrideInterval.end)
+    .outerjoin(OverrideInterval, OverrideInterval.override_id == DateOverride.id)
+    .where(DateOverride.schedule_id == bindparam("schedule_id"), DateOverride.day >= bindparam("since"))
+    .order_by(DateOverride.day, OverrideInterval.start)
+)
+
+
 def load_rules(
-    profile_id: int, session_minutes: Sequence[int], overrides_from: date | None = None
+    profile_id: int, session_minutes: Sequence[int], overrides_from: date = date.min
 ) -> slots.AvailabilityRules | None:
     """:func:`rules_for` from plain rows, without loading the profile: two queries (the schedule with
     its weekly intervals, then the overrides with theirs). `overrides_from` leaves out earlier dates,
     which no start from now on can fall on."""
     if not session_minutes:
         return None
-    schedule = AvailabilitySchedule
-    rows = db.session.execute(
-        select(
-            schedule.id,
-            schedule.timezone,
-            schedule.buffer_minutes,
-            schedule.min_notice_minutes,
-            schedule.horizon_days,
-            RecurringInterval.weekday,
-            RecurringInterval.start,
-            RecurringInterval.end,
-        )
-        .outerjoin(RecurringInterval, RecurringInterval.schedule_id == schedule.id)
-        .where(schedule.profile_id == profile_id)
-        .order_by(RecurringInterval.weekday, RecurringInterval.start)
-    ).all()
+    rows = db.session.execute(_SCHEDULE_WITH_WEEKLY, {"profile_id": profile_id}).all()
     if not rows:
         return None
     settings = rows[0]
-    overrides_stmt = (
-        select(DateOverride.day, OverrideInterval.start, OverrideInterval.end)
-        .outerjoin(OverrideInterval, OverrideInterval.override_id == DateOverride.id)
-        .where(DateOverride.schedule_id == settings.id)
-        .order_by(DateOverride.day, OverrideInterval.start)
-    )
-    if overrides_from is not None:
-        overrides_stmt = overrides_stmt.where(DateOverride.day >= overrides_from)
     overrides: dict[date, list[slots.LocalInterval]] = {}
-    for day, start, end in db.session.execute(overrides_stmt):
+    for day, start, end in db.session.execute(
+        _OVERRIDES, {"schedule_id": settings.id, "since": overrides_from}
+    ):
         intervals = overrides.setdefault(day, [])
         if start is not None:  # an override without intervals is a day off
             intervals.append(slots.LocalInterval(_wall(start), _wall(end)))

@@ -250,9 +250,9 @@ def _candidate_starts(
         next_offsets = _midnight_offsets(zone, next_day)
         override = rules.overrides.get(day)
         ranges = weekly.get(day.weekday(), []) if override is None else [(i.start, i.end) for i in override]
-        # Offset-changing transitions are at least four days apart in the whole tz database, so when
-        # both midnights (either fold) have one offset, no wall time of this date has another: the
-        # offset is looked up once for the date instead of twice per candidate.
+        # No zone changes its offset twice within two days (a test checks the tz database), so when both
+        # midnights (either fold) have one offset, every wall time of this date has it: the offset is
+        # looked up once for the date instead of twice per candidate.
         steady = offsets[0] == offsets[1] == next_offsets[0] == next_offsets[1]
         found: list[datetime] = []
         for start, end in ranges:

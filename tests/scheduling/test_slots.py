@@ -7,10 +7,11 @@ scan for interval ends, a linear busy check) so the fast engine is checked by a 
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, _zoneinfo, available_timezones
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -113,6 +114,22 @@ def test_transition_table_is_real(zone: str, instant: datetime, before: timedelt
     tz = ZoneInfo(zone)
     assert (instant - timedelta(seconds=1)).astimezone(tz).utcoffset() == before
     assert instant.astimezone(tz).utcoffset() == after
+
+
+def test_no_zone_changes_its_offset_twice_within_two_days() -> None:
+    """`free_slots` looks a date's offset up once when both its midnights agree, which is exact only if no
+    zone changes its offset and back within one date. Checked against the tz database itself, through
+    the pure-Python zoneinfo reader (the only one that exposes the transitions)."""
+    closest = timedelta.max
+    for key in available_timezones():
+        zone = _zoneinfo.ZoneInfo.no_cache(key)
+        offset, changes = zone._tti_before.utcoff if zone._tti_before else None, []
+        for instant, info in zip(zone._trans_utc, zone._ttinfos, strict=True):
+            if info.utcoff != offset:
+                changes.append(instant)
+            offset = info.utcoff
+        closest = min([closest, *(timedelta(seconds=b - a) for a, b in itertools.pairwise(changes))])
+    assert closest >= timedelta(days=2)
 
 
 # --- fixed DST cases ----------------------------------------------------------------------------
