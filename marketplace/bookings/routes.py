@@ -24,10 +24,9 @@ from marketplace.bookings.schemas import (
 )
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required
-from marketplace.core.db import is_sqlite
+from marketplace.core.db import statements_commit_alone
 from marketplace.core.idempotency import idempotent
 from marketplace.core.pagination import SelectPage
-from marketplace.extensions import db
 from marketplace.scheduling.cache import LRUCache
 from marketplace.scheduling.slots import Slot
 
@@ -57,20 +56,9 @@ class Slots(MethodView):
     def get(self, args: dict[str, Any], mentor_id: int) -> Response:
         """Free bookable starts between two dates of the `tz` calendar, shown in `tz`."""
         zone = ZoneInfo(args["tz"])
-        _read_outside_a_transaction()
+        statements_commit_alone()
         query = service.resolve_slot_query(mentor_id, args["from_"], args["to"], zone, args["duration"])
         return _slots_response(query)
-
-
-def _read_outside_a_transaction() -> None:
-    """Run this read-only request's statements without BEGIN and COMMIT on PostgreSQL.
-
-    Each statement sees the latest commits either way (READ COMMITTED), and a cache hit is then two round
-    trips (the pool's ping and the version query) instead of four. SQLite keeps the BEGIN that core.db
-    gives reads, and a request whose transaction has begun already (a token's user was loaded) keeps it.
-    """
-    if not is_sqlite() and not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def _slots_response(query: service.SlotQuery) -> Response:

@@ -100,3 +100,15 @@ def insert_unless_exists(model: type[Any], **values: Any) -> bool:
     key = list(model.__table__.primary_key.columns)
     statement = insert(model).values(**values).on_conflict_do_nothing().returning(*key)
     return db.session.execute(statement).first() is not None
+
+
+def statements_commit_alone() -> None:
+    """Let this request's statements run without BEGIN and COMMIT on PostgreSQL.
+
+    For read-only requests on a hot path (listing slots): each statement sees the latest commits (READ
+    COMMITTED either way), and the request saves the BEGIN and COMMIT round trips.
+    SQLite keeps its BEGIN (the write lock is what makes its writes safe), and a request whose transaction
+    has begun already (a token's user was loaded) keeps it.
+    """
+    if not is_sqlite() and not db.session().in_transaction():
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
