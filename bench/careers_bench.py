@@ -26,7 +26,6 @@ import argparse
 import json
 import random
 import shutil
-import statistics
 import sys
 import time
 import urllib.request
@@ -36,7 +35,7 @@ from typing import Any
 from flask_migrate import upgrade
 from sqlalchemy import JSON, Table, text
 
-from bench.http_bench import WRK_CONNECTIONS, WRK_THREADS, WrkResult, run_wrk
+from bench.http_bench import WRK_CONNECTIONS, WRK_THREADS, WrkResult, measure, summarize
 from bench.server import BenchError, exit_cleanly_on_signals, format_ms, gunicorn_server
 from marketplace.accounts.models import Role, User, UserRole
 from marketplace.bookings.models import Booking, BookingStatus, Review
@@ -54,7 +53,6 @@ REVIEWS = 100_000
 PATH = "backend-developer"
 TARGET_RATIO = 1 / 3
 TARGET_P99_SECONDS = 0.050
-WARMUP_SECONDS = 2
 SEED = 20240607
 # Rows per INSERT statement.
 BATCH = 20_000
@@ -286,12 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.duration}s --latency, "
                     f"{args.rounds} round(s) of each"
                 )
-                for url in urls.values():
-                    run_wrk(url, WARMUP_SECONDS)
-                results: dict[str, list[WrkResult]] = {label: [] for label in urls}
-                for _ in range(args.rounds):
-                    for label, url in urls.items():
-                        results[label].append(run_wrk(url, args.duration))
+                results = measure(urls, args.duration, args.rounds)
     except (BenchError, ServerStartError) as exc:
         print(f"careers benchmark failed: {exc}", file=sys.stderr)
         return 1
@@ -299,21 +292,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(results: dict[str, list[WrkResult]], strict: bool) -> int:
-    summary = {
-        label: (
-            statistics.median(r.requests_per_second for r in runs),
-            statistics.median(r.p99_seconds for r in runs),
-            sum(r.requests for r in runs),
-            sum(r.errors for r in runs),
-        )
-        for label, runs in results.items()
-    }
-    width = max(len(label) for label in summary)
-    print(f"\n{'':{width}}  {'requests/s':>11}  {'p99':>10}  {'requests':>9}  {'errors':>6}")
-    for label, (rps, p99, total, errors) in summary.items():
-        print(f"{label:{width}}  {rps:>11.1f}  {format_ms(p99):>10}  {total:>9}  {errors:>6}")
-    if any(errors for *_, errors in summary.values()):
-        print("\nrequests failed under load: the figures above are not valid", file=sys.stderr)
+    summary = summarize(results)
+    if summary is None:
         return 1
     (_health_label, (health_rps, *_)), *measured = summary.items()
     print()

@@ -31,7 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.scenario import TIMEZONE, seed
-from bench.server import BenchError, exit_cleanly_on_signals, gunicorn_server
+from bench.server import BenchError, exit_cleanly_on_signals, format_ms, gunicorn_server
 from tests.helpers import temporary_app
 from tests.support.servers import ServerStartError, postgres_server
 
@@ -82,16 +82,48 @@ def run_wrk(url: str, seconds: int, script: Path | None = None) -> WrkResult:
     return parse_wrk(done.stdout)
 
 
+Summary = dict[str, tuple[float, float, int, int]]
+
+
+def measure(urls: dict[str, str], duration: int, rounds: int) -> dict[str, list[WrkResult]]:
+    """A short unreported warm-up of each URL, then `rounds` runs of each, alternating so that drifting
+    machine load hits every URL alike."""
+    for url in urls.values():
+        run_wrk(url, WARMUP_SECONDS)
+    results: dict[str, list[WrkResult]] = {label: [] for label in urls}
+    for _ in range(rounds):
+        for label, url in urls.items():
+            results[label].append(run_wrk(url, duration))
+    return results
+
+
+def summarize(results: dict[str, list[WrkResult]]) -> Summary | None:
+    """Print the table (medians over rounds) and return it by label; None when requests failed."""
+    summary = {
+        label: (
+            statistics.median(r.requests_per_second for r in runs),
+            statistics.median(r.p99_seconds for r in runs),
+            sum(r.requests for r in runs),
+            sum(r.errors for r in runs),
+        )
+        for label, runs in results.items()
+    }
+    width = max(len(label) for label in summary)
+    print(f"\n{'':{width}}  {'requests/s':>11}  {'p99':>10}  {'requests':>9}  {'errors':>6}")
+    for label, (rps, p99, total, errors) in summary.items():
+        print(f"{label:{width}}  {rps:>11.1f}  {format_ms(p99):>10}  {total:>9}  {errors:>6}")
+    if any(errors for *_, errors in summary.values()):
+        print("\nrequests failed under load: the figures above are not valid", file=sys.stderr)
+        return None
+    return summary
+
+
 def _check(url: str) -> bytes:
     """One plain request before the load: it must answer 200; returns the body."""
     with urllib.request.urlopen(url, timeout=30) as response:
         if response.status != 200:
             raise BenchError(f"{url} answered {response.status}")
         return bytes(response.read())
-
-
-def _fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f} ms"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,12 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{args.duration}s --latency, "
                     f"{args.rounds} round(s) of each, alternating"
                 )
-                for url in urls.values():
-                    run_wrk(url, WARMUP_SECONDS)
-                results: dict[str, list[WrkResult]] = {label: [] for label in urls}
-                for _ in range(args.rounds):
-                    for label, url in urls.items():
-                        results[label].append(run_wrk(url, args.duration))
+                results = measure(urls, args.duration, args.rounds)
     except (BenchError, ServerStartError) as exc:
         print(f"HTTP benchmark failed: {exc}", file=sys.stderr)
         return 1
@@ -146,23 +173,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(results: dict[str, list[WrkResult]], strict: bool) -> int:
-    summary = {
-        label: (
-            statistics.median(r.requests_per_second for r in runs),
-            statistics.median(r.p99_seconds for r in runs),
-            sum(r.requests for r in runs),
-            sum(r.errors for r in runs),
-        )
-        for label, runs in results.items()
-    }
-    width = max(len(label) for label in summary)
-    print(f"\n{'':{width}}  {'requests/s':>11}  {'p99':>10}  {'requests':>9}  {'errors':>6}")
-    for label, (rps, p99, total, errors) in summary.items():
-        print(f"{label:{width}}  {rps:>11.1f}  {_fmt_ms(p99):>10}  {total:>9}  {errors:>6}")
-    (health_rps, health_p99, _, health_errors), (slots_rps, slots_p99, _, slots_errors) = summary.values()
-    if health_errors or slots_errors:
-        print("\nrequests failed under load: the figures above are not valid", file=sys.stderr)
+    summary = summarize(results)
+    if summary is None:
         return 1
+    (health_rps, health_p99, _, _), (slots_rps, slots_p99, _, _) = summary.values()
     health_runs, slots_runs = results.values()
     per_round = ", ".join(
         f"{s.requests_per_second / h.requests_per_second:.3f}"
