@@ -28,14 +28,13 @@ import random
 import shutil
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask_migrate import upgrade
 from sqlalchemy import JSON, Table, text
 
-from bench.http_bench import WRK_CONNECTIONS, WRK_THREADS, WrkResult, measure, summarize
+from bench.http_bench import WRK_CONNECTIONS, WRK_THREADS, WrkResult, check, measure, summarize
 from bench.server import BenchError, exit_cleanly_on_signals, format_ms, gunicorn_server
 from marketplace.accounts.models import Role, User, UserRole
 from marketplace.bookings.models import Booking, BookingStatus, Review
@@ -235,13 +234,6 @@ LAST_NAMES = ["Novak", "Okafor", "Petrov", "Quinn", "Rossi", "Sato", "Tanaka", "
 SENIORITY = ["Senior", "Staff", "Principal", "Lead"]
 
 
-def _check(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=60) as response:
-        if response.status != 200:
-            raise BenchError(f"{url} answered {response.status}")
-        return bytes(response.read())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -272,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                     "GET /api/v1/mentors (path)": f"{base_url}/api/v1/mentors?career_path={PATH}&sort=relevance",
                     f"GET /careers/{PATH}": f"{base_url}/careers/{PATH}",
                 }
-                sizes = {label: len(_check(url)) for label, url in urls.items()}
-                listed = json.loads(_check(urls["GET /api/v1/mentors (path)"]))
+                sizes = {label: len(check(url)) for label, url in urls.items()}
+                listed = json.loads(check(urls["GET /api/v1/mentors (path)"]))
                 if not listed:
                     raise BenchError("the search lists no mentor: the catalogue was not set up")
                 print(

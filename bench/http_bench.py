@@ -118,7 +118,7 @@ def summarize(results: dict[str, list[WrkResult]]) -> Summary | None:
     return summary
 
 
-def _check(url: str) -> bytes:
+def check(url: str) -> bytes:
     """One plain request before the load: it must answer 200; returns the body."""
     with urllib.request.urlopen(url, timeout=30) as response:
         if response.status != 200:
@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                     "GET /healthz": f"{base_url}/healthz",
                     slots_label: f"{base_url}/api/v1/mentors/{seeded.mentor_id}/slots?{query}",
                 }
-                _check(urls["GET /healthz"])
-                body = _check(urls[slots_label])
+                check(urls["GET /healthz"])
+                body = check(urls[slots_label])
                 if not json.loads(body):
                     raise BenchError("the slots endpoint lists no slot: the scenario was not set up")
                 print(

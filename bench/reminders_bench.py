@@ -15,15 +15,11 @@ process sending `--baseline` ready-made messages to the same sink, one connectio
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import smtplib
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,7 +36,8 @@ from marketplace.extensions import db
 from marketplace.notifications.models import EmailStatus, Reminder, ReminderStatus, SentEmail
 from tests.factories import MentorProfileFactory, UserFactory
 from tests.helpers import temporary_app
-from tests.support.servers import PROJECT_ROOT, SmtpSink, postgres_server, redis_server, smtp_server
+from tests.support.servers import SmtpSink, postgres_server, redis_server, smtp_server
+from tests.support.workers import Worker, start_worker
 
 LEARNERS = 50
 SWEEP_EVERY_SECONDS = 5.0
@@ -103,12 +100,9 @@ def baseline_rate(sink: SmtpSink, count: int) -> float:
 
 def start_workers(
     count: int, database_url: str, redis_url: str, sink: SmtpSink, directory: Path
-) -> list[subprocess.Popen[bytes]]:
+) -> list[Worker]:
+    """`count` real worker processes (the test suite's runner), logging to `directory/worker<n>.log`."""
     env = {
-        **os.environ,
-        "APP_ENV": "testing",
-        "SECRET_KEY": "bench",
-        "INSTANCE_DIR": str(directory),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,
@@ -116,44 +110,7 @@ def start_workers(
         "MAIL_SERVER": sink.host,
         "MAIL_PORT": str(sink.port),
     }
-    workers = []
-    for n in range(count):
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=info",
-            "-n", f"bench{n}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ]  # fmt: skip
-        with (directory / f"worker{n}.log").open("wb") as log:
-            workers.append(
-                subprocess.Popen(
-                    cmd,
-                    cwd=PROJECT_ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
-    deadline = time.monotonic() + 60
-    for n, proc in enumerate(workers):
-        while " ready." not in (directory / f"worker{n}.log").read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(
-                    f"worker {n} did not start:\n{(directory / f'worker{n}.log').read_text()[-2000:]}"
-                )
-            time.sleep(0.1)
-    return workers
-
-
-def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
-    for proc in workers:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in workers:
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return [start_worker(f"worker{n}", directory, env) for n in range(count)]
 
 
 def run(app: Flask, sink: SmtpSink, reminders: int) -> float:
@@ -208,8 +165,8 @@ def main() -> None:
         )
         seed(app, args.reminders)
         baseline = baseline_rate(sink, args.baseline)
-        workers = start_workers(args.workers, database_url, redis_url, sink, directory)
-        stack.callback(stop_workers, workers)
+        for worker in start_workers(args.workers, database_url, redis_url, sink, directory):
+            stack.callback(worker.stop)
         elapsed = run(app, sink, args.reminders)
         check_exactly_once(app, sink, args.reminders)
         per_worker = [

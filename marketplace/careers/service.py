@@ -11,13 +11,14 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import select
 
 from marketplace.accounts.models import User
 from marketplace.bookings.models import Review
 from marketplace.bookings.service import list_free_slots
 from marketplace.careers.models import CareerPath, CareerPathMatch
 from marketplace.core.errors import NotFound
+from marketplace.core.pagination import page_and_total
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile, MentorTag, TagKind
 from marketplace.mentors.service import path_match_clause, public_profile, search
@@ -116,7 +117,7 @@ class PathDetail:
 def path_detail(slug: str, top: int = TOP_MENTORS) -> PathDetail:
     """A path with its related paths, its best matching mentors and how many match in all."""
     path = get_path(slug)
-    mentors, count = _page_and_total(search({"career_path": path.slug, "sort": "relevance"}), top, 0)
+    mentors, count = page_and_total(search({"career_path": path.slug, "sort": "relevance"}), top, 0)
     related_rows = db.session.scalars(select(CareerPath).where(CareerPath.slug.in_(path.related)))
     by_slug = {row.slug: row for row in related_rows}
     return PathDetail(
@@ -125,16 +126,6 @@ def path_detail(slug: str, top: int = TOP_MENTORS) -> PathDetail:
         mentors=mentors,
         mentor_count=count,
     )
-
-
-def _page_and_total(stmt: Select, limit: int, offset: int) -> tuple[list[MentorProfile], int]:
-    """A page and the total in one query (a window count over the rows the sort reads anyway)."""
-    rows = db.session.execute(stmt.add_columns(func.count().over()).limit(limit).offset(offset)).all()
-    if rows:
-        return [profile for profile, _total in rows], rows[0][1]
-    if offset == 0:
-        return [], 0
-    return [], db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
 
 
 @dataclass(frozen=True)
@@ -159,7 +150,7 @@ class MentorListing:
 
 def mentor_listing(filters: dict[str, Any], page: int, page_size: int = PAGE_SIZE) -> MentorListing:
     """One page of the search, plus what the filter form offers (paths, languages mentors speak)."""
-    mentors, total = _page_and_total(search(filters), page_size, (page - 1) * page_size)
+    mentors, total = page_and_total(search(filters), page_size, (page - 1) * page_size)
     languages = (
         select(MentorTag.value)
         .distinct()
