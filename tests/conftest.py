@@ -20,6 +20,7 @@ from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from marketplace.extensions import db, limiter
+from marketplace.mentors.catalog import CATALOG_RESPONSES
 from tests.helpers import STRIPE_SETTINGS, make_test_app
 from tests.support.servers import LocalStripe, localstripe_server, postgres_server
 
@@ -85,10 +86,18 @@ def app(database_url: str) -> Iterator[Flask]:
 
 @pytest.fixture
 def db_session(app: Flask) -> Iterator[scoped_session]:
-    """Each test runs inside a transaction that is rolled back; the app's commits become savepoints."""
+    """Each test runs inside a transaction that is rolled back; the app's commits become savepoints.
+
+    PostgreSQL's deferred triggers (the catalog version's) fire at the outer commit, which a test never
+    reaches: here they fire at the end of each statement instead. Responses cached by an earlier test
+    must not answer for this one, whose rows (and versions) may repeat that test's.
+    """
+    CATALOG_RESPONSES.clear()
     with app.app_context():
         connection = db.engine.connect()
         outer = connection.begin()
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
         original = db.session
         # A plain Session: Flask-SQLAlchemy's own ignores `bind` and would pick the engine again.
         db.session = scoped_session(

@@ -9,6 +9,7 @@ from typing import Any
 import celery
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 from werkzeug.test import TestResponse
 
 from marketplace import create_app
@@ -94,3 +95,20 @@ def temporary_app(database_url: str, **overrides: Any) -> Iterator[Flask]:
         with app.app_context():
             db.engine.dispose()
         previous_celery.set_default()
+
+
+@contextmanager
+def recorded_selects() -> Iterator[list[str]]:
+    """The SELECT statements run on the test session's connection inside the block."""
+    statements: list[str] = []
+    connection = db.session.connection()
+
+    def _record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", _record)
+    try:
+        yield statements
+    finally:
+        event.remove(connection, "before_cursor_execute", _record)

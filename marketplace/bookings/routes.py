@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,10 +23,10 @@ from marketplace.bookings.schemas import (
 )
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required
+from marketplace.core.cache import LRUCache, weak_etag
 from marketplace.core.db import statements_commit_alone
 from marketplace.core.idempotency import idempotent
 from marketplace.core.pagination import SelectPage
-from marketplace.scheduling.cache import LRUCache
 from marketplace.scheduling.slots import Slot
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Slots, bookings, reviews, calendars")
@@ -74,7 +73,7 @@ def _slots_response(query: service.SlotQuery) -> Response:
     checks the slot again and the database refuses overlapping bookings, so the worst case is a clear 409
     for a slot taken meanwhile.
     """
-    etag = hashlib.blake2b(query.key.encode(), digest_size=16).hexdigest()
+    etag = weak_etag(query.key)
     headers = {"ETag": f'W/"{etag}"', "Cache-Control": f"public, max-age={SLOTS_MAX_AGE_SECONDS}"}
     if request.if_none_match.contains_weak(etag):
         return Response(status=304, headers=headers)

@@ -23,6 +23,7 @@ from marketplace.careers.schemas import (
 )
 from marketplace.core.api import Blueprint
 from marketplace.core.errors import NotFound
+from marketplace.mentors.catalog import CATALOG_RESPONSES
 
 blp = Blueprint("careers", __name__, url_prefix="/api/v1", description="Career paths")
 html = Blueprint("pages", __name__, description="Server-rendered HTML pages")
@@ -35,6 +36,7 @@ PAGE = {"type": "string", "description": "An HTML document"}
 
 @blp.route("/career-paths")
 class CareerPaths(MethodView):
+    @CATALOG_RESPONSES
     @blp.response(200, CareerPathSummarySchema(many=True))
     def get(self) -> list[CareerPath]:
         """Every career path, by title."""
@@ -43,6 +45,7 @@ class CareerPaths(MethodView):
 
 @blp.route("/career-paths/<slug>")
 class CareerPathDetail(MethodView):
+    @CATALOG_RESPONSES
     @blp.response(200, CareerPathDetailSchema)
     @blp.alt_response(404, description="No such career path")
     def get(self, slug: str) -> service.PathDetail:
@@ -52,6 +55,7 @@ class CareerPathDetail(MethodView):
 
 @html.route("/careers")
 class CareerIndexPage(MethodView):
+    @CATALOG_RESPONSES
     @html.response(200, schema=PAGE, content_type=HTML, description="The index of career paths")
     def get(self) -> Response:
         return pages.career_index(service.list_paths())
@@ -59,6 +63,7 @@ class CareerIndexPage(MethodView):
 
 @html.route("/careers/<slug>")
 class CareerPage(MethodView):
+    @CATALOG_RESPONSES
     @html.response(
         200, schema=PAGE, content_type=HTML, description="One career path and its best matching mentors"
     )
@@ -69,6 +74,7 @@ class CareerPage(MethodView):
 
 @html.route("/mentors")
 class MentorListPage(MethodView):
+    @CATALOG_RESPONSES
     @html.arguments(MentorPageArgsSchema, location="query")
     @html.response(200, schema=PAGE, content_type=HTML, description="Approved mentors, filtered and sorted")
     @html.alt_response(422, schema=PAGE, content_type=HTML, description="A filter was not understood")

@@ -17,7 +17,7 @@ from flask import Flask, Response, g, request
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from marketplace.core import outbox
 from marketplace.extensions import db
@@ -105,10 +105,13 @@ def insert_unless_exists(model: type[Any], **values: Any) -> bool:
 def statements_commit_alone() -> None:
     """Let this request's statements run without BEGIN and COMMIT on PostgreSQL.
 
-    For read-only requests on a hot path (listing slots): each statement sees the latest commits (READ
-    COMMITTED either way), and the request saves the BEGIN and COMMIT round trips.
-    SQLite keeps its BEGIN (the write lock is what makes its writes safe), and a request whose transaction
-    has begun already (a token's user was loaded) keeps it.
+    For read-only requests on a hot path (listing slots, cached listings): each statement sees the latest
+    commits (READ COMMITTED either way), and the request saves the BEGIN and COMMIT round trips.
+    SQLite keeps its BEGIN (the write lock is what makes its writes safe), a request whose transaction has
+    begun already (a token's user was loaded) keeps it, and so does a session bound to a connection whose
+    transaction encloses its own (a test's).
     """
-    if not is_sqlite() and not db.session().in_transaction():
-        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session = db.session()
+    if is_sqlite() or session.in_transaction() or isinstance(session.get_bind(), Connection):
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

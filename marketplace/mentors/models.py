@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.accounts.models import User
@@ -122,3 +122,13 @@ class VettingEvent(db.Model):
     to_status: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CatalogVersion(db.Model):
+    """One row whose number moves with every commit that changes what search shows (migration 0008's
+    triggers); see `mentors.catalog`."""
+
+    __tablename__ = "catalog_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)

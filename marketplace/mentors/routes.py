@@ -9,6 +9,7 @@ from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required, roles_required
 from marketplace.core.pagination import SelectPage
 from marketplace.mentors import service
+from marketplace.mentors.catalog import CATALOG_RESPONSES
 from marketplace.mentors.models import MentorProfile, VettingEvent
 from marketplace.mentors.schemas import (
     MentorProfileInputSchema,
@@ -79,6 +80,7 @@ class VettingHistory(MethodView):
 
 @blp.route("/mentors")
 class MentorList(MethodView):
+    @CATALOG_RESPONSES
     @blp.arguments(MentorSearchArgsSchema, location="query")
     @blp.response(200, PublicMentorSchema(many=True))
     @blp.paginate(SelectPage)

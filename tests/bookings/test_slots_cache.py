@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,6 @@ import pytest
 import time_machine
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import event
 
 from marketplace.accounts.models import Role
 from marketplace.accounts.service import issue_token
@@ -22,7 +19,7 @@ from marketplace.mentors.models import MentorProfile
 from marketplace.scheduling.service import save_availability
 from tests.bookings.conftest import NOW, WEEKDAYS_9_TO_17, book
 from tests.factories import MentorProfileFactory, UserFactory
-from tests.helpers import ApiUser, temporary_app
+from tests.helpers import ApiUser, recorded_selects, temporary_app
 from tests.support.databases import fresh_database
 
 MONDAY = "?from=2027-01-04&to=2027-01-04&duration=60&tz=Europe/Berlin"
@@ -82,29 +79,13 @@ def test_a_cached_listing_is_not_served_once_another_transaction_changed_the_cal
     assert MONDAY_9_BERLIN in _starts(_slots(client, mentor.id))
 
 
-@contextmanager
-def _selects() -> Iterator[list[str]]:
-    statements: list[str] = []
-    connection = db.session.connection()
-
-    def _record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append(statement)
-
-    event.listen(connection, "before_cursor_execute", _record)
-    try:
-        yield statements
-    finally:
-        event.remove(connection, "before_cursor_execute", _record)
-
-
 def test_a_cache_hit_reads_only_the_version_and_a_miss_four_plain_queries(
     client: FlaskClient, mentor: MentorProfile
 ) -> None:
     mentor_id = mentor.id  # read once: each request's commit expires the test's objects
-    with _selects() as miss:
+    with recorded_selects() as miss:
         first = _slots(client, mentor_id)
-    with _selects() as hit:
+    with recorded_selects() as hit:
         second = _slots(client, mentor_id)
 
     assert second.get_data() == first.get_data()
