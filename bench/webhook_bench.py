@@ -1,5 +1,5 @@
-"""Stripe webhook intake (verify the signature, store the event once, write its outbox row, publish it to
-Redis) under load, beside `GET /healthz` in the same run, with wrk against gunicorn.
+"""Stripe webhook intake (verify the signature, store the event once, hand it to Redis in the web process's
+batched relay) under load, beside `GET /healthz` in the same run, with wrk against gunicorn.
 
     .venv/bin/python -m bench.webhook_bench [--workers 2] [--duration 10] [--strict]
 

@@ -16,8 +16,11 @@ from marketplace.extensions import db, login_manager
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_SESSION_KEY = "csrf_token"
-# These take credentials in the body, so a forged cross-site request gains nothing.
-CSRF_EXEMPT_ENDPOINTS = frozenset({"accounts.Login", "accounts.Register", "accounts.Tokens"})
+# These take credentials in the body (or, for Stripe's deliveries, a signature over it) and act on no
+# signed-in user, so a forged cross-site request gains nothing.
+CSRF_EXEMPT_ENDPOINTS = frozenset(
+    {"accounts.Login", "accounts.Register", "accounts.Tokens", "webhooks.StripeWebhook"}
+)
 
 
 def csrf_token() -> str:

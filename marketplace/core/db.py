@@ -8,16 +8,19 @@ under WAL.
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from flask import Flask, Response, g, request
-from sqlalchemy import event
+from sqlalchemy import Insert, Table, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 
 from marketplace.core import outbox
 from marketplace.extensions import db
@@ -57,10 +60,35 @@ def read_only_transactions() -> Iterator[None]:
         _write_intent.reset(token)
 
 
+def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """SQLAlchemy's `pool_pre_ping`, for connections that sat in the pool at least `idle_seconds`.
+
+    Pre-ping costs a round trip per checkout, while under load a connection is taken again milliseconds
+    after it was returned and is as alive as it was then. One idle for longer is pinged, and replaced if
+    it is dead, without an error. One that died within the last second (the database restarted) fails its
+    request, after which SQLAlchemy recycles every connection the pool had then.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checking_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in = record.info.get("checked_in_at")
+        if checked_in is None or time.monotonic() - checked_in < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"an idle pooled connection failed its ping: {exc}") from exc
+
+
 def init_app(app: Flask) -> None:
     with app.app_context():
         if is_sqlite():
             configure_sqlite(db.engine, app.config["SQLITE_BUSY_TIMEOUT_SECONDS"])
+        ping_idle_connections(db.engine, app.config["DATABASE_PING_AFTER_IDLE_SECONDS"])
 
     @app.before_request
     def _choose_transaction_kind() -> None:
@@ -95,18 +123,27 @@ def unit_of_work() -> Iterator[None]:
 
 
 def insert_unless_exists(model: type[Any], **values: Any) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING in one round trip; True when the row was new."""
-    insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    key = list(model.__table__.primary_key.columns)
-    statement = insert(model).values(**values).on_conflict_do_nothing().returning(*key)
-    return db.session.execute(statement).first() is not None
+    """INSERT ... ON CONFLICT DO NOTHING in one round trip; True when the row was new.
+
+    A Core statement on the session's connection (and transaction): the ORM's bulk-insert path would cost
+    more than the statement itself on the hot paths that use this (webhook intake).
+    """
+    statement = _insert_unless_exists_statement(model.__table__, db.engine.dialect.name)
+    return db.session.connection().execute(statement, values).first() is not None
+
+
+@functools.cache
+def _insert_unless_exists_statement(table: Table, dialect: str) -> Insert:
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
 def statements_commit_alone() -> None:
     """Let this request's statements run without BEGIN and COMMIT on PostgreSQL.
 
-    For read-only requests on a hot path (listing slots, cached listings): each statement sees the latest
-    commits (READ COMMITTED either way), and the request saves the BEGIN and COMMIT round trips.
+    For requests on a hot path that read only (listing slots, cached listings) or write one statement
+    (storing a webhook event): each statement sees the latest commits (READ COMMITTED either way) and is
+    atomic on its own, and the request saves the BEGIN and COMMIT round trips.
     SQLite keeps its BEGIN (the write lock is what makes its writes safe), a request whose transaction has
     begun already (a token's user was loaded) keeps it, and so does a session bound to a connection whose
     transaction encloses its own (a test's).

@@ -10,13 +10,17 @@ from marketplace.bookings.models import Booking
 from marketplace.bookings.schemas import BookingSchema
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required, roles_required
+from marketplace.core.db import statements_commit_alone
 from marketplace.core.errors import BadRequest
+from marketplace.extensions import limiter
 from marketplace.payments import service
 from marketplace.payments.gateway import InvalidWebhook
 from marketplace.payments.schemas import EarningsSchema, MentorBalanceSchema, WebhookAckSchema
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Payments and mentor earnings")
 webhooks = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Provider webhooks")
+# Deliveries are authenticated by their signature; a 429 would only make Stripe retry them later.
+limiter.exempt(webhooks)
 
 
 @webhooks.route("/stripe")
@@ -25,6 +29,7 @@ class StripeWebhook(MethodView):
     @webhooks.alt_response(400, description="Bad or stale Stripe-Signature")
     def post(self) -> dict[str, bool]:
         """Verified on the raw body, stored once by event id, processed by a worker."""
+        statements_commit_alone()  # storing the event is one INSERT: atomic without BEGIN and COMMIT
         try:
             stored = service.receive_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
         except InvalidWebhook as exc:

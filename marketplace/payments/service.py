@@ -41,6 +41,7 @@ from marketplace.payments.models import EarningEntry, EarningKind, StripeEvent
 log = logging.getLogger(__name__)
 
 # Lapsed holds are left this long for an in-flight webhook before reconciliation asks Stripe itself.
+PROCESS_EVENTS_TASK = "payments.process_events"
 RECONCILE_GRACE = timedelta(minutes=2)
 RECONCILE_WINDOW = timedelta(hours=24)
 _CANCELLABLE_INTENT = {
@@ -59,13 +60,14 @@ def receive_webhook(payload: bytes, signature: str | None) -> bool:
 
     The stored event is its own outbox row: until a worker sets `processed_at`, `redeliver_unprocessed`
     (beat) hands it to the workers again, so a crash or a broker outage after the commit loses nothing.
+    One statement, so the webhook route runs it without a transaction around it.
     """
     event = verify_webhook(payload, signature, current_app.config["STRIPE_WEBHOOK_SECRET"])
     stored = insert_unless_exists(
         StripeEvent, id=event["id"], type=event["type"], payload=event, received_at=utcnow()
     )
     if stored:
-        outbox.publish_after_commit("payments.process_event", event_id=event["id"])
+        outbox.publish_batched_after_commit(PROCESS_EVENTS_TASK, event["id"])
     return stored
 
 
@@ -77,8 +79,8 @@ def redeliver_unprocessed(limit: int = 500) -> int:
         .order_by(StripeEvent.received_at)
         .limit(limit)
     ).all()
-    for event_id in ids:
-        outbox.publish_after_commit("payments.process_event", event_id=event_id)
+    if ids:
+        outbox.publish_after_commit(PROCESS_EVENTS_TASK, items=ids)
     return len(ids)
 
 

@@ -1,14 +1,33 @@
 from __future__ import annotations
 
+import logging
+
+from celery.exceptions import SoftTimeLimitExceeded
+
 from marketplace.core.celery import task
 from marketplace.core.db import unit_of_work
 from marketplace.payments import service
 
+log = logging.getLogger(__name__)
 
-@task("payments.process_event")
-def process_event(event_id: str) -> str | None:
-    with unit_of_work():
-        return service.process_event(event_id)
+
+@task(service.PROCESS_EVENTS_TASK, max_retries=0)
+def process_events(items: list[str]) -> int:
+    """Stored events, batched by webhook intake or the redelivery sweep, each in its own transaction.
+
+    One that fails does not hold up the others: it stays unprocessed, and `redeliver_unprocessed` (beat)
+    queues it again. Returns how many were processed now.
+    """
+    processed = 0
+    for event_id in items:
+        try:
+            with unit_of_work():
+                processed += service.process_event(event_id) is not None
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            log.exception("stripe event %s not processed; the redelivery sweep will try again", event_id)
+    return processed
 
 
 @task("payments.execute_refund")

@@ -390,3 +390,25 @@ def test_a_stored_event_no_worker_processed_is_redelivered_by_the_sweep(
     assert db.session.get(StripeEvent, "evt_stranded").outcome == "confirmed"
     assert _booking(body["id"]).status == "confirmed"
     assert tasks.redeliver_unprocessed.apply().get() == 0
+
+
+def test_an_event_that_fails_in_a_batch_does_not_hold_up_the_others(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for event_id in ("evt_breaks", "evt_fine"):
+        db.session.add(
+            StripeEvent(id=event_id, type="customer.created", payload={"id": event_id}, received_at=NOW)
+        )
+    db.session.commit()
+    process = service.process_event
+
+    def breaks_on_one(event_id: str) -> str | None:
+        if event_id == "evt_breaks":
+            raise RuntimeError("a bug in one handler")
+        return process(event_id)
+
+    monkeypatch.setattr(service, "process_event", breaks_on_one)
+
+    assert tasks.process_events.apply(kwargs={"items": ["evt_breaks", "evt_fine"]}).get() == 1
+    assert db.session.get(StripeEvent, "evt_fine").outcome == "ignored"
+    assert db.session.get(StripeEvent, "evt_breaks").processed_at is None  # left for the redelivery sweep
