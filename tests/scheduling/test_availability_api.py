@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
 import time_machine
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import scoped_session
 
 from marketplace.accounts.models import Role
@@ -22,7 +21,7 @@ from marketplace.scheduling.models import (
     RecurringInterval,
 )
 from tests.factories import AvailabilityScheduleFactory, MentorProfileFactory, UserFactory
-from tests.helpers import ApiUser, assert_error_shape
+from tests.helpers import ApiUser, assert_error_shape, recorded_selects
 
 URL = "/api/v1/me/availability"
 OVERRIDES = f"{URL}/overrides"
@@ -386,21 +385,6 @@ def test_rules_for_is_none_without_a_schedule_or_without_session_lengths(db_sess
     assert service.rules_for(profile) is None
 
 
-@contextmanager
-def _counting_queries() -> Iterator[list[str]]:
-    statements: list[str] = []
-    connection = db.session.connection()
-
-    def _record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    event.listen(connection, "before_cursor_execute", _record)
-    try:
-        yield statements
-    finally:
-        event.remove(connection, "before_cursor_execute", _record)
-
-
 def test_rules_for_loads_everything_in_three_queries(db_session: scoped_session) -> None:
     schedule = AvailabilityScheduleFactory()
     for offset in range(5):
@@ -413,7 +397,7 @@ def test_rules_for_loads_everything_in_three_queries(db_session: scoped_session)
     db.session.expunge_all()
     profile = db.session.get(MentorProfile, profile_id)
 
-    with _counting_queries() as statements:
+    with recorded_selects() as statements:
         rules = service.rules_for(profile)
 
     assert rules is not None
