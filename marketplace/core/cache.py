@@ -76,8 +76,9 @@ class ResponseCache:
         def cached_view(*args: Any, **kwargs: Any) -> Response:
             statements_commit_alone()
             key = f"{request.url}\n{self._version()}\n{utcnow():%Y-%m-%dT%H:%M}"
-            validators = {"ETag": f'W/"{weak_etag(key)}"', "Cache-Control": self.CACHE_CONTROL}
-            if request.if_none_match.contains_weak(weak_etag(key)):
+            etag = weak_etag(key)
+            validators = {"ETag": f'W/"{etag}"', "Cache-Control": self.CACHE_CONTROL}
+            if request.if_none_match.contains_weak(etag):
                 return Response(status=304, headers=validators)
             entry = self._entries.get(key)
             if entry is None:

@@ -55,14 +55,9 @@ class OutboxMessage(db.Model):
 
 def enqueue(task: str, **payload: Any) -> int:
     """Schedule `task(**payload)` to run after the current transaction commits, and only then."""
-    message_id = (
-        db.session.connection()
-        .execute(
-            insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id),
-            {"task": task, "payload": payload, "created_at": utcnow(), "attempts": 0},
-        )
-        .scalar_one()
-    )
+    table = OutboxMessage.__table__
+    row = {"task": task, "payload": payload, "created_at": utcnow(), "attempts": 0}
+    message_id = db.session.connection().execute(insert(table).returning(table.c.id), row).scalar_one()
     db.session.info.setdefault(_PENDING, []).append((message_id, task, payload))
     return message_id
 

@@ -40,8 +40,8 @@ from marketplace.payments.models import EarningEntry, EarningKind, StripeEvent
 
 log = logging.getLogger(__name__)
 
-# Lapsed holds are left this long for an in-flight webhook before reconciliation asks Stripe itself.
 PROCESS_EVENTS_TASK = "payments.process_events"
+# Lapsed holds are left this long for an in-flight webhook before reconciliation asks Stripe itself.
 RECONCILE_GRACE = timedelta(minutes=2)
 RECONCILE_WINDOW = timedelta(hours=24)
 _CANCELLABLE_INTENT = {
