@@ -475,6 +475,7 @@ class _SinkHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook name
         if self._sink._refusing:
+            self._sink._count_refusal()
             return "451 4.3.0 Temporary failure (test sink is refusing mail)"
         raw = envelope.original_content or b""
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
@@ -496,6 +497,7 @@ class SmtpSink:
     _messages: list[ReceivedMail] = field(default_factory=list, repr=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _refusing: bool = field(default=False, repr=False)
+    _refused: int = field(default=0, repr=False)
 
     @property
     def messages(self) -> list[ReceivedMail]:
@@ -507,6 +509,17 @@ class SmtpSink:
         with self._cond:
             self._messages.append(mail)
             self._cond.notify_all()
+
+    def _count_refusal(self) -> None:
+        with self._cond:
+            self._refused += 1
+            self._cond.notify_all()
+
+    @property
+    def refused(self) -> int:
+        """How many deliveries were answered 451 so far."""
+        with self._cond:
+            return self._refused
 
     def clear(self) -> None:
         """Forget every received message."""
