@@ -18,8 +18,8 @@ one after the other, after a short unreported warm-up of each. Prints requests/s
 p99 latency and each endpoint's ratio to /healthz. The catalogue does not change during the runs, so they
 measure what most requests cost: a response cached per process under the catalog version (one primary-key
 read; see `mentors/catalog.py`). What a request costs right after a change, when every process computes the
-response again, is printed beside them (the median of single requests, each after a bump of the version). Targets: each endpoint serves at least a third of the
-requests per second of /healthz, with p99 under 50 ms. PASS/FAIL is printed; the exit status is 0 either
+response again, is printed beside them (the median of single requests, each after a bump of the version).
+Targets: each endpoint serves at least a third of the requests per second of /healthz, with p99 under 50 ms. PASS/FAIL is printed; the exit status is 0 either
 way unless `--strict` is given. It is 1 when the benchmark could not measure (a server or request failed).
 """
 

@@ -173,7 +173,7 @@ def _send(
 
 
 class BatchRelay:
-    """Publishes `task(items=[...])` from a thread of this process, one message per task and wake-up.
+    """Publishes `task(items=[...])` from a thread of this process, one message per (Celery app, task) and wake-up.
 
     The thread waits `WINDOW_SECONDS` after the first item, so the items of concurrent requests share a
     message; a message holds at most `MAX_ITEMS`. Under eager Celery (tests) an item is published at once,
@@ -192,8 +192,7 @@ class BatchRelay:
 
     def _reset(self) -> None:
         self._wakeup = threading.Condition()
-        self._queued: dict[str, list[Any]] = {}
-        self._celery: Celery | None = None
+        self._queued: dict[tuple[Celery, str], list[Any]] = {}
         self._thread: threading.Thread | None = None
 
     def add(self, celery: Celery, task: str, item: Any) -> None:
@@ -201,8 +200,7 @@ class BatchRelay:
             _send(celery, None, task, {"items": [item]}, attempt=1)
             return
         with self._wakeup:
-            self._celery = celery
-            self._queued.setdefault(task, []).append(item)
+            self._queued.setdefault((celery, task), []).append(item)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="outbox-batch-relay", daemon=True)
                 self._thread.start()
@@ -212,12 +210,11 @@ class BatchRelay:
         """Publish everything queued now; the number of messages sent."""
         with self._wakeup:
             queued, self._queued = self._queued, {}
-            celery = self._celery
         sent = 0
-        for task, items in queued.items():
+        for (celery, task), items in queued.items():
             for start in range(0, len(items), self.MAX_ITEMS):
                 batch = items[start : start + self.MAX_ITEMS]
-                if celery is not None and _send(celery, None, task, {"items": batch}, attempt=1) is None:
+                if _send(celery, None, task, {"items": batch}, attempt=1) is None:
                     sent += 1
         return sent
 
