@@ -1,11 +1,12 @@
 """What the benchmarks share: a real gunicorn on loopback, clean exits on signals, and small statistics.
 
 `gunicorn_server(url, workers)` is the test suite's `live_server` (sync workers on a free 127.0.0.1 port,
-stopped on exit whatever happens) with production settings.
+stopped on exit whatever happens) with production-like settings.
 """
 
 from __future__ import annotations
 
+import secrets
 import signal
 import statistics
 from contextlib import AbstractContextManager
@@ -35,13 +36,15 @@ def exit_cleanly_on_signals() -> None:
 def gunicorn_server(
     database_url: str, workers: int, env: dict[str, str] | None = None
 ) -> AbstractContextManager[str]:
-    """The test suite's `live_server` with production settings: what a benchmark should measure.
+    """The test suite's `live_server` with production-like settings: what a benchmark should measure.
 
     Redis, the broker and rate-limit storage are unset unless `env` gives them, so the server touches nothing
     but loopback and the database given.
     """
     settings: dict[str, str | None] = dict.fromkeys(_DROPPED)
-    settings.update({"APP_ENV": "production", "SECRET_KEY": "bench-only-not-secret", **(env or {})})
+    # Development settings are production's without its fail-closed check for secrets (mail, Stripe, Redis)
+    # that a benchmark does not use; DEBUG is off in both.
+    settings.update({"APP_ENV": "development", "SECRET_KEY": secrets.token_urlsafe(32), **(env or {})})
     return live_server(database_url, env=settings, timeout=STARTUP_TIMEOUT, workers=workers)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = Path(os.environ.get("INSTANCE_DIR", PROJECT_ROOT / "instance"))
@@ -28,7 +30,17 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+# Keys that ship in this repository: anyone can sign a session cookie with them, so production refuses them.
+PUBLIC_SECRET_KEYS = frozenset({"dev-only-not-secret", "testing"})
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run this environment safely; the message names every setting at fault."""
+
+
 class Config:
+    APP_ENV = "development"
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
     SQLALCHEMY_DATABASE_URI = normalize_database_url(
         os.environ.get("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'marketplace.db'}")
@@ -51,6 +63,10 @@ class Config:
     CELERY_BEAT_SCHEDULE_FILE = os.environ.get(
         "CELERY_BEAT_SCHEDULE_FILE", str(INSTANCE_DIR / "celerybeat-schedule")
     )
+
+    # Reverse proxies in front of the app (nginx, a load balancer) whose X-Forwarded-* headers are trusted:
+    # 0 trusts none, so a client cannot pick its own address for rate limits.
+    TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -110,6 +126,7 @@ class DevelopmentConfig(Config):
 
 
 class TestingConfig(Config):
+    APP_ENV = "testing"
     TESTING = True
     SECRET_KEY = "testing"
     RATELIMIT_STORAGE_URI = "memory://"
@@ -119,12 +136,43 @@ class TestingConfig(Config):
 
 
 class ProductionConfig(Config):
+    APP_ENV = "production"
+    # No default: a key anyone could read in this repository would let them forge the admin's cookie.
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
+    PREFERRED_URL_SCHEME = "https"
 
-    @classmethod
-    def validate(cls) -> None:
-        if Config.__dict__["SECRET_KEY"] == cls.SECRET_KEY and "SECRET_KEY" not in os.environ:
-            raise RuntimeError("SECRET_KEY must be set in production")
+
+def production_problems(settings: Mapping[str, Any]) -> list[str]:
+    """What keeps `settings` from running in production, one short phrase per setting."""
+    problems = []
+    secret_key = settings.get("SECRET_KEY") or ""
+    if not secret_key:
+        problems.append("SECRET_KEY is not set")
+    elif secret_key in PUBLIC_SECRET_KEYS:
+        problems.append("SECRET_KEY is a public default")
+    elif len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        problems.append(f"SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters")
+    if not str(settings.get("SQLALCHEMY_DATABASE_URI", "")).startswith("postgresql"):
+        problems.append("DATABASE_URL is not a PostgreSQL URL")
+    problems.extend(
+        f"{name} is not set"
+        for name in (
+            "REDIS_URL",
+            "STRIPE_SECRET_KEY",
+            "STRIPE_PUBLISHABLE_KEY",
+            "STRIPE_WEBHOOK_SECRET",
+            "MAIL_SERVER",
+        )
+        if not settings.get(name)
+    )
+    return problems
+
+
+def check_production_settings(settings: Mapping[str, Any]) -> None:
+    problems = production_problems(settings)
+    if problems:
+        raise ConfigurationError("refusing to start in production: " + "; ".join(problems) + ".")
 
 
 CONFIGS: dict[str, type[Config]] = {
@@ -135,4 +183,7 @@ CONFIGS: dict[str, type[Config]] = {
 
 
 def config_from_env() -> type[Config]:
-    return CONFIGS[os.environ.get("APP_ENV", "development")]
+    name = os.environ.get("APP_ENV", "development")
+    if name not in CONFIGS:
+        raise ConfigurationError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}.")
+    return CONFIGS[name]

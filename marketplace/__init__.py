@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import PROJECT_ROOT, Config, config_from_env
+from config import (
+    PROJECT_ROOT,
+    Config,
+    ConfigurationError,
+    check_production_settings,
+    config_from_env,
+)
 
 # Every module's tasks.py; imported by web processes too, so the outbox can hand work to them by name.
 TASK_MODULES = (
@@ -26,6 +33,13 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
+    if app.config["APP_ENV"] == "production":
+        check_production_settings(app.config)
+    proxies = app.config["TRUSTED_PROXY_COUNT"]
+    if proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies, x_prefix=proxies
+        )
     app.json.sort_keys = False
 
     from marketplace import cli, notifications
@@ -71,3 +85,11 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(payments_blp)
     api.register_blueprint(webhooks_blp)
     return app
+
+
+def create_app_or_exit() -> Flask:
+    """For entry points (gunicorn, Celery, the CLI): a configuration error is one line on stderr, not a trace."""
+    try:
+        return create_app()
+    except ConfigurationError as exc:
+        raise SystemExit(f"error: {exc}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 
 from marketplace import demo
 from marketplace.accounts import service as accounts
@@ -32,6 +32,10 @@ def create_admin_command(email: str, password: str, name: str | None) -> None:
 @click.command("seed-demo")
 def seed_demo_command() -> None:
     """Load demo accounts and mentors; running it again changes nothing."""
+    if current_app.config["APP_ENV"] != "development":
+        raise click.ClickException(
+            "seed-demo creates logins with public passwords; it runs only in development."
+        )
     created = demo.seed()
     db.session.commit()
     click.echo(f"Demo data: {created} new accounts.")

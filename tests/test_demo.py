@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -46,3 +47,16 @@ def test_seed_demo_is_idempotent_and_its_logins_work(app: Flask, client: FlaskCl
         assert (
             client.post("/api/v1/auth/login", json={"email": email, "password": password}).status_code == 200
         )
+
+
+@pytest.mark.parametrize("environment", ["production", "testing"])
+def test_seed_demo_refuses_outside_development(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    monkeypatch.setitem(app.config, "APP_ENV", environment)
+
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+
+    assert result.exit_code != 0
+    assert "runs only in development" in result.output
+    assert _counts() == (0, 0, 0)
