@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask
 
 from config import PROJECT_ROOT, Config, config_from_env
+from marketplace.core import validation
 
 # Every module's tasks.py; imported by web processes too, so the outbox can hand work to them by name.
 TASK_MODULES = (
@@ -26,6 +27,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
+    validation.init_app(app)
     app.json.sort_keys = False
 
     from marketplace import cli, notifications
