@@ -180,7 +180,9 @@ def _assert_rejected(response: TestResponse, *statuses: int) -> dict[str, Any]:
 
 def _path_with(rule: str, name: str, value: str) -> str:
     path = rule.replace(f"<int:{name}>", value).replace(f"<{name}>", value)
-    return path.replace("<int:mentor_id>", "1").replace("<int:booking_id>", "1").replace("<day>", "2027-01-04")
+    return (
+        path.replace("<int:mentor_id>", "1").replace("<int:booking_id>", "1").replace("<day>", "2027-01-04")
+    )
 
 
 @pytest.mark.parametrize("value", BIG_IDS)
