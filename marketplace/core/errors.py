@@ -71,10 +71,11 @@ def http_error_response(error: HTTPException) -> Response:
     Replaces flask-smorest's handler, whose body has no `message` for a validation error and which drops
     the exception's headers (`Allow` on a 405).
     """
+    status = error.code or HTTPStatus.INTERNAL_SERVER_ERROR
     data: dict[str, Any] = getattr(error, "data", None) or {}
     errors = data.get("errors") or data.get("messages")
     message = data.get("message") or (VALIDATION_MESSAGE if errors else error.description)
-    response = error_response(error.code or 500, message or HTTPStatus(error.code or 500).phrase, errors)
+    response = error_response(status, message or HTTPStatus(status).phrase, errors)
     for name, value in error.get_headers():
         if name.lower() != "content-type":
             response.headers[name] = value
