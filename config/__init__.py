@@ -67,6 +67,8 @@ class Config:
     # Reverse proxies in front of the app (nginx, a load balancer) whose X-Forwarded-* headers are trusted:
     # 0 trusts none, so a client cannot pick its own address for rate limits.
     TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0)
+    # Larger request bodies are refused with 413 before they are read.
+    MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 1024 * 1024)
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -14,6 +14,7 @@ from config import (
     check_production_settings,
     config_from_env,
 )
+from marketplace.core import validation
 
 # Every module's tasks.py; imported by web processes too, so the outbox can hand work to them by name.
 TASK_MODULES = (
@@ -40,6 +41,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies, x_prefix=proxies
         )
+    validation.init_app(app)
     app.json.sort_keys = False
 
     from marketplace import cli, notifications

@@ -54,6 +54,7 @@ def assert_error_shape(response: TestResponse, status: int) -> dict[str, Any]:
     assert body["code"] == status
     assert isinstance(body["status"], str)
     assert body["status"]
+    assert isinstance(body["message"], str)
     return body
 
 

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import ValidationError, validate, validates
 
 from marketplace.core.time import is_valid_timezone
+from marketplace.core.validation import Schema, fields
 
 
 def validate_timezone(value: str) -> None:

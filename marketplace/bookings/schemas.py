@@ -4,10 +4,11 @@ from datetime import date
 from typing import Any
 
 from flask import current_app
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, validate, validates_schema
 
 from marketplace.accounts.schemas import validate_timezone
 from marketplace.bookings.models import BookingStatus
+from marketplace.core.validation import QuerySchema, Schema, fields
 
 MAX_SLOT_WINDOW_DAYS = 62
 
@@ -51,13 +52,15 @@ class BookingSchema(Schema):
     created_at = fields.DateTime()
 
 
-class BookingListArgsSchema(Schema):
+class BookingListArgsSchema(QuerySchema):
     role = fields.String(validate=validate.OneOf(["learner", "mentor"]))
     status = fields.String(validate=validate.OneOf([s.value for s in BookingStatus]))
 
 
 class CancelSchema(Schema):
-    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    reason = fields.String(
+        load_default=None, allow_none=True, multiline=True, validate=validate.Length(max=2000)
+    )
 
 
 class RescheduleSchema(Schema):
@@ -66,7 +69,9 @@ class RescheduleSchema(Schema):
 
 class ReviewCreateSchema(Schema):
     rating = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
-    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=5000))
+    comment = fields.String(
+        load_default=None, allow_none=True, multiline=True, validate=validate.Length(max=5000)
+    )
 
 
 class ReviewSchema(Schema):
@@ -78,7 +83,7 @@ class ReviewSchema(Schema):
     created_at = fields.DateTime()
 
 
-class SlotArgsSchema(Schema):
+class SlotArgsSchema(QuerySchema):
     from_ = fields.Date(data_key="from", load_default=None)
     to = fields.Date(load_default=None)
     duration = fields.Integer(load_default=None, validate=validate.Range(min=1, max=24 * 60))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, post_load, validate
+from marshmallow import post_load, validate
 
 from marketplace.accounts.schemas import validate_timezone
+from marketplace.core.validation import QuerySchema, Schema, fields
 from marketplace.mentors.schemas import MentorSearchArgsSchema, PublicMentorSchema
 
 
@@ -56,7 +57,7 @@ class CareerPathDetailSchema(Schema):
     mentor_count = fields.Integer(metadata={"description": "How many approved mentors match the path"})
 
 
-class TimeZoneArgsSchema(Schema):
+class TimeZoneArgsSchema(QuerySchema):
     tz = fields.String(
         validate=validate_timezone,
         metadata={"description": "IANA zone to show times in (default: the browser's, else UTC)"},

@@ -6,8 +6,13 @@ from typing import Any
 
 import flask_smorest
 
+from marketplace.core.validation import ArgumentsParser
+
 
 class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = ArgumentsParser()
+    PAGINATION_ARGUMENTS_PARSER = ArgumentsParser()
+
     @staticmethod
     def _make_pagination_metadata(page: int, page_size: int, item_count: int) -> dict[str, Any]:
         """`X-Pagination: {"total", "total_pages", "page", "page_size"}`, plus neighbours when they exist."""

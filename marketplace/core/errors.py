@@ -6,6 +6,9 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+VALIDATION_MESSAGE = "The request is not valid: `errors` says what to change."
 
 
 class DomainError(Exception):
@@ -62,7 +65,29 @@ def error_response(status: int, message: str, errors: dict[str, Any] | None = No
     return response
 
 
+def http_error_response(error: HTTPException) -> Response:
+    """Any HTTP error, werkzeug's own (404, 405, 413, 415 ...) and webargs' 422, in the one error shape.
+
+    Replaces flask-smorest's handler, whose body has no `message` for a validation error and which drops
+    the exception's headers (`Allow` on a 405).
+    """
+    status = error.code or HTTPStatus.INTERNAL_SERVER_ERROR
+    data: dict[str, Any] = getattr(error, "data", None) or {}
+    errors = data.get("errors") or data.get("messages")
+    message = data.get("message") or (VALIDATION_MESSAGE if errors else error.description)
+    response = error_response(status, message or HTTPStatus(status).phrase, errors)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    response.headers.update(data.get("headers") or {})
+    return response
+
+
 def init_app(app: Flask) -> None:
+    """Call after `api.init_app`, so these handlers replace flask-smorest's."""
+
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError) -> Response:
         return error_response(int(error.status_code), error.message, error.errors)
+
+    app.register_error_handler(HTTPException, http_error_response)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.core.errors import Conflict, Unprocessable
+from marketplace.core.fields import has_control_characters
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 
@@ -74,8 +75,10 @@ def idempotent(view: F) -> F:
         key = request.headers.get(HEADER)
         if key is None or not current_user.is_authenticated:
             return view(*args, **kwargs)
-        if not 1 <= len(key) <= MAX_KEY_LENGTH:
-            raise Unprocessable(f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters.")
+        if not 1 <= len(key) <= MAX_KEY_LENGTH or has_control_characters(key):
+            raise Unprocessable(
+                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} characters, none a control character."
+            )
         fingerprint = _fingerprint()
         row = _claim(current_user.id, key, fingerprint)
         if row.response_status is not None:

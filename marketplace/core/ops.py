@@ -9,7 +9,6 @@ from typing import Any
 import redis
 from flask import Flask, Response, current_app, g, request
 from flask.views import MethodView
-from marshmallow import Schema, fields
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -22,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from marketplace.core.api import Blueprint
+from marketplace.core.validation import Schema, fields
 from marketplace.extensions import db
 
 blp = Blueprint("ops", __name__, description="Health and metrics")

@@ -4,10 +4,11 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates, validates_schema
+from marshmallow import ValidationError, pre_load, validate, validates, validates_schema
 
 from marketplace.accounts.schemas import validate_timezone
 from marketplace.careers.content import load_career_paths
+from marketplace.core.validation import QuerySchema, Schema, fields
 from marketplace.mentors.vetting import ADMIN_ACTIONS, VettingAction, VettingStatus
 
 SESSION_LENGTHS = (15, 30, 45, 60, 90, 120)
@@ -29,7 +30,7 @@ class MentorProfileInputSchema(Schema):
     """Every field may be left out while the profile is a draft; completeness is checked on submission."""
 
     headline = fields.String(validate=validate.Length(max=160), allow_none=True)
-    bio = fields.String(validate=validate.Length(max=5000), allow_none=True)
+    bio = fields.String(validate=validate.Length(max=5000), allow_none=True, multiline=True)
     skills = fields.List(_tag(), validate=validate.Length(max=30))
     career_paths = fields.List(fields.String(), validate=validate.Length(max=10))
     languages = fields.List(
@@ -98,7 +99,9 @@ class PublicMentorSchema(MentorProfileSchema):
 
 class VettingDecisionSchema(Schema):
     decision = fields.String(required=True, validate=validate.OneOf(sorted(a.value for a in ADMIN_ACTIONS)))
-    note = fields.String(validate=validate.Length(max=2000), load_default=None, allow_none=True)
+    note = fields.String(
+        validate=validate.Length(max=2000), load_default=None, allow_none=True, multiline=True
+    )
 
     @validates_schema
     def _note_when_refusing(self, data: dict[str, Any], **_: Any) -> None:
@@ -115,14 +118,14 @@ class VettingEventSchema(Schema):
     at = fields.DateTime()
 
 
-class VettingQueueArgsSchema(Schema):
+class VettingQueueArgsSchema(QuerySchema):
     status = fields.String(
         load_default=VettingStatus.PENDING_REVIEW.value,
         validate=validate.OneOf([s.value for s in VettingStatus]),
     )
 
 
-class MentorSearchArgsSchema(Schema):
+class MentorSearchArgsSchema(QuerySchema):
     career_path = fields.String(validate=validate.Length(max=80))
     skill = fields.String(validate=validate.Length(max=80))
     language = fields.String(validate=validate.Length(max=3))

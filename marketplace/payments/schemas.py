@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marketplace.core.validation import Schema, fields
 
 
 class WebhookAckSchema(Schema):

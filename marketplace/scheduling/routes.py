@@ -5,10 +5,12 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_login import current_user
+from marshmallow import ValidationError
 
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required
 from marketplace.core.errors import Unprocessable
+from marketplace.core.validation import fields
 from marketplace.scheduling import service
 from marketplace.scheduling.models import AvailabilitySchedule, DateOverride
 from marketplace.scheduling.schemas import AvailabilitySchema, DateOverrideSchema
@@ -59,8 +61,11 @@ class Override(MethodView):
         service.delete_override(current_user, _parse_day(day))
 
 
+_DAY = fields.Date()
+
+
 def _parse_day(value: str) -> date:
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise Unprocessable("Not a date.", {"date": ["Use YYYY-MM-DD."]}) from None
+        return _DAY.deserialize(value)
+    except ValidationError as exc:
+        raise Unprocessable("Not a date.", {"date": ["Use YYYY-MM-DD.", *exc.messages]}) from None

@@ -3,9 +3,10 @@ from __future__ import annotations
 from itertools import pairwise
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, validate, validates_schema
 
 from marketplace.accounts.schemas import validate_timezone
+from marketplace.core.validation import Schema, fields
 
 MAX_INTERVALS = 50
 MAX_BUFFER_MINUTES = 240

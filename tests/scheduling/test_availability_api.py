@@ -141,7 +141,7 @@ def test_putting_the_same_intervals_again_does_not_trip_over_the_rows_it_replace
         ({"weekly": _weekly((6, "10:00", "11:00"), (6, "10:00", "10:30"))}, ("weekly",), "on Sunday"),
         ({"weekly": _weekly((0, "9:00", "12:00"))}, ("weekly", "0", "start"), "HH:MM"),
         ({"weekly": _weekly((0, "09:00", "12h30"))}, ("weekly", "0", "end"), "HH:MM"),
-        ({"weekly": _weekly((0, "09:00\n", "12:00"))}, ("weekly", "0", "start"), "HH:MM"),
+        ({"weekly": _weekly((0, "09:00\n", "12:00"))}, ("weekly", "0", "start"), "one line"),
         ({"weekly": _weekly((0, "0\u0669:00", "12:00"))}, ("weekly", "0", "start"), "HH:MM"),
         ({"weekly": _weekly((0, "09:00", "24:30"))}, ("weekly", "0", "end"), "HH:MM"),
         ({"weekly": _weekly((0, "24:00", "24:00"))}, ("weekly", "0", "start"), "HH:MM"),
