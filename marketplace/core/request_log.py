@@ -9,11 +9,13 @@ import re
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, has_request_context, request
 from flask.logging import default_handler
 from gunicorn.glogging import Logger as GunicornBaseLogger
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Kept in the WSGI environ, which belongs to one request (an app context, and so `g`, may outlive it).
+_ENVIRON_KEY = "marketplace.request_id"
 # A client's id is echoed only when it is short and made of characters that cannot forge a log line.
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MASK = "[masked]"
@@ -37,11 +39,11 @@ def mask_secrets(text: str) -> str:
 
 def current_request_id() -> str:
     """The id of the request being served: the client's when it is sane, else a fresh one."""
-    request_id = g.get("request_id")
+    request_id = request.environ.get(_ENVIRON_KEY)
     if request_id is None:
         sent = request.headers.get(REQUEST_ID_HEADER, "")
         request_id = sent if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
-        g.request_id = request_id
+        request.environ[_ENVIRON_KEY] = request_id
     return request_id
 
 
