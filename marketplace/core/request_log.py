@@ -7,11 +7,9 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from typing import Any
 
 from flask import Flask, Response, has_request_context, request
 from flask.logging import default_handler
-from gunicorn.glogging import Logger as GunicornBaseLogger
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Kept in the WSGI environ, which belongs to one request (an app context, and so `g`, may outlive it).
@@ -74,20 +72,6 @@ def _add_filters(target: logging.Logger | logging.Handler) -> None:
     for kind in (RequestIdFilter, SecretMaskingFilter):
         if not any(isinstance(existing, kind) for existing in target.filters):
             target.addFilter(kind())
-
-
-class GunicornLogger(GunicornBaseLogger):
-    """gunicorn's logger with secrets masked in the access log's atoms and in its error log."""
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        for log in (self.error_log, self.access_log):
-            if not any(isinstance(existing, SecretMaskingFilter) for existing in log.filters):
-                log.addFilter(SecretMaskingFilter())
-
-    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
-        atoms = super().atoms(resp, req, environ, request_time)
-        return {key: mask_secrets(value) if isinstance(value, str) else value for key, value in atoms.items()}
 
 
 def init_app(app: Flask) -> None:
