@@ -84,9 +84,19 @@ class Config:
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
-    OPENAPI_SWAGGER_UI_URL = os.environ.get(
-        "OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
-    )
+    # Served by the app itself from the flask-swagger-ui package (marketplace/core/docs.py): no CDN.
+    OPENAPI_SWAGGER_UI_URL = os.environ.get("OPENAPI_SWAGGER_UI_URL", "/api/docs/swagger-ui/")
+
+    # Security headers (marketplace/core/security_headers.py). The extras are space-separated CSP sources,
+    # e.g. for Stripe.js: script and frame `https://js.stripe.com`, connect `https://api.stripe.com`.
+    CSP_EXTRA_SCRIPT_SRC = os.environ.get("CSP_EXTRA_SCRIPT_SRC", "")
+    CSP_EXTRA_FRAME_SRC = os.environ.get("CSP_EXTRA_FRAME_SRC", "")
+    CSP_EXTRA_CONNECT_SRC = os.environ.get("CSP_EXTRA_CONNECT_SRC", "")
+    REFERRER_POLICY = os.environ.get("REFERRER_POLICY", "strict-origin-when-cross-origin")
+    HSTS_ENABLED = _bool("HSTS_ENABLED", False)
+    HSTS_MAX_AGE_SECONDS = _int("HSTS_MAX_AGE_SECONDS", 31536000)
+    # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
     STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
     STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
@@ -143,6 +153,7 @@ class ProductionConfig(Config):
     SECRET_KEY = os.environ.get("SECRET_KEY", "")
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
     PREFERRED_URL_SCHEME = "https"
+    HSTS_ENABLED = _bool("HSTS_ENABLED", True)
 
 
 def production_problems(settings: Mapping[str, Any]) -> list[str]:

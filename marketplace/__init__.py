@@ -52,7 +52,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.careers.routes import blp as careers_blp
     from marketplace.careers.routes import html as pages_blp
     from marketplace.core import db as transactions
-    from marketplace.core import errors, ops
+    from marketplace.core import docs, errors, ops, request_log, security_headers
     from marketplace.core.celery import celery_init_app
     from marketplace.extensions import api, db, limiter, migrate
     from marketplace.mentors.routes import blp as mentors_blp
@@ -70,6 +70,9 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     errors.init_app(app)
     ops.init_app(app)
+    security_headers.init_app(app)
+    request_log.init_app(app)
+    docs.init_app(app)
     cli.init_app(app)
     celery_init_app(app, TASK_MODULES)
     gateway.init_app(app)

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from marketplace.accounts.models import User
 from marketplace.accounts.service import user_for_token
+from marketplace.core.auth import SELF_AUTHENTICATED_ENDPOINTS
 from marketplace.core.db import SAFE_METHODS
 from marketplace.core.errors import Forbidden, Unauthorized
 from marketplace.extensions import db, login_manager
@@ -54,6 +55,8 @@ def init_app(app: Flask) -> None:
     def _authenticate() -> None:
         # A request inside an already pushed app context (CLI, tests) must not inherit the previous user.
         g.pop("_login_user", None)
+        if request.endpoint in SELF_AUTHENTICATED_ENDPOINTS:
+            return
         token = _bearer_token()
         if token is not None:
             user = user_for_token(token)

@@ -22,7 +22,7 @@ from marketplace.bookings.schemas import (
     SlotSchema,
 )
 from marketplace.core.api import Blueprint
-from marketplace.core.auth import login_required
+from marketplace.core.auth import login_required, roles_required
 from marketplace.core.cache import LRUCache, weak_etag
 from marketplace.core.db import statements_commit_alone
 from marketplace.core.idempotency import idempotent
@@ -175,7 +175,7 @@ class BookingCalendar(MethodView):
 
 @blp.route("/me/calendar-feed")
 class CalendarFeed(MethodView):
-    @login_required
+    @roles_required("mentor")
     @blp.response(201, CalendarFeedSchema)
     def post(self) -> dict[str, str]:
         """Issue (or rotate) your private subscription URL; keep it secret."""

@@ -12,6 +12,10 @@ from marketplace.core.errors import Forbidden, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Endpoints that check their own credential (the scraper's METRICS_TOKEN): the user authentication
+# must not take their Authorization header for an API token.
+SELF_AUTHENTICATED_ENDPOINTS = frozenset({"ops.Metrics"})
+
 
 def login_required(view: F) -> F:
     @wraps(view)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from marketplace.core.api import Blueprint
+from marketplace.core.errors import Unauthorized
 from marketplace.core.validation import Schema, fields
 from marketplace.extensions import db
 
@@ -76,11 +78,23 @@ class Ready(MethodView):
         return {"status": "ok" if healthy else "unavailable", "checks": checks}, 200 if healthy else 503
 
 
+def _require_metrics_token() -> None:
+    """With METRICS_TOKEN set, only `Authorization: Bearer <METRICS_TOKEN>` may scrape (constant-time)."""
+    expected = current_app.config.get("METRICS_TOKEN")
+    if not expected:
+        return
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), expected.encode()):
+        raise Unauthorized("The metrics token is missing or wrong.")
+
+
 @blp.route("/metrics")
 class Metrics(MethodView):
     @blp.response(200, content_type=CONTENT_TYPE_LATEST)
+    @blp.alt_response(401, description="METRICS_TOKEN is set and the request does not carry it")
     def get(self) -> Response:
         """Prometheus text format; aggregated across gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set."""
+        _require_metrics_token()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)

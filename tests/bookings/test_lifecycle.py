@@ -234,7 +234,7 @@ def test_private_calendar_feed_lists_live_bookings_and_rotates(
     assert uids == [f"booking-{confirmed}@mentor-marketplace"]
     mentor_api.post("/api/v1/me/calendar-feed")
     assert_error_shape(client.get(f"/{path}"), 404)
-    assert_error_shape(learner.post("/api/v1/me/calendar-feed"), 404)
+    assert_error_shape(learner.post("/api/v1/me/calendar-feed"), 403)
 
 
 def test_the_database_refuses_overlapping_live_bookings(mentor: MentorProfile, learner: ApiUser) -> None:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -166,3 +167,86 @@ def test_pages_fit_a_phone_and_start_with_a_skip_link(site: Site, browser: Brows
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
     context.close()
+
+
+CSP_WATCH = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.__cspViolations.push(event.violatedDirective + " " + (event.blockedURI || "inline"));
+});
+"""
+
+
+def _offline_page(browser: Browser, site: Site) -> tuple[Page, list[str], list[str]]:
+    """A page that may only reach the site itself; it records what else it tried and any console error."""
+    context = browser.new_context(timezone_id=VISITOR_ZONE, viewport={"width": 1280, "height": 900})
+    context.add_init_script(CSP_WATCH)
+    elsewhere: list[str] = []
+    errors: list[str] = []
+
+    def _only_the_site(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(site.base_url + "/"):
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort()
+
+    context.route("**/*", _only_the_site)
+    page = context.new_page()
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return page, elsewhere, errors
+
+
+def test_pages_run_under_the_csp_with_nothing_from_another_host(site: Site, browser: Browser) -> None:
+    page, elsewhere, errors = _offline_page(browser, site)
+
+    for path in (
+        "/careers",
+        "/careers/backend-developer",
+        "/mentors",
+        f"/mentors/{site.maria_id}",
+        "/careers/nope",
+    ):
+        response = page.goto(f"{site.base_url}{path}")
+        assert response is not None
+        assert "frame-ancestors 'none'" in (response.headers.get("content-security-policy") or "")
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        assert page.evaluate("window.__cspViolations") == [], path
+        if path == f"/mentors/{site.maria_id}":
+            # local-time.js ran: the zone is the browser's, not the server's UTC fallback.
+            expect(page.locator("[data-zone-name]").first).to_have_text(VISITOR_ZONE)
+    assert page.locator("script[type='application/ld+json']").count() == 1
+
+    page.goto(f"{site.base_url}/careers/backend-developer")
+    bars = page.locator(".pay .bar rect")
+    expect(bars).to_have_count(2)
+    assert float(bars.nth(0).get_attribute("width") or 0) < float(bars.nth(1).get_attribute("width") or 0)
+    assert elsewhere == []
+    assert [error for error in errors if "404" not in error] == []
+    page.context.close()
+
+
+def test_api_docs_render_every_operation_offline_under_the_csp(site: Site, browser: Browser) -> None:
+    page, elsewhere, errors = _offline_page(browser, site)
+    spec = page.request.get(f"{site.base_url}/api/openapi.json").json()
+    operations = sum(
+        1
+        for item in spec["paths"].values()
+        for method in item
+        if method in {"get", "put", "post", "patch", "delete"}
+    )
+
+    page.goto(f"{site.base_url}/api/docs")
+
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text(spec["info"]["title"])
+    expect(page.locator(".opblock")).to_have_count(operations)
+    expect(
+        page.locator(".opblock-summary-path[data-path='/api/v1/bookings/{booking_id}']").first
+    ).to_be_visible()
+    _shot(page, "api-docs")
+    assert page.evaluate("window.__cspViolations") == []
+    assert elsewhere == []
+    assert errors == []
+    page.context.close()
