@@ -10,7 +10,7 @@ from marketplace.core.db import unit_of_work
 from marketplace.mentors import service as mentors
 from marketplace.mentors.vetting import VettingAction, VettingStatus
 from tests.factories import MentorProfileFactory, UserFactory
-from tests.notifications.conftest import bodies
+from tests.notifications.conftest import bodies, with_subject
 from tests.support.servers import SmtpSink
 
 
@@ -27,7 +27,7 @@ def test_registering_sends_a_welcome(mailbox: SmtpSink, client: FlaskClient) -> 
     )
     assert response.status_code == 201, response.get_data(as_text=True)
 
-    (welcome,) = mailbox.wait_for(1)
+    (welcome,) = with_subject(mailbox.wait_for(2), "Welcome")
     assert welcome.rcpt_tos == ["nia@example.test"]
     assert welcome.message["To"] == "Nia <nia@example.test>"
     assert welcome.message["Subject"] == "Welcome to Mentor marketplace"
