@@ -176,6 +176,7 @@ class Tokens(MethodView):
 class TokenById(MethodView):
     @login_required
     @blp.response(204)
+    @blp.alt_response(404, description="Not one of my working tokens")
     def delete(self, token_id: int) -> None:
         """Revoke one of my tokens; it stops working at once."""
         service.revoke_token(current_user, token_id)
