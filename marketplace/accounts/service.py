@@ -225,10 +225,10 @@ def my_tokens(user: User) -> Select[tuple[ApiToken]]:
 
 def revoke_token(user: User, token_id: int) -> None:
     """Revoke one of the user's working tokens; anyone else's, or one already dead, is not found."""
-    token = (
-        db.session.scalar(_live_tokens(utcnow()).where(ApiToken.id == token_id, ApiToken.user_id == user.id))
-        if 0 < token_id <= MAX_ID
-        else None
+    if not 0 < token_id <= MAX_ID:
+        raise NotFound("No such token.")
+    token = db.session.scalar(
+        _live_tokens(utcnow()).where(ApiToken.id == token_id, ApiToken.user_id == user.id)
     )
     if token is None:
         raise NotFound("No such token.")
@@ -237,7 +237,8 @@ def revoke_token(user: User, token_id: int) -> None:
 
 
 def create_admin(*, email: str, password: str, name: str | None = None) -> User:
-    """Promote an existing account or create a new one; idempotent so ops can rerun it."""
+    """Promote an existing account or create a new one; idempotent so ops can rerun it. Setting the password
+    of an existing account ends its sessions and tokens, as any password change does."""
     user = find_user_by_email(email)
     if user is None:
         user = User(
