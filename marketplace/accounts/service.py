@@ -49,8 +49,8 @@ def register(*, email: str, password: str, name: str, role: Role, timezone: str 
         raise Conflict(
             "An account with this email already exists.", {"email": ["Already registered."]}
         ) from exc
+    # The welcome mail carries the link that verifies the address.
     signals.user_registered.send(user.id)
-    signals.email_verification_requested.send(user.id)
     return user
 
 

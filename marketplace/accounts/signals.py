@@ -8,5 +8,4 @@ _signals = Namespace()
 
 user_registered = _signals.signal("user-registered")
 # The receiver mails a link made at send time (marketplace.accounts.links); `version` tells requests apart.
-email_verification_requested = _signals.signal("email-verification-requested")
 password_reset_requested = _signals.signal("password-reset-requested")

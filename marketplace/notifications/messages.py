@@ -30,7 +30,6 @@ from marketplace.notifications.models import Reminder
 
 class Kind(enum.StrEnum):
     WELCOME = "welcome"
-    VERIFY_EMAIL = "verify_email"
     PASSWORD_RESET = "password_reset"
     APPLICATION_RECEIVED = "application_received"
     APPLICATION_APPROVED = "application_approved"
@@ -94,18 +93,16 @@ def money(cents: int, currency: str) -> str:
 
 
 def _welcome(user_id: int, _version: int) -> list[Letter]:
+    """With the link that verifies the address, unless it was verified meanwhile. Links are signed here, at
+    send time: no secret waits in the outbox, and a link's age counts from the mail."""
     user = db.session.get(User, user_id, options=[lazyload(User.role_rows)])
-    return [Letter(user, "Welcome to Mentor marketplace", "welcome")] if user else []
-
-
-def _verify_email(user_id: int, _version: int) -> list[Letter]:
-    """The link is signed now, at send time: no secret waits in the outbox, and its age counts from here."""
-    user = db.session.get(User, user_id, options=[lazyload(User.role_rows)])
-    if user is None or user.email_verified or not user.is_active:
+    if user is None:
         return []
-    hours = current_app.config["EMAIL_VERIFICATION_LINK_HOURS"]
-    context = {"link": links.verification_url(user), "hours": hours}
-    return [Letter(user, "Confirm your email address", "verify_email", context)]
+    context = {
+        "verification_link": None if user.email_verified else links.verification_url(user),
+        "hours": current_app.config["EMAIL_VERIFICATION_LINK_HOURS"],
+    }
+    return [Letter(user, "Welcome to Mentor marketplace", "welcome", context)]
 
 
 def _password_reset(user_id: int, _version: int) -> list[Letter]:
@@ -325,7 +322,6 @@ def _reminder(reminder_id: int, _version: int) -> list[Letter]:
 
 COMPOSERS: dict[Kind, Callable[[int, int], list[Letter]]] = {
     Kind.WELCOME: _welcome,
-    Kind.VERIFY_EMAIL: _verify_email,
     Kind.PASSWORD_RESET: _password_reset,
     Kind.APPLICATION_RECEIVED: _vetting,
     Kind.APPLICATION_APPROVED: _vetting,

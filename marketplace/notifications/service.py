@@ -215,10 +215,6 @@ def on_user_registered(user_id: int, **_: Any) -> None:
     request_email(Kind.WELCOME, user_id)
 
 
-def on_email_verification_requested(user_id: int, *, version: int = 0, **_: Any) -> None:
-    request_email(Kind.VERIFY_EMAIL, user_id, version=version)
-
-
 def on_password_reset_requested(user_id: int, *, version: int = 0, **_: Any) -> None:
     request_email(Kind.PASSWORD_RESET, user_id, version=version)
 

@@ -70,14 +70,11 @@ def test_the_file_backend_writes_one_parseable_eml_per_message(
     with unit_of_work():
         register(email="eve@example.test", password="x" * 12, name="Eve", role=Role.LEARNER)
 
-    written = list((tmp_path / "mail").iterdir())
-    assert {path.suffix for path in written} == {".eml"}
-    messages = [email.message_from_bytes(path.read_bytes(), policy=email.policy.default) for path in written]
-    assert {message["To"] for message in messages} == {"Eve <eve@example.test>"}
-    assert sorted(message["Subject"] for message in messages) == [
-        "Confirm your email address",
-        "Welcome to Mentor marketplace",
-    ]
+    (written,) = (tmp_path / "mail").iterdir()
+    assert written.suffix == ".eml"
+    message = email.message_from_bytes(written.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "Eve <eve@example.test>"
+    assert message["Subject"] == "Welcome to Mentor marketplace"
 
 
 def test_the_console_backend_logs_the_message(
