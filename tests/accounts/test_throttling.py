@@ -15,7 +15,7 @@ from werkzeug.test import TestResponse
 from marketplace.core.time import utcnow
 from marketplace.extensions import db, limiter
 from tests.factories import PASSWORD, UserFactory
-from tests.helpers import assert_error_shape, temporary_app
+from tests.helpers import ApiUser, assert_error_shape, temporary_app
 
 LOGIN = "/api/v1/auth/login"
 TOKENS = "/api/v1/auth/tokens"
@@ -64,6 +64,17 @@ def test_a_persistent_guesser_waits_longer_and_longer(client: FlaskClient) -> No
         assert_error_shape(_post(client, LOGIN, right, "198.51.100.7"), 429)
         clock.shift(timedelta(minutes=26))
         assert _post(client, LOGIN, right, "198.51.100.7").status_code == 200
+
+
+def test_wrong_current_passwords_count_against_the_account(client: FlaskClient) -> None:
+    api = ApiUser(client, UserFactory())
+    wrong = {"current_password": "not-my-password", "password": "a-brand-new-password"}
+
+    statuses = [api.put("/api/v1/me/password", json=wrong).status_code for _ in range(6)]
+
+    assert statuses == [403] * 5 + [429]
+    right = {"email": api.user.email, "password": PASSWORD}
+    assert_error_shape(_post(client, LOGIN, right, "198.51.100.7"), 429)
 
 
 def test_successful_sign_ins_are_not_counted(client: FlaskClient) -> None:
