@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, request
@@ -37,7 +38,8 @@ blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Account
 # Key functions must never raise: Flask-Limiter takes an exception for a storage outage.
 
 
-def _setting(name: str) -> Any:
+def _setting(name: str) -> Callable[[], str]:
+    """A limit read from the app's settings at request time."""
     return lambda: current_app.config[name]
 
 
@@ -60,7 +62,8 @@ def _signed_in_account() -> str:
     return _account_key(current_user.email if current_user.is_authenticated else "")
 
 
-def _rejected(*statuses: int) -> Any:
+def _rejected(*statuses: int) -> Callable[[Response], bool]:
+    """Charge the limit only for these answers (the failures)."""
     return lambda response: response.status_code in statuses
 
 
