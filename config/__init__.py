@@ -76,7 +76,31 @@ class Config:
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or REDIS_URL or "memory://"
     RATELIMIT_HEADERS_ENABLED = True
-    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    # With the storage (Redis) unreachable, limits are counted in this process's memory until it answers
+    # again, and an error the fallback cannot absorb lets the request through rather than answering 500.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+    # Failed sign-ins (login and token issuing together) per client address, and per account (any address).
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute; 50 per hour")
+    LOGIN_ACCOUNT_RATE_LIMIT = os.environ.get(
+        "LOGIN_ACCOUNT_RATE_LIMIT", "5 per minute; 20 per hour; 50 per day"
+    )
+    REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "5 per minute; 20 per hour")
+    # Per client address on each of: reset requests, reset confirmations, email verifications.
+    PASSWORD_RESET_RATE_LIMIT = os.environ.get("PASSWORD_RESET_RATE_LIMIT", "5 per minute; 20 per hour")
+    # Reset requests per email address, so nobody's mailbox can be flooded with reset mails.
+    PASSWORD_RESET_ACCOUNT_RATE_LIMIT = os.environ.get("PASSWORD_RESET_ACCOUNT_RATE_LIMIT", "3 per hour")
+
+    API_TOKEN_TTL_DAYS = _int("API_TOKEN_TTL_DAYS", 30)
+    # A token's last_used_at is written at most once per this many minutes (a write per request would not do).
+    API_TOKEN_USE_RESOLUTION_MINUTES = _int("API_TOKEN_USE_RESOLUTION_MINUTES", 5)
+    # A cookie session ends on logout, on a password change elsewhere, or this long after login.
+    SESSION_LIFETIME_DAYS = _int("SESSION_LIFETIME_DAYS", 14)
+    PASSWORD_RESET_LINK_MINUTES = _int("PASSWORD_RESET_LINK_MINUTES", 60)
+    EMAIL_VERIFICATION_LINK_HOURS = _int("EMAIL_VERIFICATION_LINK_HOURS", 72)
+    # Where links in emails point (no request to take the host from when a worker renders them).
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
 
     API_TITLE = "Mentor marketplace API"
     API_VERSION = "v1"

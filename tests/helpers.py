@@ -71,6 +71,9 @@ def make_test_app(database_url: str, **overrides: Any) -> Flask:
             "REDIS_URL": None,
             "RATELIMIT_STORAGE_URI": "memory://",
             "LOGIN_RATE_LIMIT": "5 per minute",
+            # Test worlds travel in time (tests/bookings: January 2027): a token made before the trip must
+            # still work there. Expiry is tested against this setting (tests/accounts/test_tokens.py).
+            "API_TOKEN_TTL_DAYS": 3650,
             "ARGON2_TIME_COST": 1,
             "ARGON2_MEMORY_COST_KIB": 1024,
             "CELERY_BROKER_URL": "memory://",

@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.core.models import TimestampMixin
+from marketplace.core.time import utcnow
 from marketplace.extensions import db
 
 
@@ -27,6 +28,7 @@ class User(UserMixin, TimestampMixin, db.Model):
     name: Mapped[str] = mapped_column(String(120))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     is_active_account: Mapped[bool] = mapped_column(default=True)
+    email_verified: Mapped[bool] = mapped_column(default=False)
 
     role_rows: Mapped[list[UserRole]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
@@ -58,13 +60,38 @@ class UserRole(db.Model):
 
 
 class ApiToken(TimestampMixin, db.Model):
-    """Only a SHA-256 of the token is kept: tokens are long random strings, so a slow hash adds nothing."""
+    """Only a SHA-256 of the token is kept: tokens are long random strings, so a slow hash adds nothing.
+
+    A token works until `expires_at` unless `revoked_at` is set (by its owner, or by a password change).
+    """
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship()
+
+
+class UserSession(db.Model):
+    """A signed-in browser: the cookie carries a random key, this row its SHA-256.
+
+    Server-side rows rather than a per-user generation number, because logout must end one browser's
+    session and leave the user's others alone, while a password change ends all but the current one; a
+    generation can only end all of them at once. A row exists while its session is live: logout deletes it,
+    and a login clears the user's rows past `expires_at`.
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
 
     user: Mapped[User] = relationship()

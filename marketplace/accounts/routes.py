@@ -1,38 +1,118 @@
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, session
+from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_login import current_user, login_user, logout_user
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+from sqlalchemy import Select
 
-from marketplace.accounts import service
+from marketplace.accounts import auth, service
 from marketplace.accounts.auth import csrf_token
-from marketplace.accounts.models import Role, User
+from marketplace.accounts.models import ApiToken, Role, User
 from marketplace.accounts.schemas import (
+    ApiTokenSchema,
     CredentialsSchema,
+    PasswordChangeSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetRequestSchema,
     RegisterSchema,
     SessionSchema,
+    SignedLinkSchema,
+    TokenRequestSchema,
     TokenSchema,
     UserSchema,
 )
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required
+from marketplace.core.pagination import SelectPage
 from marketplace.extensions import limiter
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Accounts, sessions and API tokens")
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+# --- throttling ---------------------------------------------------------------------------------------
+# Key functions must never raise: Flask-Limiter takes an exception for a storage outage.
+
+
+def _setting(name: str) -> Callable[[], str]:
+    """A limit read from the app's settings at request time."""
+    return lambda: current_app.config[name]
+
+
+def _account_key(email: str) -> str:
+    """One bucket per normalized address, hashed: bounded keys, and no addresses in the limiter's storage."""
+    normalized = service.normalize_email(email).encode("utf-8", "surrogatepass")
+    return "account:" + hashlib.sha256(normalized).hexdigest()[:32]
+
+
+def _account_in_body() -> str:
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
+    email = body.get("email") if isinstance(body, dict) else None
+    return _account_key(email if isinstance(email, str) else "")
+
+
+def _signed_in_account() -> str:
+    return _account_key(current_user.email if current_user.is_authenticated else "")
+
+
+def _rejected(*statuses: int) -> Callable[[Response], bool]:
+    """Charge the limit only for these answers (the failures)."""
+    return lambda response: response.status_code in statuses
+
+
+# Failed sign-ins count against the client address and against the account, whichever address tries it;
+# login and token issuing share both buckets, and stacked windows ("5 per minute; 20 per hour") make a
+# persistent guesser wait longer and longer. Only failures count, so signing in often is never throttled.
+# (A limit is tested before the password is checked and charged after: a burst of concurrent guesses can
+# overrun it by the number of requests in flight, which the web workers bound.)
+_failed_sign_ins_per_address = limiter.shared_limit(
+    _setting("LOGIN_RATE_LIMIT"),
+    scope="sign-in-address",
+    key_func=get_remote_address,
+    methods=["POST"],
+    deduct_when=_rejected(401),
+)
+_failed_sign_ins_per_account = limiter.shared_limit(
+    _setting("LOGIN_ACCOUNT_RATE_LIMIT"),
+    scope="sign-in-account",
+    key_func=_account_in_body,
+    methods=["POST"],
+    deduct_when=_rejected(401),
+)
+# A wrong current password on a password change is a guess at the account's password too.
+_wrong_current_passwords = limiter.shared_limit(
+    _setting("LOGIN_ACCOUNT_RATE_LIMIT"),
+    scope="sign-in-account",
+    key_func=_signed_in_account,
+    methods=["PUT"],
+    deduct_when=_rejected(403),
+)
+_links_per_address = limiter.limit(
+    _setting("PASSWORD_RESET_RATE_LIMIT"), key_func=get_remote_address, methods=["POST"]
+)
+
+
+# --- routes ---------------------------------------------------------------------------------------------
 
 
 @blp.route("/auth/register")
 class Register(MethodView):
+    decorators = [
+        limiter.limit(_setting("REGISTER_RATE_LIMIT"), key_func=get_remote_address, methods=["POST"])
+    ]
+
     @blp.arguments(RegisterSchema)
     @blp.response(201, UserSchema)
+    @blp.alt_response(429, description="Too many registrations from this address")
     def post(self, data: dict[str, Any]) -> User:
-        """Create a learner or mentor account."""
+        """Create a learner or mentor account; a link to verify the address is mailed."""
         return service.register(
             email=data["email"],
             password=data["password"],
@@ -44,17 +124,16 @@ class Register(MethodView):
 
 @blp.route("/auth/login")
 class Login(MethodView):
-    decorators = [limiter.limit(_login_limit, methods=["POST"])]
+    decorators = [_failed_sign_ins_per_address, _failed_sign_ins_per_account]
 
     @blp.arguments(CredentialsSchema)
     @blp.response(200, SessionSchema)
     @blp.alt_response(401, description="Bad credentials")
-    @blp.alt_response(429, description="Too many attempts")
+    @blp.alt_response(429, description="Too many failed attempts from this address or on this account")
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Start a cookie session; unsafe calls then carry the returned token in X-CSRF-Token."""
         user = service.authenticate(data["email"], data["password"])
-        session.clear()
-        login_user(user)
+        auth.sign_in(user)
         return {"user": user, "csrf_token": csrf_token()}
 
 
@@ -62,8 +141,8 @@ class Login(MethodView):
 class Logout(MethodView):
     @blp.response(204)
     def post(self) -> None:
-        logout_user()
-        session.clear()
+        """End this session on the server: a copy of its cookie no longer authenticates."""
+        auth.sign_out()
 
 
 @blp.route("/auth/session")
@@ -76,14 +155,76 @@ class Session(MethodView):
 
 @blp.route("/auth/tokens")
 class Tokens(MethodView):
-    decorators = [limiter.limit(_login_limit, methods=["POST"])]
+    decorators = [_failed_sign_ins_per_address, _failed_sign_ins_per_account]
 
-    @blp.arguments(CredentialsSchema)
+    @blp.arguments(TokenRequestSchema)
     @blp.response(201, TokenSchema)
-    def post(self, data: dict[str, Any]) -> dict[str, str]:
-        """Issue a Bearer token for API clients; it is shown once and stored only as a hash."""
+    @blp.alt_response(401, description="Bad credentials")
+    @blp.alt_response(429, description="Too many failed attempts from this address or on this account")
+    def post(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Issue a Bearer token for API clients; it is shown once, stored only as a hash, and expires."""
         user = service.authenticate(data["email"], data["password"])
-        return {"token": service.issue_token(user)}
+        token, raw = service.create_token(user, data["name"])
+        return {"token": raw, "id": token.id, "name": token.name, "expires_at": token.expires_at}
+
+    @login_required
+    @blp.response(200, ApiTokenSchema(many=True))
+    @blp.paginate(SelectPage)
+    def get(self) -> Select[tuple[ApiToken]]:
+        """My working tokens (not expired, not revoked), newest first; never their secrets."""
+        return service.my_tokens(current_user)
+
+
+@blp.route("/auth/tokens/<int:token_id>")
+class TokenById(MethodView):
+    @login_required
+    @blp.response(204)
+    @blp.alt_response(404, description="Not one of my working tokens")
+    def delete(self, token_id: int) -> None:
+        """Revoke one of my tokens; it stops working at once."""
+        service.revoke_token(current_user, token_id)
+
+
+@blp.route("/auth/password-reset")
+class PasswordReset(MethodView):
+    decorators = [
+        _links_per_address,
+        limiter.limit(
+            _setting("PASSWORD_RESET_ACCOUNT_RATE_LIMIT"), key_func=_account_in_body, methods=["POST"]
+        ),
+    ]
+
+    @blp.arguments(PasswordResetRequestSchema)
+    @blp.response(202)
+    @blp.alt_response(429, description="Too many reset requests from this address or for this email")
+    def post(self, data: dict[str, Any]) -> Response:
+        """Mail a single-use reset link; the answer is the same whether or not the address has an account."""
+        service.request_password_reset(data["email"])
+        return Response(status=202)
+
+
+@blp.route("/auth/password-reset/confirm")
+class PasswordResetConfirm(MethodView):
+    decorators = [_links_per_address]
+
+    @blp.arguments(PasswordResetConfirmSchema)
+    @blp.response(204)
+    @blp.alt_response(400, description="The link is invalid, expired or already used")
+    def post(self, data: dict[str, Any]) -> None:
+        """Set a new password with a reset link; every session and token of the account stops working."""
+        service.reset_password(data["token"], data["password"])
+
+
+@blp.route("/auth/verify-email")
+class EmailVerification(MethodView):
+    decorators = [_links_per_address]
+
+    @blp.arguments(SignedLinkSchema)
+    @blp.response(204)
+    @blp.alt_response(400, description="The link is invalid, expired or already used")
+    def post(self, data: dict[str, Any]) -> None:
+        """Confirm the account's email address with the link mailed at registration."""
+        service.verify_email(data["token"])
 
 
 @blp.route("/me")
@@ -92,3 +233,23 @@ class Me(MethodView):
     @blp.response(200, UserSchema)
     def get(self) -> User:
         return current_user
+
+
+@blp.route("/me/password")
+class MyPassword(MethodView):
+    decorators = [_wrong_current_passwords]
+
+    @login_required
+    @blp.arguments(PasswordChangeSchema)
+    @blp.response(204)
+    @blp.alt_response(403, description="The current password is wrong")
+    @blp.alt_response(429, description="Too many wrong passwords on this account")
+    def put(self, data: dict[str, Any]) -> None:
+        """Change my password; my other sessions and API tokens stop working, this one goes on."""
+        service.change_password(
+            current_user,
+            data["current_password"],
+            data["password"],
+            keep_session=auth.current_session_key(),
+            keep_token=auth.current_token_id(),
+        )

@@ -7,3 +7,5 @@ from blinker import Namespace
 _signals = Namespace()
 
 user_registered = _signals.signal("user-registered")
+# The receiver mails a link made at send time (marketplace.accounts.links); `version` tells requests apart.
+password_reset_requested = _signals.signal("password-reset-requested")

@@ -13,9 +13,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import defaultload, lazyload
 
+from marketplace.accounts import links
 from marketplace.accounts.models import Role, User, UserRole
 from marketplace.bookings.calendar import calendar_for
 from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus
@@ -28,6 +30,7 @@ from marketplace.notifications.models import Reminder
 
 class Kind(enum.StrEnum):
     WELCOME = "welcome"
+    PASSWORD_RESET = "password_reset"
     APPLICATION_RECEIVED = "application_received"
     APPLICATION_APPROVED = "application_approved"
     CHANGES_REQUESTED = "changes_requested"
@@ -90,8 +93,25 @@ def money(cents: int, currency: str) -> str:
 
 
 def _welcome(user_id: int, _version: int) -> list[Letter]:
+    """With the link that verifies the address, unless it was verified meanwhile. Links are signed here, at
+    send time: no secret waits in the outbox, and a link's age counts from the mail."""
     user = db.session.get(User, user_id, options=[lazyload(User.role_rows)])
-    return [Letter(user, "Welcome to Mentor marketplace", "welcome")] if user else []
+    if user is None:
+        return []
+    context = {
+        "verification_link": None if user.email_verified else links.verification_url(user),
+        "hours": current_app.config["EMAIL_VERIFICATION_LINK_HOURS"],
+    }
+    return [Letter(user, "Welcome to Mentor marketplace", "welcome", context)]
+
+
+def _password_reset(user_id: int, _version: int) -> list[Letter]:
+    user = db.session.get(User, user_id, options=[lazyload(User.role_rows)])
+    if user is None or not user.is_active:
+        return []
+    minutes = current_app.config["PASSWORD_RESET_LINK_MINUTES"]
+    context = {"link": links.password_reset_url(user), "minutes": minutes}
+    return [Letter(user, "Reset your Mentor marketplace password", "password_reset", context)]
 
 
 _VETTING_SUBJECTS = {
@@ -302,6 +322,7 @@ def _reminder(reminder_id: int, _version: int) -> list[Letter]:
 
 COMPOSERS: dict[Kind, Callable[[int, int], list[Letter]]] = {
     Kind.WELCOME: _welcome,
+    Kind.PASSWORD_RESET: _password_reset,
     Kind.APPLICATION_RECEIVED: _vetting,
     Kind.APPLICATION_APPROVED: _vetting,
     Kind.CHANGES_REQUESTED: _vetting,

@@ -215,6 +215,10 @@ def on_user_registered(user_id: int, **_: Any) -> None:
     request_email(Kind.WELCOME, user_id)
 
 
+def on_password_reset_requested(user_id: int, *, version: int = 0, **_: Any) -> None:
+    request_email(Kind.PASSWORD_RESET, user_id, version=version)
+
+
 def on_vetting_transition(profile_id: int, *, to_status: str, **_: Any) -> None:
     kind = VETTING_KINDS.get(to_status)
     if kind is None:

@@ -159,6 +159,7 @@ def test_me_shows_the_contract_fields(client: FlaskClient) -> None:
         "name": "Lin",
         "roles": ["mentor"],
         "timezone": "Asia/Tokyo",
+        "email_verified": False,
     }
 
 

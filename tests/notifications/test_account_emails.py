@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from flask import current_app
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import scoped_session
 
-from marketplace.accounts.models import Role
+from marketplace.accounts.models import Role, User
 from marketplace.core.db import unit_of_work
+from marketplace.extensions import db
 from marketplace.mentors import service as mentors
 from marketplace.mentors.vetting import VettingAction, VettingStatus
+from marketplace.notifications.messages import Kind
+from marketplace.notifications.service import deliver
 from tests.factories import MentorProfileFactory, UserFactory
 from tests.notifications.conftest import bodies
 from tests.support.servers import SmtpSink
@@ -90,3 +98,69 @@ def test_a_rejection_is_mailed(mailbox: SmtpSink, db_session: scoped_session) ->
     (mail,) = mailbox.wait_for(1)
     assert mail.message["Subject"] == "Your mentor application was not accepted"
     assert "Not enough experience." in bodies(mail.message)[0]
+
+
+def _link_in(text: str, path: str) -> str:
+    """The token of the `path` link in a mail's plain text."""
+    match = re.search(rf"(\S+{re.escape(path)}\?\S+)", text)
+    assert match is not None, text
+    url = urlsplit(match.group(1))
+    assert f"{url.scheme}://{url.netloc}" == current_app.config["PUBLIC_BASE_URL"]
+    (token,) = parse_qs(url.query)["token"]
+    return token
+
+
+def test_registering_mails_a_link_that_verifies_the_address(mailbox: SmtpSink, client: FlaskClient) -> None:
+    client.post(
+        "/api/v1/auth/register",
+        json={
+            "email": "ade@example.test",
+            "password": "correct-horse-battery",
+            "name": "Ade",
+            "role": "learner",
+        },
+    )
+
+    (mail,) = mailbox.wait_for(1)
+    assert mail.message["Subject"] == "Welcome to Mentor marketplace"
+    text, html = bodies(mail.message)
+    token = _link_in(text, "/verify-email")
+    assert token in html.replace("&amp;", "&")
+
+    assert client.post("/api/v1/auth/verify-email", json={"token": token}).status_code == 204
+    assert db.session.scalar(select(User.email_verified).where(User.email == "ade@example.test")) is True
+
+
+def test_a_reset_request_mails_a_working_link_to_known_addresses_only(
+    mailbox: SmtpSink, client: FlaskClient
+) -> None:
+    user = UserFactory(email="kim@example.test")
+    db.session.commit()
+
+    assert (
+        client.post("/api/v1/auth/password-reset", json={"email": "nobody@example.test"}).status_code == 202
+    )
+    assert client.post("/api/v1/auth/password-reset", json={"email": "KIM@example.test"}).status_code == 202
+
+    (mail,) = mailbox.wait_for(1)
+    assert mail.rcpt_tos == ["kim@example.test"]
+    assert mail.message["Subject"] == "Reset your Mentor marketplace password"
+    token = _link_in(bodies(mail.message)[0], "/reset-password")
+    confirm = {"token": token, "password": "a-brand-new-password"}
+    assert client.post("/api/v1/auth/password-reset/confirm", json=confirm).status_code == 204
+    assert client.post("/api/v1/auth/password-reset/confirm", json=confirm).status_code == 400
+    login = client.post("/api/v1/auth/login", json={"email": user.email, "password": "a-brand-new-password"})
+    assert login.status_code == 200
+
+
+def test_the_welcome_of_an_already_verified_address_has_no_link(
+    mailbox: SmtpSink, db_session: scoped_session
+) -> None:
+    user = UserFactory(email_verified=True)
+
+    assert deliver(Kind.WELCOME, user.id) == 1
+
+    (mail,) = mailbox.wait_for(1)
+    text, html = bodies(mail.message)
+    assert "/verify-email" not in text
+    assert "/verify-email" not in html
