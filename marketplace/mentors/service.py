@@ -178,8 +178,8 @@ def _propose(profile: MentorProfile, public: dict[str, Any]) -> None:
     if not changes:
         _record_revision_step(profile, pending, RevisionAction.WITHDRAW, actor=None, note=None)
         return
-    revision = ProfileRevision(profile=profile, changes=changes)
-    db.session.add(revision)
+    revision = ProfileRevision(changes=changes)
+    profile.revisions.insert(0, revision)  # the collection is newest first
     db.session.flush()
     _record_revision_step(
         profile, revision, RevisionAction.SUBMIT, actor=None, note=f"Proposed: {', '.join(changes)}."
