@@ -6,7 +6,6 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Float, Select, case, cast, column, exists, func, or_, select, table
 from sqlalchemy.orm import selectinload
 
@@ -16,7 +15,7 @@ from marketplace.core.db import is_sqlite
 from marketplace.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
-from marketplace.mentors import ranking, rules, signals
+from marketplace.mentors import ranking, revisions, signals
 from marketplace.mentors.calendar import touch
 from marketplace.mentors.models import (
     MentorProfile,
@@ -27,7 +26,6 @@ from marketplace.mentors.models import (
     VettingEvent,
 )
 from marketplace.mentors.vetting import (
-    REVISED_STATUSES,
     REVISION_PENDING,
     ForbiddenTransition,
     RevisionAction,
@@ -47,21 +45,6 @@ REQUIRED_FOR_SUBMISSION = (
     "session_minutes",
     "timezone",
 )
-# What the public sees and an admin vets. The time zone is not among them: it only says how the mentor's
-# hours are read, and changes take effect at once in every state.
-PUBLIC_FIELDS = (
-    "headline",
-    "bio",
-    "skills",
-    "career_paths",
-    "languages",
-    "years_experience",
-    "price_cents",
-    "currency",
-    "session_minutes",
-)
-_PRICE_FIELDS = ("price_cents", "currency", "session_minutes")
-_TAG_FIELDS = {"skills": TagKind.SKILL, "languages": TagKind.LANGUAGE, "career_paths": TagKind.CAREER_PATH}
 
 
 def _require_mentor(user: User) -> None:
@@ -89,7 +72,7 @@ def save_own_profile(user: User, data: dict[str, Any]) -> MentorProfile:
     if profile is None:
         profile = MentorProfile(user=user, vetting_status=VettingStatus.DRAFT.value, session_minutes=[])
         db.session.add(profile)
-    _save(profile, data)
+    revisions.save(profile, data)
     return profile
 
 
@@ -97,126 +80,8 @@ def update_profile_by_id(user: User, profile_id: int, data: dict[str, Any]) -> M
     profile = _locked(MentorProfile.id == profile_id)
     if profile is None or not profile.can_edit(user):
         raise NotFound("No such mentor profile.")
-    _save(profile, data)
+    revisions.save(profile, data)
     return profile
-
-
-def _save(profile: MentorProfile, data: dict[str, Any]) -> None:
-    """A draft (or a profile sent back or rejected) is edited in place; a submitted one keeps its public
-    fields until an admin approves the revision that proposes them."""
-    data = _normalized(data)
-    if profile.status not in REVISED_STATUSES:
-        _raise_field_errors(_field_errors(_current_values(profile, data), changed=data))
-        _apply_fields(profile, data)
-        db.session.flush()
-        return
-    _apply_fields(profile, {key: value for key, value in data.items() if key not in PUBLIC_FIELDS})
-    _propose(profile, {key: value for key, value in data.items() if key in PUBLIC_FIELDS})
-    db.session.flush()
-
-
-def _normalized(data: dict[str, Any]) -> dict[str, Any]:
-    """Values as the profile keeps them, so a proposal can be compared with the live fields."""
-    normal = dict(data)
-    for key in _TAG_FIELDS:
-        if key in normal:
-            normal[key] = list(dict.fromkeys(normal[key]))
-    if "session_minutes" in normal:
-        normal["session_minutes"] = sorted(normal["session_minutes"])
-    return normal
-
-
-def _current_values(profile: MentorProfile, changes: dict[str, Any]) -> dict[str, Any]:
-    return {**{name: getattr(profile, name) for name in PUBLIC_FIELDS}, **changes}
-
-
-def _field_errors(values: dict[str, Any], changed: dict[str, Any]) -> dict[str, list[str]]:
-    """Rules on the profile as it would be, checked for what this change touches (a draft may still lack
-    fields; submission checks those)."""
-    errors: dict[str, list[str]] = {}
-    touched = [name for name in _PRICE_FIELDS if name in changed]
-    if touched and values["price_cents"] is not None and values["currency"] is not None:
-        problem = rules.price_error(
-            values["price_cents"],
-            values["currency"],
-            values["session_minutes"] or [],
-            current_app.config["MENTOR_MAX_HOURLY_PRICE_USD"],
-        )
-        if problem:
-            errors[touched[0]] = [problem]
-    return errors
-
-
-def _raise_field_errors(errors: dict[str, list[str]]) -> None:
-    if errors:
-        raise Unprocessable("Some profile fields are not valid.", {"json": errors})
-
-
-def _propose(profile: MentorProfile, public: dict[str, Any]) -> None:
-    """Make `public` (on top of what is pending) the profile's pending revision: a new revision replaces
-    the pending one, and proposing the live values again withdraws it."""
-    pending = profile.pending_revision
-    before = pending.changes if pending is not None else {}
-    proposed = {**before, **public}
-    changes = {
-        name: proposed[name]
-        for name in PUBLIC_FIELDS
-        if name in proposed and proposed[name] != getattr(profile, name)
-    }
-    if changes == before:
-        return
-    errors = {
-        name: ["A public profile must keep this field."]
-        for name, value in changes.items()
-        if value in (None, "", [])
-    }
-    errors.update(_field_errors(_current_values(profile, changes), changed=changes))
-    _raise_field_errors(errors)
-    if pending is not None:
-        pending.status = RevisionStatus.REPLACED.value if changes else RevisionStatus.WITHDRAWN.value
-        db.session.flush()  # the one pending revision per profile is a unique index
-    if not changes:
-        _record_revision_step(profile, pending, RevisionAction.WITHDRAW, actor=None, note=None)
-        return
-    revision = ProfileRevision(changes=changes)
-    profile.revisions.insert(0, revision)  # the collection is newest first
-    db.session.flush()
-    _record_revision_step(
-        profile, revision, RevisionAction.SUBMIT, actor=None, note=f"Proposed: {', '.join(changes)}."
-    )
-
-
-def _record_revision_step(
-    profile: MentorProfile,
-    revision: ProfileRevision,
-    action: RevisionAction,
-    actor: User | None,
-    note: str | None,
-) -> VettingEvent:
-    event = VettingEvent(
-        profile_id=profile.id,
-        admin_id=actor.id if actor else None,
-        decision=action.value,
-        from_status=profile.vetting_status,
-        to_status=profile.vetting_status,
-        note=note,
-        revision_id=revision.id,
-    )
-    db.session.add(event)
-    db.session.flush()
-    return event
-
-
-def _apply_fields(profile: MentorProfile, data: dict[str, Any]) -> None:
-    for key, value in data.items():
-        if key in _TAG_FIELDS:
-            profile.set_tags(_TAG_FIELDS[key], value)
-        elif key == "session_minutes":
-            if profile.id is not None and sorted(value) != profile.session_minutes:
-                touch([profile.id])  # lengths offered decide the slots (a new profile has none listed)
-            profile.session_minutes = sorted(value)
-        else:
-            setattr(profile, key, value)
 
 
 def missing_fields(profile: MentorProfile) -> list[str]:
@@ -232,7 +97,7 @@ def submit_profile(user: User) -> MentorProfile:
         raise Unprocessable(
             "The profile is incomplete.", {name: ["Required before submission."] for name in missing}
         )
-    invalid = _field_errors(_current_values(profile, {}), changed=dict.fromkeys(_PRICE_FIELDS))
+    invalid = revisions.price_errors(profile)
     if invalid:
         raise Unprocessable("Some profile fields are not valid.", invalid)
     _transition(profile, VettingAction.SUBMIT, actor=None, note=None)
@@ -247,39 +112,18 @@ def decide(
     revision_id: int | None = None,
 ) -> MentorProfile:
     """A vetting decision, or (`approve_revision`/`reject_revision`) a decision on the pending revision;
-    `revision_id`, when given, must name that revision, so an admin never decides one they did not read."""
+    `revision_id`, when given, must name that revision, so an admin never decides one they did not read.
+    The profile's row is locked first, as by edits, so a decision and an edit never interleave."""
     profile = _locked(MentorProfile.id == profile_id)
     if profile is None:
         raise NotFound("No such mentor profile.")
     if not profile.can_vet(admin):
         raise Forbidden("Admins cannot vet their own mentor profile.")
     if isinstance(action, RevisionAction):
-        _decide_revision(profile, action, admin, note, revision_id)
+        revisions.decide(profile, action, admin, note, revision_id)
     else:
         _transition(profile, action, actor=admin, note=note)
     return profile
-
-
-def _decide_revision(
-    profile: MentorProfile, action: RevisionAction, admin: User, note: str | None, revision_id: int | None
-) -> None:
-    revision = profile.pending_revision
-    if revision is None:
-        raise Conflict("This profile has no pending revision to decide.")
-    if revision_id is not None and revision_id != revision.id:
-        raise Conflict(f"Revision {revision_id} is no longer pending: the pending one is {revision.id}.")
-    if action is RevisionAction.APPROVE:
-        _apply_fields(profile, revision.changes)  # the catalog's triggers see it in this same commit
-        revision.status = RevisionStatus.APPROVED.value
-    else:
-        revision.status = RevisionStatus.REJECTED.value
-    revision.admin_note = note
-    revision.decided_by_id = admin.id
-    revision.decided_at = utcnow()
-    event = _record_revision_step(profile, revision, action, actor=admin, note=note)
-    signals.revision_decided.send(
-        profile.id, action=action.value, revision_id=revision.id, event_id=event.id, note=note
-    )
 
 
 def _transition(profile: MentorProfile, action: VettingAction, actor: User | None, note: str | None) -> None:
