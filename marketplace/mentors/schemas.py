@@ -215,4 +215,6 @@ class MentorSearchArgsSchema(Schema):
         for key in ("career_path", "skill", "language"):
             if key in cleaned:
                 cleaned[key] = cleaned[key].lower()
+        if "language" in cleaned:
+            cleaned["language"] = rules.canonical_language(cleaned["language"]) or cleaned["language"]
         return cleaned

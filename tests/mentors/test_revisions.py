@@ -360,3 +360,13 @@ def test_a_draft_with_an_unchargeable_price_cannot_be_submitted(client: FlaskCli
 
     assert "price_cents" in body["errors"]
     assert owner.get(ME).get_json()["vetting_status"] == "draft"
+
+
+def test_search_reads_language_codes_as_profiles_store_them(client: FlaskClient) -> None:
+    german = MentorProfileFactory(tags={"languages": ["de"]})
+    MentorProfileFactory(tags={"languages": ["en"]})
+    db.session.commit()
+
+    for code in ("de", "DE", "ger", "deu"):
+        response = client.get(f"/api/v1/mentors?language={code}")
+        assert [m["id"] for m in response.get_json()] == [german.id], code
