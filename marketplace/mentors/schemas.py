@@ -48,7 +48,7 @@ def validate_currency(value: str) -> None:
 
 class MentorProfileInputSchema(Schema):
     """Every field may be left out while the profile is a draft; completeness is checked on submission.
-    None may be set to null. The price's bounds depend on its currency and session lengths: the service
+    No field may be set to null. The price's bounds depend on its currency and session lengths: the service
     checks them (`rules.price_error`)."""
 
     headline = fields.String(validate=validate.Length(max=160))
@@ -78,7 +78,7 @@ class MentorProfileInputSchema(Schema):
                 data[key] = [v.strip().lower() if isinstance(v, str) else v for v in data[key]]
         if isinstance(data.get("languages"), list):
             data["languages"] = [
-                rules.canonical_language(v) or v if isinstance(v, str) else v for v in data["languages"]
+                (rules.canonical_language(v) or v) if isinstance(v, str) else v for v in data["languages"]
             ]
         if isinstance(data.get("currency"), str):
             data["currency"] = data["currency"].strip().upper()
