@@ -134,6 +134,8 @@ class Config:
     MAX_UNPAID_HOLDS = _int("MAX_UNPAID_HOLDS", 3)
     CANCELLATION_FULL_REFUND_HOURS = _int("CANCELLATION_FULL_REFUND_HOURS", 24)
     COMPLETION_GRACE_MINUTES = _int("COMPLETION_GRACE_MINUTES", 120)
+    # The highest hourly rate a mentor may ask, in US dollars (other currencies: roughly as much).
+    MENTOR_MAX_HOURLY_PRICE_USD = _int("MENTOR_MAX_HOURLY_PRICE_USD", 1000)
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
     MAIL_PORT = _int("MAIL_PORT", 25)

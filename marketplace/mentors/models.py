@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.accounts.models import User
@@ -46,6 +47,10 @@ class MentorProfile(TimestampMixin, db.Model):
     tags: Mapped[list[MentorTag]] = relationship(
         back_populates="profile", cascade="all, delete-orphan", lazy="selectin", order_by="MentorTag.position"
     )
+    # Newest first; read only where the owner or an admin looks at the profile, never by the public.
+    revisions: Mapped[list[ProfileRevision]] = relationship(
+        back_populates="profile", cascade="all, delete-orphan", order_by="ProfileRevision.id.desc()"
+    )
 
     def _tag_values(self, kind: TagKind) -> list[str]:
         return [tag.value for tag in self.tags if tag.kind == kind]
@@ -73,6 +78,16 @@ class MentorProfile(TimestampMixin, db.Model):
     @property
     def is_public(self) -> bool:
         return self.status is VettingStatus.APPROVED
+
+    @property
+    def revision(self) -> ProfileRevision | None:
+        """The latest revision the mentor proposed, whatever became of it."""
+        return self.revisions[0] if self.revisions else None
+
+    @property
+    def pending_revision(self) -> ProfileRevision | None:
+        latest = self.revision
+        return latest if latest is not None and latest.is_pending else None
 
     def set_tags(self, kind: TagKind, values: list[str]) -> None:
         """Replace one kind of tag, keeping the order the mentor gave and dropping repeats."""
@@ -122,6 +137,49 @@ class VettingEvent(db.Model):
     to_status: Mapped[str] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set on the steps of a profile revision (submitted, withdrawn, approved, rejected).
+    revision_id: Mapped[int | None] = mapped_column(
+        ForeignKey("profile_revisions.id", ondelete="SET NULL"), index=True
+    )
+
+
+class RevisionStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REPLACED = "replaced"  # the mentor proposed something else before an admin decided
+    WITHDRAWN = "withdrawn"  # the mentor put every field back as it is live
+
+
+class ProfileRevision(TimestampMixin, db.Model):
+    """Changes to public fields of a submitted profile, waiting for an admin: the live profile (what the
+    public sees) takes them only when an admin approves. At most one is pending per profile."""
+
+    __tablename__ = "profile_revisions"
+    __table_args__ = (
+        Index(
+            "uq_profile_revisions_one_pending",
+            "profile_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=RevisionStatus.PENDING.value)
+    # Field name -> proposed value, only the fields that differ from the live profile.
+    changes: Mapped[dict[str, Any]] = mapped_column(db.JSON)
+    admin_note: Mapped[str | None] = mapped_column(Text)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None]
+
+    profile: Mapped[MentorProfile] = relationship(back_populates="revisions")
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == RevisionStatus.PENDING.value
 
 
 class CatalogVersion(db.Model):

@@ -20,7 +20,7 @@ from marketplace.mentors.schemas import (
     VettingEventSchema,
     VettingQueueArgsSchema,
 )
-from marketplace.mentors.vetting import VettingAction, VettingStatus
+from marketplace.mentors.vetting import admin_decision
 
 blp = Blueprint("mentors", __name__, url_prefix="/api/v1", description="Mentor profiles, vetting and search")
 
@@ -36,7 +36,11 @@ class OwnProfile(MethodView):
     @blp.arguments(MentorProfileInputSchema)
     @blp.response(200, MentorProfileSchema)
     def put(self, data: dict[str, Any]) -> MentorProfile:
-        """Create or update your profile (mentor role). Fields left out keep their value."""
+        """Create or update your profile (mentor role). Fields left out keep their value.
+
+        Once the profile is submitted, changes to public fields (all but `timezone`) become a revision an
+        admin approves; until then the profile keeps its public values and `revision` shows the proposal.
+        """
         return service.save_own_profile(current_user, data)
 
 
@@ -57,7 +61,9 @@ class VettingQueue(MethodView):
     @blp.response(200, MentorProfileSchema(many=True))
     @blp.paginate(SelectPage)
     def get(self, args: dict[str, Any]) -> Any:
-        return service.vetting_queue(VettingStatus(args["status"]))
+        """Profiles in a vetting status, or with `status=revision_pending` those whose changes wait for a
+        decision (each item's `revision` holds them)."""
+        return service.vetting_queue(args["status"])
 
 
 @blp.route("/admin/mentors/<int:mentor_id>/vetting")
@@ -65,9 +71,15 @@ class VettingDecision(MethodView):
     @roles_required("admin")
     @blp.arguments(VettingDecisionSchema)
     @blp.response(200, MentorProfileSchema)
-    @blp.alt_response(409, description="The state machine forbids this transition")
+    @blp.alt_response(
+        409, description="The state machine forbids this transition, or there is no such pending revision"
+    )
     def post(self, data: dict[str, Any], mentor_id: int) -> MentorProfile:
-        return service.decide(current_user, mentor_id, VettingAction(data["decision"]), data["note"])
+        """Decide the profile's vetting, or (`approve_revision`/`reject_revision`) its pending revision:
+        approving copies the proposed fields onto the public profile."""
+        return service.decide(
+            current_user, mentor_id, admin_decision(data["decision"]), data["note"], data["revision_id"]
+        )
 
 
 @blp.route("/admin/mentors/<int:mentor_id>/vetting-history")
@@ -99,5 +111,5 @@ class MentorDetail(MethodView):
     @blp.arguments(MentorProfileInputSchema)
     @blp.response(200, MentorProfileSchema)
     def patch(self, data: dict[str, Any], mentor_id: int) -> MentorProfile:
-        """Edit a profile by id: its owner only; anyone else gets 404."""
+        """Edit a profile by id: its owner only; anyone else gets 404. The rules of the PUT apply."""
         return service.update_profile_by_id(current_user, mentor_id, data)

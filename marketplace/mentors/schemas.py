@@ -9,11 +9,20 @@ from marshmallow import ValidationError, pre_load, validate, validates, validate
 from marketplace.accounts.schemas import validate_timezone
 from marketplace.careers.content import load_career_paths
 from marketplace.core.validation import QuerySchema, Schema, fields
-from marketplace.mentors.vetting import ADMIN_ACTIONS, VettingAction, VettingStatus
+from marketplace.mentors import rules
+from marketplace.mentors.vetting import (
+    ADMIN_ACTIONS,
+    REVISION_DECISIONS,
+    REVISION_PENDING,
+    RevisionAction,
+    VettingAction,
+    VettingStatus,
+)
 
 SESSION_LENGTHS = (15, 30, 45, 60, 90, 120)
-CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD", "CHF", "INR", "SGD", "JPY", "SEK", "NOK", "DKK", "PLN")
-NOTE_REQUIRED_FOR = frozenset({VettingAction.REJECT, VettingAction.REQUEST_CHANGES, VettingAction.SUSPEND})
+NOTE_REQUIRED_FOR = frozenset(
+    {VettingAction.REJECT, VettingAction.REQUEST_CHANGES, VettingAction.SUSPEND, RevisionAction.REJECT}
+)
 SORTS = ("relevance", "rating", "price", "next_available")
 
 
@@ -26,25 +35,38 @@ def _tag(max_length: int = 80) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_length))
 
 
-class MentorProfileInputSchema(Schema):
-    """Every field may be left out while the profile is a draft; completeness is checked on submission."""
+def validate_language(value: str) -> None:
+    if rules.canonical_language(value) is None:
+        raise ValidationError("Not a known ISO 639 language code (e.g. 'en').")
 
-    headline = fields.String(validate=validate.Length(max=160), allow_none=True)
-    bio = fields.String(validate=validate.Length(max=5000), allow_none=True, multiline=True)
+
+def validate_currency(value: str) -> None:
+    problem = rules.currency_error(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+class MentorProfileInputSchema(Schema):
+    """Every field may be left out while the profile is a draft; completeness is checked on submission.
+    No field may be set to null. The price's bounds depend on its currency and session lengths: the service
+    checks them (`rules.price_error`)."""
+
+    headline = fields.String(validate=validate.Length(max=160))
+    bio = fields.String(validate=validate.Length(max=5000), multiline=True)
     skills = fields.List(_tag(), validate=validate.Length(max=30))
     career_paths = fields.List(fields.String(), validate=validate.Length(max=10))
-    languages = fields.List(
-        fields.String(validate=validate.Regexp(r"^[a-z]{2,3}$", error="Use ISO 639 codes such as 'en'.")),
-        validate=validate.Length(max=10),
+    languages = fields.List(fields.String(validate=validate_language), validate=validate.Length(max=10))
+    years_experience = fields.Integer(validate=validate.Range(min=0, max=70))
+    price_cents = fields.Integer(
+        min=1,
+        metadata={"description": "Hourly rate in the currency's minor unit (whole units for JPY)"},
     )
-    years_experience = fields.Integer(validate=validate.Range(min=0, max=70), allow_none=True)
-    price_cents = fields.Integer(validate=validate.Range(min=0, max=1_000_000), allow_none=True)
-    currency = fields.String(validate=validate.OneOf(CURRENCIES), allow_none=True)
+    currency = fields.String(validate=validate_currency)
     session_minutes = fields.List(
         fields.Integer(validate=validate.OneOf(SESSION_LENGTHS)),
         validate=validate.Length(max=len(SESSION_LENGTHS)),
     )
-    timezone = fields.String(validate=validate_timezone, allow_none=True)
+    timezone = fields.String(validate=validate_timezone)
 
     @pre_load
     def _normalize(self, data: Any, **_: Any) -> Any:
@@ -54,6 +76,10 @@ class MentorProfileInputSchema(Schema):
         for key in ("skills", "languages", "career_paths"):
             if isinstance(data.get(key), list):
                 data[key] = [v.strip().lower() if isinstance(v, str) else v for v in data[key]]
+        if isinstance(data.get("languages"), list):
+            data["languages"] = [
+                (rules.canonical_language(v) or v) if isinstance(v, str) else v for v in data["languages"]
+            ]
         if isinstance(data.get("currency"), str):
             data["currency"] = data["currency"].strip().upper()
         return data
@@ -68,6 +94,29 @@ class MentorProfileInputSchema(Schema):
     def _sorted_lengths(self, value: list[int], **_: Any) -> None:
         if len(set(value)) != len(value):
             raise ValidationError("Each session length may appear once.")
+
+
+class RevisionChangesSchema(Schema):
+    """The public fields a revision proposes; only those that differ from the live profile are present."""
+
+    headline = fields.String()
+    bio = fields.String()
+    skills = fields.List(fields.String())
+    career_paths = fields.List(fields.String())
+    languages = fields.List(fields.String())
+    years_experience = fields.Integer()
+    price_cents = fields.Integer()
+    currency = fields.String()
+    session_minutes = fields.List(fields.Integer())
+
+
+class ProfileRevisionSchema(Schema):
+    id = fields.Integer()
+    status = fields.String(metadata={"description": "pending, approved, rejected, replaced or withdrawn"})
+    changes = fields.Nested(RevisionChangesSchema)
+    admin_note = fields.String(allow_none=True)
+    submitted_at = fields.DateTime(attribute="created_at")
+    decided_at = fields.DateTime(allow_none=True)
 
 
 class MentorProfileSchema(Schema):
@@ -90,22 +139,41 @@ class MentorProfileSchema(Schema):
     next_available_at = fields.DateTime(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
+    revision = fields.Nested(
+        ProfileRevisionSchema,
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "The latest change to public fields the mentor proposed (pending until an admin "
+            "decides); the fields above are the live, approved ones"
+        },
+    )
 
 
 class PublicMentorSchema(MentorProfileSchema):
     class Meta:
-        exclude = ("user_id", "vetting_status", "created_at", "updated_at")
+        exclude = ("user_id", "vetting_status", "created_at", "updated_at", "revision")
 
 
 class VettingDecisionSchema(Schema):
-    decision = fields.String(required=True, validate=validate.OneOf(sorted(a.value for a in ADMIN_ACTIONS)))
+    decision = fields.String(
+        required=True,
+        validate=validate.OneOf(sorted(a.value for a in ADMIN_ACTIONS | REVISION_DECISIONS)),
+        metadata={"description": "approve_revision / reject_revision decide the pending profile revision"},
+    )
     note = fields.String(
         validate=validate.Length(max=2000), load_default=None, allow_none=True, multiline=True
+    )
+    revision_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        min=1,
+        metadata={"description": "For a revision decision: 409 unless this is the pending revision"},
     )
 
     @validates_schema
     def _note_when_refusing(self, data: dict[str, Any], **_: Any) -> None:
-        if VettingAction(data["decision"]) in NOTE_REQUIRED_FOR and not (data.get("note") or "").strip():
+        if data["decision"] in NOTE_REQUIRED_FOR and not (data.get("note") or "").strip():
             raise ValidationError("Tell the mentor why: a note is required for this decision.", "note")
 
 
@@ -116,12 +184,16 @@ class VettingEventSchema(Schema):
     note = fields.String(allow_none=True)
     admin_id = fields.Integer(allow_none=True)
     at = fields.DateTime()
+    revision_id = fields.Integer(allow_none=True)
 
 
 class VettingQueueArgsSchema(QuerySchema):
     status = fields.String(
         load_default=VettingStatus.PENDING_REVIEW.value,
-        validate=validate.OneOf([s.value for s in VettingStatus]),
+        validate=validate.OneOf([*(s.value for s in VettingStatus), REVISION_PENDING]),
+        metadata={
+            "description": f"A vetting status, or `{REVISION_PENDING}`: profiles with a revision waiting"
+        },
     )
 
 
@@ -145,4 +217,6 @@ class MentorSearchArgsSchema(QuerySchema):
         for key in ("career_path", "skill", "language"):
             if key in cleaned:
                 cleaned[key] = cleaned[key].lower()
+        if "language" in cleaned:
+            cleaned["language"] = rules.canonical_language(cleaned["language"]) or cleaned["language"]
         return cleaned

@@ -15,10 +15,23 @@ from marketplace.core.db import is_sqlite
 from marketplace.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
-from marketplace.mentors import ranking, signals
+from marketplace.mentors import ranking, revisions, signals
 from marketplace.mentors.calendar import touch
-from marketplace.mentors.models import MentorProfile, MentorTag, TagKind, VettingEvent
-from marketplace.mentors.vetting import ForbiddenTransition, VettingAction, VettingStatus
+from marketplace.mentors.models import (
+    MentorProfile,
+    MentorTag,
+    ProfileRevision,
+    RevisionStatus,
+    TagKind,
+    VettingEvent,
+)
+from marketplace.mentors.vetting import (
+    REVISION_PENDING,
+    ForbiddenTransition,
+    RevisionAction,
+    VettingAction,
+    VettingStatus,
+)
 
 REQUIRED_FOR_SUBMISSION = (
     "headline",
@@ -32,7 +45,6 @@ REQUIRED_FOR_SUBMISSION = (
     "session_minutes",
     "timezone",
 )
-_TAG_FIELDS = {"skills": TagKind.SKILL, "languages": TagKind.LANGUAGE, "career_paths": TagKind.CAREER_PATH}
 
 
 def _require_mentor(user: User) -> None:
@@ -48,37 +60,28 @@ def own_profile(user: User) -> MentorProfile:
     return profile
 
 
+def _locked(where: Any) -> MentorProfile | None:
+    """The profile, its row locked: edits and revision decisions on one profile run one after another."""
+    return db.session.scalar(select(MentorProfile).where(where).with_for_update(of=MentorProfile))
+
+
 def save_own_profile(user: User, data: dict[str, Any]) -> MentorProfile:
     """Create or update the caller's profile; fields left out keep their value."""
     _require_mentor(user)
-    profile = db.session.scalar(select(MentorProfile).where(MentorProfile.user_id == user.id))
+    profile = _locked(MentorProfile.user_id == user.id)
     if profile is None:
         profile = MentorProfile(user=user, vetting_status=VettingStatus.DRAFT.value, session_minutes=[])
         db.session.add(profile)
-    _apply_fields(profile, data)
-    db.session.flush()
+    revisions.save(profile, data)
     return profile
 
 
 def update_profile_by_id(user: User, profile_id: int, data: dict[str, Any]) -> MentorProfile:
-    profile = db.session.get(MentorProfile, profile_id)
+    profile = _locked(MentorProfile.id == profile_id)
     if profile is None or not profile.can_edit(user):
         raise NotFound("No such mentor profile.")
-    _apply_fields(profile, data)
-    db.session.flush()
+    revisions.save(profile, data)
     return profile
-
-
-def _apply_fields(profile: MentorProfile, data: dict[str, Any]) -> None:
-    for key, value in data.items():
-        if key in _TAG_FIELDS:
-            profile.set_tags(_TAG_FIELDS[key], value)
-        elif key == "session_minutes":
-            if profile.id is not None and sorted(value) != profile.session_minutes:
-                touch([profile.id])  # lengths offered decide the slots (a new profile has none listed)
-            profile.session_minutes = sorted(value)
-        else:
-            setattr(profile, key, value)
 
 
 def missing_fields(profile: MentorProfile) -> list[str]:
@@ -94,17 +97,32 @@ def submit_profile(user: User) -> MentorProfile:
         raise Unprocessable(
             "The profile is incomplete.", {name: ["Required before submission."] for name in missing}
         )
+    invalid = revisions.price_errors(profile)
+    if invalid:
+        raise Unprocessable("Some profile fields are not valid.", invalid)
     _transition(profile, VettingAction.SUBMIT, actor=None, note=None)
     return profile
 
 
-def decide(admin: User, profile_id: int, action: VettingAction, note: str | None) -> MentorProfile:
-    profile = db.session.get(MentorProfile, profile_id)
+def decide(
+    admin: User,
+    profile_id: int,
+    action: VettingAction | RevisionAction,
+    note: str | None,
+    revision_id: int | None = None,
+) -> MentorProfile:
+    """A vetting decision, or (`approve_revision`/`reject_revision`) a decision on the pending revision;
+    `revision_id`, when given, must name that revision, so an admin never decides one they did not read.
+    The profile's row is locked first, as by edits, so a decision and an edit never interleave."""
+    profile = _locked(MentorProfile.id == profile_id)
     if profile is None:
         raise NotFound("No such mentor profile.")
     if not profile.can_vet(admin):
         raise Forbidden("Admins cannot vet their own mentor profile.")
-    _transition(profile, action, actor=admin, note=note)
+    if isinstance(action, RevisionAction):
+        revisions.decide(profile, action, admin, note, revision_id)
+    else:
+        _transition(profile, action, actor=admin, note=note)
     return profile
 
 
@@ -130,11 +148,17 @@ def _transition(profile: MentorProfile, action: VettingAction, actor: User | Non
     )
 
 
-def vetting_queue(status: VettingStatus) -> Select:
-    return (
-        select(MentorProfile)
-        .where(MentorProfile.vetting_status == status.value)
-        .order_by(MentorProfile.updated_at, MentorProfile.id)
+def vetting_queue(status: str) -> Select:
+    """Profiles in a vetting status, or (`revision_pending`) those with a revision waiting, oldest first."""
+    stmt = select(MentorProfile).options(selectinload(MentorProfile.revisions))
+    if status == REVISION_PENDING:
+        pending = ProfileRevision
+        return stmt.join(
+            pending,
+            (pending.profile_id == MentorProfile.id) & (pending.status == RevisionStatus.PENDING.value),
+        ).order_by(pending.updated_at, MentorProfile.id)
+    return stmt.where(MentorProfile.vetting_status == status).order_by(
+        MentorProfile.updated_at, MentorProfile.id
     )
 
 

@@ -1,6 +1,9 @@
 """Vetting events for modules that react to them; receivers run inside the transaction.
 
 `vetting_transition` is sent with the profile id and `action`, `from_status`, `to_status`, `note`.
+`revision_decided` is sent with the profile id and `action` (`approve_revision`/`reject_revision`),
+`revision_id`, `event_id` (the audit row) and `note`, when an admin decides a profile revision; the vetting
+status does not change, so it is not a `vetting_transition`.
 """
 
 from __future__ import annotations
@@ -10,3 +13,4 @@ from blinker import Namespace
 _signals = Namespace()
 
 vetting_transition = _signals.signal("vetting-transition")
+revision_decided = _signals.signal("revision-decided")

@@ -25,6 +25,28 @@ class VettingAction(enum.StrEnum):
 
 ADMIN_ACTIONS = frozenset(VettingAction) - {VettingAction.SUBMIT}
 
+
+class RevisionAction(enum.StrEnum):
+    """Steps of a profile revision: they change the profile's fields, never its vetting status."""
+
+    SUBMIT = "submit_revision"
+    WITHDRAW = "withdraw_revision"
+    APPROVE = "approve_revision"
+    REJECT = "reject_revision"
+
+
+REVISION_DECISIONS = frozenset({RevisionAction.APPROVE, RevisionAction.REJECT})
+# Once submitted, a profile's public fields change only through a revision an admin approves: while it is
+# reviewed (so what the admin approves is what they read), while it is public, and while it is suspended.
+REVISED_STATUSES = frozenset({VettingStatus.PENDING_REVIEW, VettingStatus.APPROVED, VettingStatus.SUSPENDED})
+# The vetting queue's filter for profiles with a revision waiting, beside the vetting statuses.
+REVISION_PENDING = "revision_pending"
+
+
+def admin_decision(value: str) -> VettingAction | RevisionAction:
+    return RevisionAction(value) if value in REVISION_DECISIONS else VettingAction(value)
+
+
 TRANSITIONS: dict[tuple[VettingStatus, VettingAction], VettingStatus] = {
     (VettingStatus.DRAFT, VettingAction.SUBMIT): VettingStatus.PENDING_REVIEW,
     (VettingStatus.CHANGES_REQUESTED, VettingAction.SUBMIT): VettingStatus.PENDING_REVIEW,

@@ -10,12 +10,13 @@ def init_app(app: Flask) -> None:
     building several apps in one process connects each receiver once."""
     from marketplace.accounts.signals import password_reset_requested, user_registered
     from marketplace.bookings import signals as bookings
-    from marketplace.mentors.signals import vetting_transition
+    from marketplace.mentors.signals import revision_decided, vetting_transition
     from marketplace.notifications import service
 
     user_registered.connect(service.on_user_registered)
     password_reset_requested.connect(service.on_password_reset_requested)
     vetting_transition.connect(service.on_vetting_transition)
+    revision_decided.connect(service.on_revision_decided)
     bookings.booking_held.connect(service.on_booking_held)
     bookings.booking_confirmed.connect(service.on_booking_confirmed)
     bookings.booking_cancelled.connect(service.on_booking_cancelled)

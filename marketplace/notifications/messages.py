@@ -24,7 +24,7 @@ from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile, VettingEvent
-from marketplace.mentors.vetting import VettingStatus
+from marketplace.mentors.vetting import RevisionAction, VettingStatus
 from marketplace.notifications.models import Reminder
 
 
@@ -36,6 +36,8 @@ class Kind(enum.StrEnum):
     CHANGES_REQUESTED = "changes_requested"
     APPLICATION_REJECTED = "application_rejected"
     PROFILE_SUSPENDED = "profile_suspended"
+    REVISION_APPROVED = "revision_approved"
+    REVISION_REJECTED = "revision_rejected"
     BOOKING_HELD = "booking_held"
     BOOKING_CONFIRMED = "booking_confirmed"
     BOOKING_CANCELLED = "booking_cancelled"
@@ -54,6 +56,10 @@ VETTING_KINDS = {
     VettingStatus.CHANGES_REQUESTED.value: Kind.CHANGES_REQUESTED,
     VettingStatus.REJECTED.value: Kind.APPLICATION_REJECTED,
     VettingStatus.SUSPENDED.value: Kind.PROFILE_SUSPENDED,
+}
+REVISION_KINDS = {
+    RevisionAction.APPROVE.value: Kind.REVISION_APPROVED,
+    RevisionAction.REJECT.value: Kind.REVISION_REJECTED,
 }
 
 
@@ -134,6 +140,16 @@ def _vetting(event_id: int, _version: int) -> list[Letter]:
         "reinstated": event.from_status == VettingStatus.SUSPENDED.value,
     }
     return [Letter(profile.user, _VETTING_SUBJECTS[event.to_status], "vetting", context)]
+
+
+def _revision(event_id: int, _version: int) -> list[Letter]:
+    event = db.session.get(VettingEvent, event_id)
+    profile = db.session.get(MentorProfile, event.profile_id) if event else None
+    if event is None or profile is None:
+        return []
+    approved = event.decision == RevisionAction.APPROVE.value
+    subject = "Your profile changes are live" if approved else "Your profile changes were not accepted"
+    return [Letter(profile.user, subject, "revision", {"approved": approved, "note": event.note})]
 
 
 def _booking_context(booking: Booking, recipient: User) -> dict[str, Any]:
@@ -328,6 +344,8 @@ COMPOSERS: dict[Kind, Callable[[int, int], list[Letter]]] = {
     Kind.CHANGES_REQUESTED: _vetting,
     Kind.APPLICATION_REJECTED: _vetting,
     Kind.PROFILE_SUSPENDED: _vetting,
+    Kind.REVISION_APPROVED: _revision,
+    Kind.REVISION_REJECTED: _revision,
     Kind.BOOKING_HELD: _held,
     Kind.BOOKING_CONFIRMED: _confirmed,
     Kind.BOOKING_CANCELLED: _cancelled,

@@ -35,7 +35,7 @@ from marketplace.extensions import db
 from marketplace.mentors.models import VettingEvent
 from marketplace.notifications import mailer, reminders
 from marketplace.notifications.mailer import PermanentMailError
-from marketplace.notifications.messages import VETTING_KINDS, Kind, Letter, compose
+from marketplace.notifications.messages import REVISION_KINDS, VETTING_KINDS, Kind, Letter, compose
 from marketplace.notifications.models import EmailStatus, SentEmail
 
 log = logging.getLogger(__name__)
@@ -228,6 +228,12 @@ def on_vetting_transition(profile_id: int, *, to_status: str, **_: Any) -> None:
         select(func.max(VettingEvent.id)).where(VettingEvent.profile_id == profile_id)
     )
     if event_id is not None:
+        request_email(kind, event_id)
+
+
+def on_revision_decided(_profile_id: int, *, action: str, event_id: int, **_: Any) -> None:
+    kind = REVISION_KINDS.get(action)
+    if kind is not None:
         request_email(kind, event_id)
 
 

@@ -175,8 +175,12 @@ OPERATIONS: dict[str, Operation] = {
             w.mentor_api, "/api/v1/me/availability/overrides", {"date": "2027-01-05", "intervals": []}, 201
         ),
     ),
+    # An approved mentor's new lengths are a revision: the slots change when an admin approves it.
     "session lengths changed": Operation(
-        lambda w, _: w.call("put", w.mentor_api, "/api/v1/me/mentor-profile", 200, {"session_minutes": [30]})
+        act=lambda w, _: _admin_decides(w, "approve_revision"),
+        setup=lambda w: w.call(
+            "put", w.mentor_api, "/api/v1/me/mentor-profile", 200, {"session_minutes": [30]}
+        ),
     ),
     "vetting status changed": Operation(lambda w, _: _admin_decides(w, "suspend")),
     "hold created": Operation(lambda w, _: w.hold()),

@@ -215,8 +215,8 @@ def test_another_mentor_editing_a_profile_gets_404(client: FlaskClient) -> None:
     assert db.session.get(MentorProfile, owner.id).headline == "Original"
 
 
-def test_the_owner_can_edit_by_id(client: FlaskClient) -> None:
-    owner = MentorProfileFactory(headline="Original")
+def test_the_owner_can_edit_a_draft_by_id(client: FlaskClient) -> None:
+    owner = MentorProfileFactory(headline="Original", vetting_status=VettingStatus.DRAFT.value)
     api = ApiUser(client, owner.user)
 
     response = api.patch(f"/api/v1/mentors/{owner.id}", json={"headline": "Updated"})
