@@ -73,6 +73,9 @@ PUBLIC_OPERATIONS = frozenset(
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/auth/logout"),
         ("POST", "/api/v1/auth/tokens"),
+        ("POST", "/api/v1/auth/password-reset"),
+        ("POST", "/api/v1/auth/password-reset/confirm"),
+        ("POST", "/api/v1/auth/verify-email"),
         ("GET", "/api/v1/mentors"),
         ("GET", "/api/v1/mentors/{mentor_id}"),
         ("GET", "/api/v1/mentors/{mentor_id}/slots"),
@@ -204,6 +207,13 @@ BODY_FILLERS: dict[str, Callable[[World], Any]] = {
     },
     # Someone outside the eight roles: signing in as them shows nobody's data.
     "Credentials": lambda world: {"email": world.newcomer_email, "password": PASSWORD},
+    "TokenRequest": lambda world: {"email": world.newcomer_email, "password": PASSWORD, "name": "matrix"},
+    "PasswordResetRequest": lambda world: {"email": world.newcomer_email},
+    # A link nobody signed: it opens no account, whoever sends it.
+    "SignedLink": lambda world: {"token": "forged.link"},
+    "PasswordResetConfirm": lambda world: {"token": "forged.link", "password": "another-password-1"},
+    # Each caller's own password, unchanged: the change applies to the caller alone.
+    "PasswordChange": lambda world: {"current_password": PASSWORD, "password": PASSWORD},
     "MentorProfileInput": lambda world: {"headline": "Changed by the matrix", "price_cents": 9000},
     "VettingDecision": lambda world: {"decision": "approve", "note": "Checked by the matrix"},
     "Availability": lambda world: {
