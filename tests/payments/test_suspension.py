@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import time_machine
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from marketplace.bookings import service as bookings
 from marketplace.bookings.service import MENTOR_UNAVAILABLE
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
+from marketplace.mentors.vetting import VettingStatus
 from marketplace.payments.models import EarningEntry, StripeEvent
 from tests.factories import MentorProfileFactory, UserFactory
 from tests.helpers import ApiUser
@@ -65,3 +70,24 @@ def test_suspending_one_mentor_leaves_other_mentors_holds_alone(
     assert response.status_code == 200, response.get_data(as_text=True)
     assert _booking(held["id"]).status == "pending_payment"
     assert stripe_client.intent(held["payment"]["payment_intent_id"])["status"] == "requires_payment_method"
+
+
+def test_a_lapsed_hold_paid_late_is_not_revived_for_a_suspended_mentor(
+    client: FlaskClient,
+    mentor: MentorProfile,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+    clock: time_machine.Coordinates,
+) -> None:
+    held = _held(learner, mentor)
+    paid = _pay(stripe_client, held)
+    clock.shift(timedelta(minutes=20))
+    assert bookings.expire_lapsed_holds() == [held["id"]]
+    mentor.vetting_status = VettingStatus.SUSPENDED.value
+    db.session.commit()
+
+    deliver(client, "payment_intent.succeeded", paid)
+
+    booking = _booking(held["id"])
+    assert (booking.status, booking.confirmed_at) == ("expired", None)
+    assert (booking.refund_amount_cents, booking.refund_status) == (6000, "succeeded")
