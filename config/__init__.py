@@ -129,9 +129,19 @@ class Config:
     PLATFORM_FEE_PERCENT = _int("PLATFORM_FEE_PERCENT", 20)
     STRIPE_TIMEOUT_SECONDS = _int("STRIPE_TIMEOUT_SECONDS", 10)
     STRIPE_MAX_NETWORK_RETRIES = _int("STRIPE_MAX_NETWORK_RETRIES", 1)
+    # Written into the metadata of every PaymentIntent opened here; events about intents without it are
+    # ignored. Deployments sharing one Stripe account need different values.
+    PAYMENTS_DEPLOYMENT_ID = os.environ.get("PAYMENTS_DEPLOYMENT_ID", "mentor-marketplace")
+    # A webhook event that fails this many times is parked for an admin; retries wait
+    # PAYMENT_EVENT_RETRY_SECONDS, doubling after each failure.
+    PAYMENT_EVENT_MAX_ATTEMPTS = _int("PAYMENT_EVENT_MAX_ATTEMPTS", 5)
+    PAYMENT_EVENT_RETRY_SECONDS = _int("PAYMENT_EVENT_RETRY_SECONDS", 60)
 
     BOOKING_HOLD_MINUTES = _int("BOOKING_HOLD_MINUTES", 15)
     MAX_UNPAID_HOLDS = _int("MAX_UNPAID_HOLDS", 3)
+    # Holds a learner may make (counted when made), and how long a released slot stays closed to its learner.
+    HOLD_RATE_LIMIT = os.environ.get("HOLD_RATE_LIMIT", "10 per hour")
+    HOLD_REHOLD_COOLDOWN_MINUTES = _int("HOLD_REHOLD_COOLDOWN_MINUTES", 10)
     CANCELLATION_FULL_REFUND_HOURS = _int("CANCELLATION_FULL_REFUND_HOURS", 24)
     COMPLETION_GRACE_MINUTES = _int("COMPLETION_GRACE_MINUTES", 120)
     # The highest hourly rate a mentor may ask, in US dollars (other currencies: roughly as much).

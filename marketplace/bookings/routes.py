@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, request, url_for
 from flask.views import MethodView
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
 from marketplace.bookings import service
@@ -25,8 +26,9 @@ from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required, roles_required
 from marketplace.core.cache import LRUCache, weak_etag
 from marketplace.core.db import statements_commit_alone
-from marketplace.core.idempotency import idempotent
+from marketplace.core.idempotency import REPLAY_HEADER, idempotent
 from marketplace.core.pagination import SelectPage
+from marketplace.extensions import limiter
 from marketplace.scheduling.slots import Slot
 
 blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Slots, bookings, reviews, calendars")
@@ -93,8 +95,34 @@ def _serialize(slots: list[Slot], zone: ZoneInfo) -> bytes:
     return current_app.json.response(listed).get_data()
 
 
+def _hold_limit() -> str:
+    return current_app.config["HOLD_RATE_LIMIT"]
+
+
+def _learner_key() -> str:
+    """Holds are counted per learner, whichever address they come from."""
+    if current_user.is_authenticated:
+        return f"learner:{current_user.id}"
+    return get_remote_address()
+
+
+def _hold_made(response: Response) -> bool:
+    """Only a new hold counts (not a refusal, nor an idempotent replay of one already counted)."""
+    return response.status_code == 201 and REPLAY_HEADER not in response.headers
+
+
 @blp.route("/bookings")
 class Bookings(MethodView):
+    decorators = [
+        limiter.limit(
+            _hold_limit,
+            key_func=_learner_key,
+            methods=["POST"],
+            deduct_when=_hold_made,
+            error_message="Too many holds made recently; pay for one or try again later.",
+        )
+    ]
+
     @login_required
     @blp.arguments(BookingListArgsSchema, location="query")
     @blp.response(200, BookingSchema(many=True))
@@ -107,9 +135,9 @@ class Bookings(MethodView):
     @idempotent
     @blp.arguments(BookingCreateSchema)
     @blp.response(201, BookingSchema)
-    @blp.alt_response(409, description="The slot is not free")
+    @blp.alt_response(409, description="The slot is not free, or you let go of it too recently")
     @blp.alt_response(422, description="The time is not a slot of this mentor")
-    @blp.alt_response(429, description="Too many unpaid holds")
+    @blp.alt_response(429, description="Too many unpaid holds, or too many holds made recently")
     def post(self, data: dict[str, Any]) -> Booking:
         """Hold a slot until `hold_expires_at`; send `Idempotency-Key` to retry safely."""
         return service.create_booking(

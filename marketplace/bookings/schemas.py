@@ -3,11 +3,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask import current_app
-from marshmallow import ValidationError, validate, validates_schema
+from flask import current_app, has_request_context
+from flask_login import current_user
+from marshmallow import ValidationError, post_dump, validate, validates_schema
 
 from marketplace.accounts.schemas import validate_timezone
-from marketplace.bookings.models import BookingStatus
+from marketplace.bookings.models import Booking, BookingStatus
 from marketplace.core.validation import QuerySchema, Schema, fields
 
 MAX_SLOT_WINDOW_DAYS = 62
@@ -50,6 +51,21 @@ class BookingSchema(Schema):
     cancel_reason = fields.String(allow_none=True)
     sequence = fields.Integer()
     created_at = fields.DateTime()
+
+    @post_dump(pass_original=True)
+    def _secret_for_the_learner_only(
+        self, data: dict[str, Any], booking: Booking, **_: Any
+    ) -> dict[str, Any]:
+        """The client secret lets its holder pay (and read) the PaymentIntent: only the learner gets it,
+        not the mentor or an admin viewing the same booking."""
+        payment = data.get("payment")
+        if payment and not _viewed_by_learner(booking):
+            payment["client_secret"] = None
+        return data
+
+
+def _viewed_by_learner(booking: Booking) -> bool:
+    return has_request_context() and current_user.is_authenticated and booking.is_learner(current_user)
 
 
 class BookingListArgsSchema(QuerySchema):

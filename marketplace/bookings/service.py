@@ -52,6 +52,7 @@ _PROBLEM_MESSAGES = {
 
 
 DEFAULT_SLOT_DAYS = 14
+MENTOR_UNAVAILABLE = "The mentor is no longer taking bookings."
 
 
 def _setting(name: str) -> int:
@@ -269,6 +270,8 @@ def create_booking(
     start = as_utc(start)
     _lock_learner(learner)
     lock_mentor_calendar(profile.id)
+    if not mentor_takes_bookings(profile.id):  # suspended while this request waited for the lock
+        raise Unprocessable("This mentor is not taking bookings.", {"mentor_id": ["Not an approved mentor."]})
     unpaid = db.session.scalar(
         select(func.count())
         .select_from(Booking)
@@ -281,8 +284,9 @@ def create_booking(
     if unpaid >= _setting("MAX_UNPAID_HOLDS"):
         raise TooManyRequests("Pay for or cancel your unpaid bookings before holding another slot.")
     expire_lapsed_holds(now, mentor_id=profile.id)
-    rules = _check_slot_or_raise(profile, start, duration_minutes, now)
     end = start + timedelta(minutes=duration_minutes)
+    _refuse_recent_release(learner, profile.id, start, end, now)
+    rules = _check_slot_or_raise(profile, start, duration_minutes, now)
     booking = Booking(
         mentor=profile,
         learner=learner,
@@ -303,6 +307,44 @@ def create_booking(
     db.session.flush()
     signals.booking_held.send(booking.id)
     return booking
+
+
+def _refuse_recent_release(
+    learner: User, mentor_id: int, start: datetime, end: datetime, now: datetime
+) -> None:
+    """409 when the learner let go of an unpaid hold on this time of the mentor (cancelled it, or let it
+    lapse) less than `HOLD_REHOLD_COOLDOWN_MINUTES` ago: otherwise cancel-and-hold-again would keep a slot
+    held forever without paying."""
+    cooldown = timedelta(minutes=_setting("HOLD_REHOLD_COOLDOWN_MINUTES"))
+    since = now - cooldown
+    released = db.session.execute(
+        select(Booking.cancelled_at, Booking.hold_expires_at).where(
+            Booking.learner_id == learner.id,
+            Booking.mentor_id == mentor_id,
+            Booking.confirmed_at.is_(None),
+            Booking.start_at < end,
+            Booking.end_at > start,
+            or_(
+                (Booking.status == BookingStatus.CANCELLED.value)
+                & (Booking.cancelled_by_id == learner.id)
+                & (Booking.cancelled_at > since),
+                (Booking.status == BookingStatus.EXPIRED.value) & (Booking.hold_expires_at > since),
+            ),
+        )
+    ).all()
+    if released:
+        last = max(as_utc(row.cancelled_at or row.hold_expires_at) for row in released)
+        raise Conflict(
+            f"You let go of this time recently; you can hold it again from {last + cooldown:%H:%M} UTC, "
+            "or choose another time.",
+            {"start": ["Released by you recently."]},
+        )
+
+
+def mentor_takes_bookings(mentor_id: int) -> bool:
+    """Whether the mentor is approved, read afresh (callers hold the mentor's calendar lock, so it holds)."""
+    status = db.session.scalar(select(MentorProfile.vetting_status).where(MentorProfile.id == mentor_id))
+    return status == VettingStatus.APPROVED.value
 
 
 # --- state changes ---------------------------------------------------------------------------------
@@ -369,6 +411,29 @@ def expire_lapsed_holds(now: datetime | None = None, mentor_id: int | None = Non
     for booking_id in expired:
         signals.booking_expired.send(booking_id)
     return expired
+
+
+def cancel_unpaid_holds(mentor_id: int, reason: str) -> list[int]:
+    """Cancel every unpaid hold on the mentor (suspended: none of it may be paid for now); returns their ids.
+
+    Each is signalled as cancelled, so its learner is told and its PaymentIntent is cancelled after the
+    commit; a payment that still lands on one is refunded in full.
+    """
+    now = utcnow()
+    unpaid = (Booking.mentor_id == mentor_id, Booking.status == BookingStatus.PENDING_PAYMENT.value)
+    cancelled = _bulk_transition(
+        unpaid,
+        status=BookingStatus.CANCELLED.value,
+        cancelled_at=now,
+        cancel_reason=reason,
+        refund_amount_cents=0,
+        refund_status=RefundStatus.NONE.value,
+        sequence=Booking.sequence + 1,
+        updated_at=now,
+    )
+    for booking_id in cancelled:
+        signals.booking_cancelled.send(booking_id)
+    return cancelled
 
 
 def complete_finished(now: datetime | None = None) -> list[int]:

@@ -6,6 +6,8 @@ This module and `payments` alone import `stripe`; everything else sees plain val
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,24 +107,40 @@ def _intent(obj: Any) -> Intent:
     )
 
 
+# Stripe's ids are short ASCII words (`evt_1Nx...`, `pi_3Ox...`); anything else is not one it made, and a key
+# past the column's length (or with a NUL) would fail the statement that looks it up.
+STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
+_EVENT_TYPE = re.compile(r"[a-z0-9_.]{1,100}")
+
+
 def verify_webhook(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
-    """Check the signature on the raw body with Stripe's default tolerance; return the event as plain data."""
+    """Check the signature on the raw body with Stripe's default tolerance, on both sides of now; return the
+    event as plain data. The SDK refuses only signatures too old; one dated too far ahead is refused here."""
     if not secret:
         raise InvalidWebhook("STRIPE_WEBHOOK_SECRET is not configured.")
+    tolerance = stripe.Webhook.DEFAULT_TOLERANCE
     try:
-        stripe.WebhookSignature.verify_header(
-            payload.decode("utf-8"), signature or "", secret, stripe.Webhook.DEFAULT_TOLERANCE
-        )
+        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), signature or "", secret, tolerance)
         event = json.loads(payload)
     except (ValueError, stripe.SignatureVerificationError) as exc:
         raise InvalidWebhook(str(exc)) from exc
+    if _signed_at(signature or "") > time.time() + tolerance:
+        raise InvalidWebhook("Timestamp outside the tolerance zone (in the future).")
     if (
         not isinstance(event, dict)
         or not isinstance(event.get("id"), str)
         or not isinstance(event.get("type"), str)
     ):
         raise InvalidWebhook("Not a Stripe event.")
+    if not STRIPE_ID.fullmatch(event["id"]) or not _EVENT_TYPE.fullmatch(event["type"]):
+        raise InvalidWebhook("Malformed event id or type.")
     return event
+
+
+def _signed_at(header: str) -> int:
+    """The `t=` of a Stripe-Signature header that verified (read as the SDK reads it)."""
+    items = [item.split("=", 2) for item in header.split(",")]
+    return int(next(item[1] for item in items if item[0] == "t"))
 
 
 def init_app(app: Flask) -> None:

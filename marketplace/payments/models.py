@@ -12,7 +12,11 @@ from marketplace.extensions import db
 
 
 class StripeEvent(db.Model):
-    """Every webhook event, stored once by its Stripe id before anything acts on it."""
+    """Every webhook event, stored once by its Stripe id before anything acts on it.
+
+    Until processed it is retried by the redelivery sweep, each failure pushing `next_attempt_at` further
+    out; after `PAYMENT_EVENT_MAX_ATTEMPTS` failures it is parked (`parked_at`) until an admin replays it.
+    """
 
     __tablename__ = "stripe_events"
 
@@ -22,6 +26,49 @@ class StripeEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(255))
+    # Failed processing attempts since it was received or last replayed.
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    next_attempt_at: Mapped[datetime | None]
+    parked_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    @property
+    def state(self) -> str:
+        if self.processed_at is not None:
+            return EventState.PROCESSED.value
+        if self.parked_at is not None:
+            return EventState.FAILED.value
+        return EventState.PENDING.value
+
+    @property
+    def object_id(self) -> str | None:
+        """The id of the Stripe object the event is about (its payload is not shown: it holds secrets)."""
+        data = self.payload.get("data") if isinstance(self.payload, dict) else None
+        obj = data.get("object") if isinstance(data, dict) else None
+        found = obj.get("id") if isinstance(obj, dict) else None
+        return found if isinstance(found, str) else None
+
+
+class EventState(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+class IssuedIntent(db.Model):
+    """Every PaymentIntent this deployment opened, and the booking it pays for.
+
+    Proof that an intent is ours: an event about any intent not listed here (another product on the same
+    Stripe account, a forged booking id) is stored and ignored, never refunded or changed at Stripe. A
+    booking's earlier intents (replaced after a declined card) stay listed, so a late payment of one is
+    still recognised.
+    """
+
+    __tablename__ = "issued_intents"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EarningKind(enum.StrEnum):

@@ -1,10 +1,13 @@
-"""Payment reactions to booking events."""
+"""Payment reactions to booking and vetting events."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from marketplace.bookings import service as bookings
 from marketplace.bookings import signals
+from marketplace.mentors.signals import vetting_transition
+from marketplace.mentors.vetting import VettingStatus
 from marketplace.payments import service
 
 
@@ -12,5 +15,17 @@ def _refund_after_cancel(booking_id: int, **_: Any) -> None:
     service.on_booking_cancelled(booking_id)
 
 
+def _cancel_intent_of_lapsed_hold(booking_id: int, **_: Any) -> None:
+    service.on_hold_released(booking_id)
+
+
+def _release_holds_of_suspended_mentor(profile_id: int, *, to_status: str, **_: Any) -> None:
+    """Nothing of a suspended mentor may be paid for: their unpaid holds are cancelled with the suspension."""
+    if to_status == VettingStatus.SUSPENDED.value:
+        bookings.cancel_unpaid_holds(profile_id, bookings.MENTOR_UNAVAILABLE)
+
+
 def connect() -> None:
     signals.booking_cancelled.connect(_refund_after_cancel)
+    signals.booking_expired.connect(_cancel_intent_of_lapsed_hold)
+    vetting_transition.connect(_release_holds_of_suspended_mentor)

@@ -12,10 +12,18 @@ from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required, roles_required
 from marketplace.core.db import statements_commit_alone
 from marketplace.core.errors import BadRequest
+from marketplace.core.pagination import SelectPage
 from marketplace.extensions import limiter
 from marketplace.payments import service
 from marketplace.payments.gateway import InvalidWebhook
-from marketplace.payments.schemas import EarningsSchema, MentorBalanceSchema, WebhookAckSchema
+from marketplace.payments.models import EventState, StripeEvent
+from marketplace.payments.schemas import (
+    EarningsSchema,
+    MentorBalanceSchema,
+    PaymentEventArgsSchema,
+    PaymentEventSchema,
+    WebhookAckSchema,
+)
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Payments and mentor earnings")
 webhooks = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Provider webhooks")
@@ -63,3 +71,26 @@ class EarningsReport(MethodView):
     def get(self) -> list[dict[str, Any]]:
         """Balances owed to every mentor, per currency."""
         return service.earnings_report()
+
+
+@blp.route("/admin/payment-events")
+class PaymentEvents(MethodView):
+    @roles_required("admin")
+    @blp.arguments(PaymentEventArgsSchema, location="query")
+    @blp.response(200, PaymentEventSchema(many=True))
+    @blp.paginate(SelectPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Stored Stripe events by state: `failed` (parked after too many failed attempts, the default),
+        `pending` or `processed`."""
+        return service.payment_events(EventState(args["state"]))
+
+
+@blp.route("/admin/payment-events/<event_id>/replay")
+class ReplayPaymentEvent(MethodView):
+    @roles_required("admin")
+    @blp.response(200, PaymentEventSchema)
+    @blp.alt_response(404, description="No such event")
+    @blp.alt_response(409, description="The event was processed already")
+    def post(self, event_id: str) -> StripeEvent:
+        """Queue a parked event again with a fresh set of attempts."""
+        return service.replay_event(event_id)

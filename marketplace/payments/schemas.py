@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from marketplace.core.validation import Schema, fields
+from marshmallow import validate
+
+from marketplace.core.validation import QuerySchema, Schema, fields
+from marketplace.payments.models import EventState
 
 
 class WebhookAckSchema(Schema):
@@ -32,3 +35,25 @@ class EarningsSchema(Schema):
 
 class MentorBalanceSchema(BalanceSchema):
     mentor_id = fields.Integer()
+
+
+class PaymentEventArgsSchema(QuerySchema):
+    state = fields.String(
+        load_default=EventState.FAILED.value, validate=validate.OneOf([state.value for state in EventState])
+    )
+
+
+class PaymentEventSchema(Schema):
+    """A stored webhook event, without its payload (a PaymentIntent's carries the learner's client secret)."""
+
+    id = fields.String()
+    type = fields.String()
+    object_id = fields.String(allow_none=True)
+    state = fields.String()
+    received_at = fields.DateTime()
+    processed_at = fields.DateTime(allow_none=True)
+    outcome = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    next_attempt_at = fields.DateTime(allow_none=True)
+    parked_at = fields.DateTime(allow_none=True)

@@ -8,12 +8,13 @@ a repeat or a reordering is a no-op rather than a second transition.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
@@ -23,24 +24,31 @@ from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
 from marketplace.core.db import insert_unless_exists
-from marketplace.core.errors import Conflict, Forbidden
+from marketplace.core.errors import Conflict, Forbidden, NotFound
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.calendar import touch
 from marketplace.mentors.service import own_profile
 from marketplace.payments import intents
 from marketplace.payments.gateway import (
+    STRIPE_ID,
     Intent,
     PaymentProviderUnavailable,
     PaymentRejected,
     gateway,
     verify_webhook,
 )
-from marketplace.payments.models import EarningEntry, EarningKind, StripeEvent
+from marketplace.payments.models import EarningEntry, EarningKind, EventState, IssuedIntent, StripeEvent
 
 log = logging.getLogger(__name__)
 
 PROCESS_EVENTS_TASK = "payments.process_events"
+CANCEL_RELEASED_INTENT_TASK = "payments.cancel_released_intent"
+NOT_OURS = "ignored: not ours"
+# Failed events are retried at most this far apart (the delay doubles after each failure up to here).
+MAX_RETRY_DELAY = timedelta(hours=1)
+MAX_ROW_ID = 2**31 - 1  # the largest integer key the databases hold
+_DECIMAL = re.compile(r"[0-9]{1,10}")
 # Lapsed holds are left this long for an in-flight webhook before reconciliation asks Stripe itself.
 RECONCILE_GRACE = timedelta(minutes=2)
 RECONCILE_WINDOW = timedelta(hours=24)
@@ -72,10 +80,17 @@ def receive_webhook(payload: bytes, signature: str | None) -> bool:
 
 
 def redeliver_unprocessed(limit: int = 500) -> int:
-    """Queue again the stored events no worker has processed after a grace period."""
+    """Queue again the stored events no worker has processed after a grace period, each once its backoff
+    after a failure has passed; parked events wait for an admin."""
+    now = utcnow()
     ids = db.session.scalars(
         select(StripeEvent.id)
-        .where(StripeEvent.processed_at.is_(None), StripeEvent.received_at <= utcnow() - outbox.SWEEP_GRACE)
+        .where(
+            StripeEvent.processed_at.is_(None),
+            StripeEvent.parked_at.is_(None),
+            StripeEvent.received_at <= now - outbox.SWEEP_GRACE,
+            or_(StripeEvent.next_attempt_at.is_(None), StripeEvent.next_attempt_at <= now),
+        )
         .order_by(StripeEvent.received_at)
         .limit(limit)
     ).all()
@@ -84,35 +99,134 @@ def redeliver_unprocessed(limit: int = 500) -> int:
     return len(ids)
 
 
+def record_failure(event_id: str, error: str) -> bool:
+    """Count a failed attempt at an event: retry later, with a doubling delay, or park it after
+    `PAYMENT_EVENT_MAX_ATTEMPTS` failures. True when this failure parked it."""
+    event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
+    if event is None or event.processed_at is not None or event.parked_at is not None:
+        return False
+    now = utcnow()
+    event.attempts += 1
+    event.last_error = error[:500]
+    if event.attempts >= int(current_app.config["PAYMENT_EVENT_MAX_ATTEMPTS"]):
+        event.parked_at = now
+        event.next_attempt_at = None
+        log.error("stripe event %s parked after %s failed attempts: %s", event_id, event.attempts, error)
+        return True
+    delay = int(current_app.config["PAYMENT_EVENT_RETRY_SECONDS"]) * 2 ** (event.attempts - 1)
+    event.next_attempt_at = now + min(timedelta(seconds=delay), MAX_RETRY_DELAY)
+    return False
+
+
+def payment_events(state: EventState) -> Select:
+    """Stored events in one state, the most recent first (oldest first for those still to process)."""
+    stmt = select(StripeEvent)
+    if state is EventState.FAILED:
+        return stmt.where(StripeEvent.processed_at.is_(None), StripeEvent.parked_at.is_not(None)).order_by(
+            StripeEvent.parked_at.desc(), StripeEvent.id
+        )
+    if state is EventState.PENDING:
+        return stmt.where(StripeEvent.processed_at.is_(None), StripeEvent.parked_at.is_(None)).order_by(
+            StripeEvent.received_at, StripeEvent.id
+        )
+    return stmt.where(StripeEvent.processed_at.is_not(None)).order_by(
+        StripeEvent.processed_at.desc(), StripeEvent.id
+    )
+
+
+def replay_event(event_id: str) -> StripeEvent:
+    """Give a parked (or still pending) event a fresh set of attempts, starting now."""
+    event = None
+    if STRIPE_ID.fullmatch(event_id):
+        event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
+    if event is None:
+        raise NotFound("No such payment event.")
+    if event.processed_at is not None:
+        raise Conflict("This event was processed already; there is nothing to replay.")
+    event.attempts = 0
+    event.parked_at = None
+    event.next_attempt_at = None
+    db.session.flush()
+    outbox.publish_after_commit(PROCESS_EVENTS_TASK, items=[event.id])
+    return event
+
+
 # --- processing ------------------------------------------------------------------------------------
 
 
 def process_event(event_id: str) -> str | None:
-    """Act on a stored event once; None when it was already processed (or never stored)."""
+    """Act on a stored event once; None when it was already processed, is parked, or was never stored.
+
+    An event with a body no handler can read is recorded as ignored rather than retried: it would fail
+    the same way every time.
+    """
     event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
-    if event is None or event.processed_at is not None:
+    if event is None or event.processed_at is not None or event.parked_at is not None:
         return None
     handler = _HANDLERS.get(event.type)
-    obj = event.payload.get("data", {}).get("object", {})
-    outcome = handler(obj) if handler else "ignored"
+    obj = _event_object(event.payload)
+    if handler is None:
+        outcome = "ignored"
+    elif obj is None:
+        outcome = "ignored: malformed event"
+    else:
+        outcome = handler(obj)
     event.processed_at = utcnow()
+    event.next_attempt_at = None
     event.outcome = outcome
     return outcome
 
 
-def _booking_for_intent(obj: dict[str, Any]) -> Booking | None:
-    raw = (obj.get("metadata") or {}).get("booking_id")
-    if raw is not None and str(raw).isdigit():
-        booking = _locked_booking(Booking.id == int(raw))
-        if booking is not None:
-            return booking
-    return _booking_by_intent_id(obj.get("id"))
+def _event_object(payload: Any) -> dict[str, Any] | None:
+    data = payload.get("data") if isinstance(payload, dict) else None
+    obj = data.get("object") if isinstance(data, dict) else None
+    return obj if isinstance(obj, dict) else None
 
 
-def _booking_by_intent_id(intent_id: Any) -> Booking | None:
-    if not isinstance(intent_id, str):
+def _stripe_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and STRIPE_ID.fullmatch(value) else None
+
+
+def _booking_id(value: Any) -> int | None:
+    """A booking id as metadata carries it (a decimal string), if it can name a row."""
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
         return None
-    return _locked_booking(Booking.payment_intent_id == intent_id)
+    number = int(value)
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
+def _cents(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _issued_for(intent_id: Any) -> int | None:
+    """The booking this deployment opened the PaymentIntent for; None for anyone else's intent."""
+    intent_id = _stripe_id(intent_id)
+    if intent_id is None:
+        return None
+    return db.session.scalar(select(IssuedIntent.booking_id).where(IssuedIntent.id == intent_id))
+
+
+def _our_booking_for_intent(obj: dict[str, Any]) -> Booking | None:
+    """The booking a PaymentIntent pays for, locked, when the intent is this deployment's; else None.
+
+    Three facts must agree: our deployment marker in its metadata, the booking id beside it, and our own
+    record of having opened this intent for that booking. Any other intent is someone else's payment (a
+    product sharing the Stripe account), and nothing is done to it.
+    """
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or metadata.get(intents.DEPLOYMENT_KEY) != intents.deployment_id():
+        return None
+    booking_id = _booking_id(metadata.get("booking_id"))
+    if booking_id is None or _issued_for(obj.get("id")) != booking_id:
+        return None
+    return _locked_booking(Booking.id == booking_id)
+
+
+def _our_booking_for_charge(obj: dict[str, Any]) -> Booking | None:
+    """The booking behind a charge or dispute, by the PaymentIntent it belongs to, when that intent is ours."""
+    booking_id = _issued_for(obj.get("payment_intent"))
+    return None if booking_id is None else _locked_booking(Booking.id == booking_id)
 
 
 def _locked_booking(condition: Any) -> Booking | None:
@@ -129,25 +243,32 @@ def _locked_booking(condition: Any) -> Booking | None:
 
 
 def _on_intent_succeeded(obj: dict[str, Any]) -> str:
-    intent_id = obj.get("id")
-    amount = int(obj.get("amount_received") or obj.get("amount") or 0)
-    booking = _booking_for_intent(obj)
+    booking = _our_booking_for_intent(obj)
     if booking is None:
-        _refund_orphan(intent_id, amount, "no booking")
-        return "refunded: no booking"
+        return NOT_OURS
+    intent_id = obj["id"]
     if intent_id != booking.payment_intent_id:
         # A PaymentIntent replaced by a retry was paid after all.
         if booking.state is BookingStatus.PENDING_PAYMENT:
             booking.payment_intent_id = intent_id
         else:
-            _refund_orphan(intent_id, amount, f"duplicate payment for booking {booking.id}")
+            amount = _cents(obj.get("amount_received")) or _cents(obj.get("amount"))
+            _refund_duplicate(intent_id, amount, booking.id)
             return "refunded: duplicate payment"
     return settle_paid_booking(booking)
 
 
 def settle_paid_booking(booking: Booking) -> str:
     """Money for this booking arrived: confirm it, or revive it if its hold lapsed and the slot is free,
-    or refund it in full when the slot was taken meanwhile or the learner had cancelled."""
+    or refund it in full when the slot was taken meanwhile, the learner had cancelled, or the mentor no
+    longer takes bookings (suspended: the hold is cancelled now if it was not yet).
+
+    The caller holds the mentor's calendar lock (`_locked_booking`), so the mentor's status cannot change
+    between this check and the confirmation."""
+    if booking.state is BookingStatus.PENDING_PAYMENT and not bookings.mentor_takes_bookings(
+        booking.mentor_id
+    ):
+        bookings.release_unpaid_hold(booking.id, bookings.MENTOR_UNAVAILABLE)
     if bookings.confirm_paid_booking(booking.id):
         sync_ledger(booking)
         return "confirmed"
@@ -169,6 +290,8 @@ def _revive(booking: Booking) -> bool:
     """expired -> confirmed, if no live booking took the time since (the database constraint decides).
 
     The caller holds the mentor's calendar lock (`_locked_booking`)."""
+    if not bookings.mentor_takes_bookings(booking.mentor_id):
+        return False
     try:
         with db.session.begin_nested():
             result = db.session.execute(
@@ -188,20 +311,25 @@ def _revive(booking: Booking) -> bool:
 
 
 def _on_intent_failed(obj: dict[str, Any]) -> str:
-    booking = _booking_for_intent(obj)
-    if booking is None or obj.get("id") != booking.payment_intent_id:
+    booking = _our_booking_for_intent(obj)
+    if booking is None:
+        return NOT_OURS
+    if obj["id"] != booking.payment_intent_id:
         return "ignored: not the current intent"
     if booking.state is not BookingStatus.PENDING_PAYMENT:
         return f"ignored: booking {booking.status}"
-    error = obj.get("last_payment_error") or {}
+    error = obj.get("last_payment_error")
+    error = error if isinstance(error, dict) else {}
     booking.last_payment_error = str(error.get("message") or error.get("code") or "The payment failed.")[:500]
     signals.payment_failed.send(booking.id)
     return "recorded failure"
 
 
 def _on_intent_canceled(obj: dict[str, Any]) -> str:
-    booking = _booking_for_intent(obj)
-    if booking is None or obj.get("id") != booking.payment_intent_id:
+    booking = _our_booking_for_intent(obj)
+    if booking is None:
+        return NOT_OURS
+    if obj["id"] != booking.payment_intent_id:
         return "ignored: not the current intent"
     if bookings.release_unpaid_hold(booking.id, "The payment was cancelled."):
         return "released hold"
@@ -209,10 +337,10 @@ def _on_intent_canceled(obj: dict[str, Any]) -> str:
 
 
 def _on_charge_refunded(obj: dict[str, Any]) -> str:
-    booking = _booking_by_intent_id(obj.get("payment_intent"))
+    booking = _our_booking_for_charge(obj)
     if booking is None:
-        return "ignored: no booking"
-    refunded = int(obj.get("amount_refunded") or 0)
+        return NOT_OURS
+    refunded = _cents(obj.get("amount_refunded"))
     booking.refund_amount_cents = max(booking.refund_amount_cents or 0, refunded)
     booking.refund_status = RefundStatus.SUCCEEDED.value
     sync_ledger(booking)
@@ -220,9 +348,9 @@ def _on_charge_refunded(obj: dict[str, Any]) -> str:
 
 
 def _on_dispute_created(obj: dict[str, Any]) -> str:
-    booking = _booking_by_intent_id(obj.get("payment_intent"))
+    booking = _our_booking_for_charge(obj)
     if booking is None:
-        return "ignored: no booking"
+        return NOT_OURS
     if booking.disputed_at is None:
         booking.disputed_at = utcnow()
         sync_ledger(booking)
@@ -242,11 +370,11 @@ _HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
 # --- refunds ---------------------------------------------------------------------------------------
 
 
-def _refund_orphan(intent_id: Any, amount: int, why: str) -> None:
-    """No money without a booking: give back a payment that has none to pay for."""
-    if not isinstance(intent_id, str) or amount <= 0:
+def _refund_duplicate(intent_id: str, amount: int, booking_id: int) -> None:
+    """A second payment for a booking already settled (an intent it replaced was paid too): give it back."""
+    if amount <= 0:
         return
-    log.warning("refunding payment %s in full: %s", intent_id, why)
+    log.warning("refunding payment %s in full: duplicate payment for booking %s", intent_id, booking_id)
     try:
         gateway().refund(
             intent_id=intent_id, amount=amount, idempotency_key=f"intent:{intent_id}:orphan-refund"
@@ -283,9 +411,46 @@ def execute_refund(booking_id: int) -> str | None:
 
 
 def on_booking_cancelled(booking_id: int) -> None:
+    """A paid booking gets the refund its cancellation recorded; an unpaid hold has its intent cancelled."""
     booking = db.session.get(Booking, booking_id)
-    if booking is not None and booking.refund_status == RefundStatus.PENDING.value:
+    if booking is None:
+        return
+    if booking.refund_status == RefundStatus.PENDING.value:
         outbox.enqueue("payments.execute_refund", booking_id=booking_id)
+    elif booking.confirmed_at is None:
+        on_hold_released(booking_id)
+
+
+def on_hold_released(booking_id: int) -> None:
+    """An unpaid hold was cancelled or lapsed: cancel its PaymentIntent at Stripe after the commit, so it can
+    no longer be paid (and no lock is held while Stripe answers)."""
+    outbox.enqueue(CANCEL_RELEASED_INTENT_TASK, booking_id=booking_id)
+
+
+def released_intent(booking_id: int) -> str | None:
+    """The PaymentIntent of a hold let go unpaid (cancelled or expired), if it has one."""
+    return db.session.scalar(
+        select(Booking.payment_intent_id).where(
+            Booking.id == booking_id,
+            Booking.status.in_((BookingStatus.CANCELLED.value, BookingStatus.EXPIRED.value)),
+            Booking.confirmed_at.is_(None),
+        )
+    )
+
+
+def cancel_released_intent(intent_id: str) -> str:
+    """Cancel a released hold's PaymentIntent at Stripe; call it with no transaction open.
+
+    One already paid, processing or cancelled cannot be cancelled, and that is fine: a payment that lands
+    on a released hold is refunded in full when its event arrives (`settle_paid_booking`).
+    """
+    try:
+        intent = gateway().cancel_intent(intent_id)
+    except PaymentRejected:
+        return "not cancellable"
+    except PaymentProviderUnavailable as exc:
+        raise TransientError(str(exc)) from exc
+    return intent.status
 
 
 # --- retry and reconciliation ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ import logging
 from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.core.celery import task
-from marketplace.core.db import unit_of_work
+from marketplace.core.db import read_only_transactions, unit_of_work
 from marketplace.payments import service
 
 log = logging.getLogger(__name__)
@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 def process_events(items: list[str]) -> int:
     """Stored events, batched by webhook intake or the redelivery sweep, each in its own transaction.
 
-    One that fails does not hold up the others: it stays unprocessed, and `redeliver_unprocessed` (beat)
-    queues it again. Returns how many were processed now.
+    One that fails does not hold up the others: its failure is counted, and `redeliver_unprocessed` (beat)
+    queues it again after a backoff, until it is parked for an admin. Returns how many were processed now.
     """
     processed = 0
     for event_id in items:
@@ -24,10 +24,28 @@ def process_events(items: list[str]) -> int:
             with unit_of_work():
                 processed += service.process_event(event_id) is not None
         except SoftTimeLimitExceeded:
+            _record_failure(event_id, "timed out")
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("stripe event %s not processed; the redelivery sweep will try again", event_id)
+            _record_failure(event_id, f"{exc.__class__.__name__}: {exc}")
     return processed
+
+
+def _record_failure(event_id: str, error: str) -> None:
+    try:
+        with unit_of_work():
+            service.record_failure(event_id, error)
+    except Exception:  # the event stays unprocessed and is retried; only the count is lost
+        log.exception("failure of stripe event %s not recorded", event_id)
+
+
+@task(service.CANCEL_RELEASED_INTENT_TASK)
+def cancel_released_intent(booking_id: int) -> str:
+    """Read the released hold's intent in a transaction of its own, then call Stripe with none open."""
+    with unit_of_work(), read_only_transactions():
+        intent_id = service.released_intent(booking_id)
+    return service.cancel_released_intent(intent_id) if intent_id else "nothing to cancel"
 
 
 @task("payments.execute_refund")

@@ -117,6 +117,8 @@ def world(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         server_env = {
             # Every booking here stays an unpaid hold; the default cap of 3 per learner would answer 429.
             "MAX_UNPAID_HOLDS": "1000",
+            # The same learners hold again and again here, faster than any learner would.
+            "HOLD_RATE_LIMIT": "10000 per hour",
             # A hold opens its PaymentIntent inside the booking's transaction: a real (local) Stripe.
             "STRIPE_SECRET_KEY": "sk_test_races",
             "STRIPE_API_BASE": stripe.api_base,

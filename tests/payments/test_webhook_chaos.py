@@ -49,6 +49,7 @@ def _weekday_starts(count: int) -> list[str]:
 def many_holds_allowed(app: Flask) -> Any:
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(app.config, "MAX_UNPAID_HOLDS", 1000)
+        patch.setitem(app.config, "HOLD_RATE_LIMIT", "1000 per hour")
         yield
 
 

@@ -288,19 +288,6 @@ def test_unknown_events_are_stored_and_acknowledged(client: FlaskClient) -> None
     assert db.session.get(StripeEvent, "evt_unknown").outcome == "ignored"
 
 
-def test_a_payment_for_no_booking_is_refunded(client: FlaskClient, stripe_client: StripeTestClient) -> None:
-    intent = stripe_client._post("/v1/payment_intents", {"amount": 1234, "currency": "usd"})
-    assert stripe_client.pay(intent["id"])["status"] == "succeeded"
-
-    deliver(client, "payment_intent.succeeded", stripe_client.intent(intent["id"]), event_id="evt_orphan")
-
-    assert db.session.get(StripeEvent, "evt_orphan").outcome == "refunded: no booking"
-    refunds = stripe_client.session.get(
-        f"{stripe_client.api_base}/v1/refunds", params={"payment_intent": intent["id"]}, timeout=10
-    ).json()["data"]
-    assert [r["amount"] for r in refunds] == [1234]
-
-
 def test_reconciliation_confirms_a_paid_booking_whose_webhook_was_lost(
     mentor: MentorProfile, learner: ApiUser, stripe_client: StripeTestClient, clock: time_machine.Coordinates
 ) -> None:
