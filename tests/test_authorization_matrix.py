@@ -295,7 +295,7 @@ def world(app: Flask, client: FlaskClient) -> World:
 
     today = utcnow().date()
     window = f"from={today + timedelta(days=2)}&to={today + timedelta(days=9)}&duration=60"
-    topics, booking_ids, free_starts = {}, [], []
+    topics, secrets_of, booking_ids, free_starts = {}, {}, [], []
     for learner, mentor in (("learner_a", "mentor_x"), ("learner_b", "mentor_y")):
         slots = client.get(f"/api/v1/mentors/{profiles[mentor].id}/slots?{window}").get_json()
         assert len(slots) >= 3, slots
@@ -311,6 +311,7 @@ def world(app: Flask, client: FlaskClient) -> World:
         )
         assert created.status_code == 201, created.get_data(as_text=True)
         booking_ids.append(created.get_json()["id"])
+        secrets_of[learner] = created.get_json()["payment"]["client_secret"]
         free_starts.append(slots[2]["start"])
     feed = ApiUser(client, users["mentor_x"]).post("/api/v1/me/calendar-feed")
     assert feed.status_code == 201, feed.get_data(as_text=True)
@@ -327,6 +328,9 @@ def world(app: Flask, client: FlaskClient) -> World:
         topics["learner_a"]: frozenset({"learner_a", "mentor_x", "admin"}),
         topics["learner_b"]: frozenset({"learner_b", "mentor_y", "admin"}),
         feed_token: frozenset({"mentor_x"}),
+        # Whoever holds a PaymentIntent's client secret can pay it and read it: its learner alone.
+        secrets_of["learner_a"]: frozenset({"learner_a"}),
+        secrets_of["learner_b"]: frozenset({"learner_b"}),
         profiles["pending"].headline: frozenset({"pending_mentor", "admin"}),
         profiles["suspended"].headline: frozenset({"suspended_mentor", "admin"}),
     }
