@@ -10,11 +10,11 @@ from flask_login import current_user
 
 from marketplace.accounts.models import User
 from marketplace.accounts.service import user_for_token
+from marketplace.core.api import CSRF_HEADER
 from marketplace.core.db import SAFE_METHODS
 from marketplace.core.errors import Forbidden, Unauthorized
 from marketplace.extensions import db, login_manager
 
-CSRF_HEADER = "X-CSRF-Token"
 CSRF_SESSION_KEY = "csrf_token"
 # These take credentials in the body (or, for Stripe's deliveries, a signature over it) and act on no
 # signed-in user, so a forged cross-site request gains nothing.

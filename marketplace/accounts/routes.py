@@ -17,7 +17,7 @@ from marketplace.accounts.schemas import (
     UserSchema,
 )
 from marketplace.core.api import Blueprint
-from marketplace.core.auth import login_required
+from marketplace.core.auth import login_optional, login_required
 from marketplace.extensions import limiter
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Accounts, sessions and API tokens")
@@ -60,6 +60,7 @@ class Login(MethodView):
 
 @blp.route("/auth/logout")
 class Logout(MethodView):
+    @login_optional
     @blp.response(204)
     def post(self) -> None:
         logout_user()
@@ -80,6 +81,8 @@ class Tokens(MethodView):
 
     @blp.arguments(CredentialsSchema)
     @blp.response(201, TokenSchema)
+    @blp.alt_response(401, description="Bad credentials")
+    @blp.alt_response(429, description="Too many attempts")
     def post(self, data: dict[str, Any]) -> dict[str, str]:
         """Issue a Bearer token for API clients; it is shown once and stored only as a hash."""
         user = service.authenticate(data["email"], data["password"])
