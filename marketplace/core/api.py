@@ -79,7 +79,15 @@ class Blueprint(flask_smorest.Blueprint):
         if "<" in rule:
             for key, doc in self._docs[self._endpoints[-1]].items():
                 if key != "parameters":
-                    doc.setdefault("error_responses", {}).setdefault(404, "No such resource")
+                    doc["names_a_resource"] = True
+
+    def arguments(self, schema: Any, *, required: bool | None = None, **kwargs: Any) -> Any:
+        """As flask-smorest's, but a body is documented as required only when its schema requires a field:
+        without one, a request with no body at all is accepted (as `{}`), so the document must allow it."""
+        if required is None:
+            fields_of = (schema() if isinstance(schema, type) else schema).fields.values()
+            required = any(field.required for field in fields_of)
+        return super().arguments(schema, required=required, **kwargs)
 
     @staticmethod
     def _prepare_security_doc(
@@ -119,10 +127,19 @@ class Blueprint(flask_smorest.Blueprint):
         parameters.extend(doc_info.get("parameters", []))
         for status, description in errors.items():
             responses.setdefault(str(status), _error_response(description, api.ERROR_SCHEMA))
-        for status in doc_info.get("success_status_codes", []):
+        success_headers = doc_info.get("success_headers")
+        for status in doc_info.get("success_status_codes", []) if success_headers else ():
             response = responses.get(str(status))
             if isinstance(response, dict):
-                response.setdefault("headers", {}).update(doc_info.get("success_headers", {}))
+                response.setdefault("headers", {}).update(success_headers)
+        if doc_info.get("names_a_resource"):
+            responses.setdefault("404", _error_response("No such resource", api.ERROR_SCHEMA))
+            # A URL whose parameter does not even convert (`/mentors/-1`) matches no route, and the app
+            # answers that in JSON whatever the route's own 404 looks like (an HTML page's, say).
+            if isinstance(responses["404"], dict):
+                responses["404"].setdefault("content", {}).setdefault(
+                    "application/json", {"schema": api.ERROR_SCHEMA}
+                )
         # Errors declared with a description alone (`alt_response(409, description=...)`) have the error shape.
         for status, response in responses.items():
             if status.isdigit() and int(status) >= 400 and isinstance(response, dict):

@@ -78,7 +78,12 @@ class Ready(MethodView):
 
 @blp.route("/metrics")
 class Metrics(MethodView):
-    @blp.response(200, content_type=CONTENT_TYPE_LATEST)
+    @blp.response(
+        200,
+        schema={"type": "string"},
+        content_type="text/plain",
+        description="Prometheus text exposition format (`text/plain; version=...`)",
+    )
     def get(self) -> Response:
         """Prometheus text format; aggregated across gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
