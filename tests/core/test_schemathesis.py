@@ -40,10 +40,19 @@ from tests.support.servers import PROJECT_ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "schemathesis"
-ROLES = ("learner", "mentor", "admin")
+# Each role fuzzes the operations it has a use for (the learner also every public one); a role's refusals
+# elsewhere are the authorization matrix's business. Filters as schemathesis options.
+ROLE_OPERATIONS = {
+    "learner": [
+        "--exclude-path-regex",
+        r"^/api/v1/(admin/|me/(mentor-profile|availability|earnings|calendar-feed))",
+    ],
+    "mentor": ["--include-path-regex", r"^/api/v1/(me|bookings|mentors/\{mentor_id\}$)"],
+    "admin": ["--include-path-regex", r"^/api/v1/(admin/|bookings)"],
+}
 # Bounds the run to a few minutes on two busy cores: examples per operation and phase, and a fixed seed so
 # a failure in CI replays the same requests here.
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 10
 SEED = 20261202
 RUN_TIMEOUT_SECONDS = 600
 
@@ -191,12 +200,15 @@ def _schemathesis(base_url: str, role: str, token: str) -> Run:
         sys.executable, "-m", "schemathesis.cli", "run", f"{base_url}/api/openapi.json",
         "--url", base_url,
         "--header", f"Authorization: Bearer {token}",
+        *ROLE_OPERATIONS[role],
         "--checks", "all",
         "--exclude-checks", ",".join(CHECKS_LEFT_OUT),
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", str(SEED),
         "--generation-database", "none",
-        "--workers", "2",
+        # One worker: hypothesis parses lambdas with `ast.parse`, which CPython 3.11 before 3.11.8 cannot do
+        # from two threads at once (SystemError: AST constructor recursion depth mismatch).
+        "--workers", "1",
         "--request-timeout", "30",
         "--report", "json,ndjson",
         "--report-json-path", str(directory / "report.json"),
@@ -220,7 +232,7 @@ def test_every_answer_is_documented_and_none_is_a_server_error(
 ) -> None:
     base_url, tokens = marketplace
 
-    runs = [_schemathesis(base_url, role, tokens[role]) for role in ROLES]
+    runs = [_schemathesis(base_url, role, tokens[role]) for role in ROLE_OPERATIONS]
 
     summary = "\n".join(run.describe() for run in runs)
     (ARTIFACTS / "summary.txt").write_text(summary + "\n")
