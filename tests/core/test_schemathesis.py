@@ -7,7 +7,9 @@ request) in test-artifacts/schemathesis/<role>/.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -227,6 +229,25 @@ def _schemathesis(base_url: str, role: str, token: str) -> Run:
     return Run(role, json.loads(report_path.read_text()), output, directory)
 
 
+def _server_errors(log: str) -> dict[str, list[str]]:
+    """The requests gunicorn logged a traceback for, by cause: the exception and the project's last frame."""
+    causes: dict[str, list[str]] = {}
+    for block in re.split(r"^\[[^\]]+\] \[\d+\] \[ERROR\] Error handling request ", log, flags=re.M)[1:]:
+        request, *rest = block.splitlines()
+        traceback = list(itertools.takewhile(lambda line: not line.startswith("["), rest))
+        frames = [
+            f"marketplace/{frame[1]}:{frame[2]} in {frame[3]}"
+            for frame in (
+                re.search(r'/marketplace/([^"]+)", line (\d+), in (\w+)', line) for line in traceback
+            )
+            if frame
+        ]
+        exceptions = [line for line in traceback if re.match(r"[\w.]+(Error|Exception)\w*:", line)]
+        cause = f"{exceptions[-1][:200] if exceptions else 'unknown'} ({frames[-1] if frames else 'no frame of ours'})"
+        causes.setdefault(cause, []).append(request)
+    return causes
+
+
 def test_every_answer_is_documented_and_none_is_a_server_error(
     marketplace: tuple[str, dict[str, str]],
 ) -> None:
@@ -235,6 +256,12 @@ def test_every_answer_is_documented_and_none_is_a_server_error(
     runs = [_schemathesis(base_url, role, tokens[role]) for role in ROLE_OPERATIONS]
 
     summary = "\n".join(run.describe() for run in runs)
+    server_errors = _server_errors((ARTIFACTS / "gunicorn.log").read_text(errors="replace"))
+    if server_errors:
+        summary += "\nServer errors by cause (count, first request):\n" + "\n".join(
+            f"  {len(requests)}x {cause}\n     e.g. {requests[0][:300]}"
+            for cause, requests in server_errors.items()
+        )
     (ARTIFACTS / "summary.txt").write_text(summary + "\n")
     for run in runs:
         assert run.report["complete"], f"{run.role}: the run did not finish\n{run.output[-4000:]}"
