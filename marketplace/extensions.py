@@ -4,9 +4,9 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 
+from marketplace.core.api import Api
 from marketplace.core.models import Base
 
 db = SQLAlchemy(model_class=Base)

@@ -14,12 +14,12 @@ from flask_login import current_user, login_user, logout_user
 
 from marketplace.accounts import service
 from marketplace.accounts.models import ApiToken, User
+from marketplace.core.api import CSRF_HEADER
 from marketplace.core.auth import SELF_AUTHENTICATED_ENDPOINTS
 from marketplace.core.db import SAFE_METHODS
 from marketplace.core.errors import Forbidden, Unauthorized
 from marketplace.extensions import db, login_manager
 
-CSRF_HEADER = "X-CSRF-Token"
 CSRF_SESSION_KEY = "csrf_token"
 SESSION_KEY = "session_key"
 # These take credentials in the body (or, for Stripe's deliveries, a signature over it, or a signed link)

@@ -27,7 +27,7 @@ from marketplace.accounts.schemas import (
     UserSchema,
 )
 from marketplace.core.api import Blueprint
-from marketplace.core.auth import login_required
+from marketplace.core.auth import login_optional, login_required
 from marketplace.core.pagination import SelectPage
 from marketplace.extensions import limiter
 
@@ -139,6 +139,7 @@ class Login(MethodView):
 
 @blp.route("/auth/logout")
 class Logout(MethodView):
+    @login_optional
     @blp.response(204)
     def post(self) -> None:
         """End this session on the server: a copy of its cookie no longer authenticates."""

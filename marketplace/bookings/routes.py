@@ -35,6 +35,7 @@ blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Slots, 
 feeds = Blueprint("calendar_feeds", __name__, url_prefix="/calendar", description="Calendar subscriptions")
 
 ICS_MIMETYPE = "text/calendar"
+ICS_BODY = {"type": "string", "description": "An iCalendar document"}
 
 
 def _ics(payload: bytes, filename: str) -> Response:
@@ -135,6 +136,7 @@ class Bookings(MethodView):
     @idempotent
     @blp.arguments(BookingCreateSchema)
     @blp.response(201, BookingSchema)
+    @blp.alt_response(404, description="No such mentor")
     @blp.alt_response(409, description="The slot is not free, or you let go of it too recently")
     @blp.alt_response(422, description="The time is not a slot of this mentor")
     @blp.alt_response(429, description="Too many unpaid holds, or too many holds made recently")
@@ -196,7 +198,7 @@ class ReviewBooking(MethodView):
 @blp.route("/bookings/<int:booking_id>/calendar.ics")
 class BookingCalendar(MethodView):
     @login_required
-    @blp.response(200, content_type=ICS_MIMETYPE)
+    @blp.response(200, schema=ICS_BODY, content_type=ICS_MIMETYPE, description="One VEVENT (RFC 5545)")
     def get(self, booking_id: int) -> Response:
         return _ics(service.booking_calendar(current_user, booking_id), f"booking-{booking_id}.ics")
 
@@ -205,6 +207,7 @@ class BookingCalendar(MethodView):
 class CalendarFeed(MethodView):
     @roles_required("mentor")
     @blp.response(201, CalendarFeedSchema)
+    @blp.alt_response(404, description="No mentor profile")
     def post(self) -> dict[str, str]:
         """Issue (or rotate) your private subscription URL; keep it secret."""
         token = service.rotate_calendar_feed(current_user)
@@ -213,7 +216,9 @@ class CalendarFeed(MethodView):
 
 @feeds.route("/<token>.ics")
 class FeedCalendar(MethodView):
-    @feeds.response(200, content_type=ICS_MIMETYPE)
+    @feeds.response(
+        200, schema=ICS_BODY, content_type=ICS_MIMETYPE, description="A VCALENDAR of live bookings"
+    )
     def get(self, token: str) -> Response:
         """A mentor's live bookings, for any calendar app to subscribe to."""
         return _ics(service.feed_calendar(token), "sessions.ics")

@@ -25,7 +25,11 @@ class PaymentSchema(Schema):
     provider = fields.String()
     payment_intent_id = fields.String(allow_none=True)
     client_secret = fields.String(allow_none=True)
-    publishable_key = fields.Function(lambda _payment: current_app.config["STRIPE_PUBLISHABLE_KEY"] or None)
+    publishable_key = fields.Function(
+        lambda _payment: current_app.config["STRIPE_PUBLISHABLE_KEY"] or None,
+        allow_none=True,
+        metadata={"type": "string"},
+    )
     last_error = fields.String(allow_none=True)
 
 

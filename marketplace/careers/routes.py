@@ -32,6 +32,7 @@ for _name, _filter in pages.FILTERS.items():
 
 HTML = "text/html"
 PAGE = {"type": "string", "description": "An HTML document"}
+SLUG = [{"in": "path", "name": "slug", "description": "A career path's slug", "example": "backend-developer"}]
 
 
 @blp.route("/career-paths")
@@ -43,7 +44,7 @@ class CareerPaths(MethodView):
         return service.list_paths()
 
 
-@blp.route("/career-paths/<slug>")
+@blp.route("/career-paths/<slug>", parameters=SLUG)
 class CareerPathDetail(MethodView):
     @CATALOG_RESPONSES
     @blp.response(200, CareerPathDetailSchema)
@@ -61,7 +62,7 @@ class CareerIndexPage(MethodView):
         return pages.career_index(service.list_paths())
 
 
-@html.route("/careers/<slug>")
+@html.route("/careers/<slug>", parameters=SLUG)
 class CareerPage(MethodView):
     @CATALOG_RESPONSES
     @html.response(
@@ -90,6 +91,7 @@ class MentorProfilePage(MethodView):
         200, schema=PAGE, content_type=HTML, description="An approved mentor's profile and free times"
     )
     @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such approved mentor")
+    @html.alt_response(422, schema=PAGE, content_type=HTML, description="`tz` is not an IANA time zone")
     def get(self, args: dict[str, Any], mentor_id: int) -> Response:
         zone = ZoneInfo(args.get("tz", "UTC"))
         return pages.mentor_profile(service.mentor_page(mentor_id, zone), args.get("tz"))

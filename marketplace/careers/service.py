@@ -193,7 +193,8 @@ class MentorPage:
 def mentor_page(mentor_id: int, zone: ZoneInfo) -> MentorPage:
     """An approved mentor's profile, the paths they fit, their latest reviews and free starts by day."""
     profile = public_profile(mentor_id)
-    slots = list_free_slots(profile.id, None, None, zone, None)
+    # A mentor who offers no session length has nothing to book, but their profile is still public.
+    slots = list_free_slots(profile.id, None, None, zone, None) if profile.session_minutes else []
     days: dict[date, list[datetime]] = {}
     for slot in slots[:MAX_SLOTS_SHOWN]:
         days.setdefault(slot.start.astimezone(zone).date(), []).append(slot.start)

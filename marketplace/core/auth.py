@@ -1,4 +1,4 @@
-"""Authorization helpers shared by every module's routes."""
+"""Authorization helpers shared by every module's routes; each also documents what it enforces."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from flask_login import current_user
 
+from marketplace.core.api import note_operation
 from marketplace.core.errors import Forbidden, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,7 +25,13 @@ def login_required(view: F) -> F:
             raise Unauthorized("Authentication required.")
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return note_operation(wrapper, auth={"roles": ()})  # type: ignore[return-value]
+
+
+def login_optional(view: F) -> F:
+    """Changes nothing at run time: documents a view that anyone may call and that acts on the signed-in
+    user when there is one (so a cookie caller sends the CSRF header)."""
+    return note_operation(view, auth={"optional": True})
 
 
 def roles_required(*roles: str) -> Callable[[F], F]:
@@ -39,6 +46,6 @@ def roles_required(*roles: str) -> Callable[[F], F]:
                 raise Forbidden(f"This action requires the {' or '.join(roles)} role.")
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return note_operation(wrapper, auth={"roles": roles})  # type: ignore[return-value]
 
     return decorator

@@ -20,6 +20,7 @@ from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from marketplace.core.api import note_operation
 from marketplace.core.errors import Conflict, Unprocessable
 from marketplace.core.fields import has_control_characters
 from marketplace.core.time import utcnow
@@ -94,4 +95,26 @@ def idempotent(view: F) -> F:
             db.session.flush()
         return response
 
-    return wrapper  # type: ignore[return-value]
+    return note_operation(  # type: ignore[return-value]
+        wrapper,
+        parameters=[
+            {
+                "in": "header",
+                "name": HEADER,
+                "required": False,
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                "description": "Any unique string per intended operation: a retry with the same key "
+                "(same user, same request) gets the first successful answer again instead of acting twice.",
+            }
+        ],
+        success_headers={
+            REPLAY_HEADER: {
+                "description": f"`true` when this is the stored answer to an earlier request with this {HEADER}",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
+        },
+        error_responses={
+            409: f"A request with this {HEADER} is still in progress",
+            422: f"The {HEADER} is too long, or was used for a different request",
+        },
+    )

@@ -90,7 +90,12 @@ def _require_metrics_token() -> None:
 
 @blp.route("/metrics")
 class Metrics(MethodView):
-    @blp.response(200, content_type=CONTENT_TYPE_LATEST)
+    @blp.response(
+        200,
+        schema={"type": "string"},
+        content_type="text/plain",
+        description="Prometheus text exposition format (`text/plain; version=...`)",
+    )
     @blp.alt_response(401, description="METRICS_TOKEN is set and the request does not carry it")
     def get(self) -> Response:
         """Prometheus text format; aggregated across gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set."""

@@ -29,6 +29,8 @@ blp = Blueprint("mentors", __name__, url_prefix="/api/v1", description="Mentor p
 class OwnProfile(MethodView):
     @login_required
     @blp.response(200, MentorProfileSchema)
+    @blp.alt_response(403, description="Only mentor accounts have a mentor profile")
+    @blp.alt_response(404, description="No mentor profile yet")
     def get(self) -> MentorProfile:
         return service.own_profile(current_user)
 
@@ -48,6 +50,7 @@ class OwnProfile(MethodView):
 class SubmitProfile(MethodView):
     @login_required
     @blp.response(200, MentorProfileSchema)
+    @blp.alt_response(404, description="No mentor profile yet")
     @blp.alt_response(409, description="The profile is not a draft and has no changes requested")
     @blp.alt_response(422, description="The profile is incomplete; `errors` names the missing fields")
     def post(self) -> MentorProfile:

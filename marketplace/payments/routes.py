@@ -29,10 +29,23 @@ blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Payment
 webhooks = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Provider webhooks")
 # Deliveries are authenticated by their signature; a 429 would only make Stripe retry them later.
 limiter.exempt(webhooks)
+# Read raw (the signature covers the exact bytes), so documented by hand rather than by a schema.
+STRIPE_SIGNATURE = {
+    "in": "header",
+    "name": "Stripe-Signature",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "`t=<unix time>,v1=<HMAC-SHA256 of t.body with STRIPE_WEBHOOK_SECRET>`",
+}
+STRIPE_EVENT = {
+    "required": True,
+    "content": {"application/json": {"schema": {"type": "object", "description": "A Stripe Event"}}},
+}
 
 
 @webhooks.route("/stripe")
 class StripeWebhook(MethodView):
+    @webhooks.doc(parameters=[STRIPE_SIGNATURE], requestBody=STRIPE_EVENT)
     @webhooks.response(200, WebhookAckSchema)
     @webhooks.alt_response(400, description="Bad or stale Stripe-Signature")
     def post(self) -> dict[str, bool]:
@@ -59,6 +72,8 @@ class RetryPayment(MethodView):
 class MyEarnings(MethodView):
     @login_required
     @blp.response(200, EarningsSchema)
+    @blp.alt_response(403, description="Only mentor accounts have earnings")
+    @blp.alt_response(404, description="No mentor profile")
     def get(self) -> dict[str, Any]:
         """What the platform owes you, per currency, and the latest ledger entries."""
         return service.earnings_of(current_user)

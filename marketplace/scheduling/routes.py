@@ -22,6 +22,7 @@ blp = Blueprint("scheduling", __name__, url_prefix="/api/v1", description="Mento
 class OwnAvailability(MethodView):
     @login_required
     @blp.response(200, AvailabilitySchema)
+    @blp.alt_response(403, description="Only mentor accounts have availability")
     @blp.alt_response(404, description="No mentor profile, or no availability saved yet")
     def get(self) -> AvailabilitySchedule:
         return service.own_availability(current_user)
@@ -50,7 +51,10 @@ class Overrides(MethodView):
         return service.save_override(current_user, data)
 
 
-@blp.route("/me/availability/overrides/<day>")
+@blp.route(
+    "/me/availability/overrides/<day>",
+    parameters=[{"in": "path", "name": "day", "schema": {"type": "string", "format": "date"}}],
+)
 class Override(MethodView):
     @login_required
     @blp.response(204)

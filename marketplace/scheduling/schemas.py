@@ -21,6 +21,9 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 # on it); [0-9] and \Z because \d takes any Unicode digit and $ lets a trailing newline through.
 _START = validate.Regexp(r"([01][0-9]|2[0-3]):[0-5][0-9]\Z", error="Use HH:MM between 00:00 and 23:59.")
 _END = validate.Regexp(r"(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)\Z", error="Use HH:MM between 00:01 and 24:00.")
+# The same patterns for the OpenAPI document, in the ECMA dialect of JSON Schema (no \Z; unanchored search).
+_START_DOC = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
+_END_DOC = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
 
 
 def _check_no_overlap(intervals: list[dict[str, Any]], where: str, field: str) -> None:
@@ -36,11 +39,17 @@ def _check_no_overlap(intervals: list[dict[str, Any]], where: str, field: str) -
 
 
 class IntervalSchema(Schema):
-    start = fields.String(required=True, validate=_START, metadata={"example": "09:00"})
+    start = fields.String(
+        required=True, validate=_START, metadata={"example": "09:00", "pattern": _START_DOC}
+    )
     end = fields.String(
         required=True,
         validate=_END,
-        metadata={"example": "12:30", "description": "Exclusive; 24:00 is the end of the day."},
+        metadata={
+            "example": "12:30",
+            "pattern": _END_DOC,
+            "description": "Exclusive; 24:00 is the end of the day.",
+        },
     )
 
     @validates_schema

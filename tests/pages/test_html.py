@@ -151,6 +151,19 @@ def test_mentor_profile_shows_reviews_and_free_times_in_the_chosen_zone(
     assert 'href="/careers/backend-developer"' in html
 
 
+def test_a_mentor_offering_no_session_length_has_a_page_without_free_times(
+    client: FlaskClient, world: World
+) -> None:
+    AvailabilityScheduleFactory(profile=world.cheap)
+    world.cheap.session_minutes = []
+    db.session.commit()
+
+    html = _page(client, f"/mentors/{world.cheap.id}")
+
+    assert "Carl Cheap" in html
+    assert "data-start=" not in html
+
+
 def test_without_a_zone_the_server_renders_utc(client: FlaskClient, world: World) -> None:
     html = _page(client, f"/mentors/{world.maria.id}")
 
