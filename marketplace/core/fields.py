@@ -95,8 +95,8 @@ class _CleanText(BoundedField):
         super().__init__(*args, **kwargs)
         self.multiline = multiline
         limits = [v.max for v in self.validators if isinstance(v, validate.Length) and v.max is not None]
-        if not limits:
-            self.validators.append(validate.Length(max=DEFAULT_MAX_LENGTH))
+        # The default bound is enforced on input but not documented: an output-only field (a career path's
+        # description, a stored note) would otherwise be documented, and checked, as at most this long.
         self.max_length = min(limits, default=DEFAULT_MAX_LENGTH)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
