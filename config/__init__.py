@@ -190,6 +190,8 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE", True)
     PREFERRED_URL_SCHEME = "https"
     HSTS_ENABLED = _bool("HSTS_ENABLED", True)
+    # No default: links in reset and verification mails would point at localhost.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
 
 
 def production_problems(settings: Mapping[str, Any]) -> list[str]:
@@ -204,6 +206,8 @@ def production_problems(settings: Mapping[str, Any]) -> list[str]:
         problems.append(f"SECRET_KEY is shorter than {MIN_SECRET_KEY_LENGTH} characters")
     if not str(settings.get("SQLALCHEMY_DATABASE_URI", "")).startswith("postgresql"):
         problems.append("DATABASE_URL is not a PostgreSQL URL")
+    if not str(settings.get("PUBLIC_BASE_URL", "")).startswith("https://"):
+        problems.append("PUBLIC_BASE_URL is not an https:// URL")
     problems.extend(
         f"{name} is not set"
         for name in (

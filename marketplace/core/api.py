@@ -19,6 +19,7 @@ from marketplace.core.validation import ArgumentsParser
 
 BEARER_SCHEME = "bearerAuth"
 COOKIE_SCHEME = "cookieAuth"
+METRICS_SCHEME = "metricsToken"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"post", "put", "patch", "delete"})
 F = TypeVar("F", bound=Callable[..., Any])
@@ -195,6 +196,15 @@ class Api(flask_smorest.Api):
                 "description": "Browsers: the session cookie set by POST /api/v1/auth/login. Every "
                 f"POST, PUT, PATCH and DELETE also sends the `{CSRF_HEADER}` header with the `csrf_token` "
                 "from the login response (or GET /api/v1/auth/session); without it the answer is 403.",
+            },
+        )
+
+        components.security_scheme(
+            METRICS_SCHEME,
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "GET /metrics when METRICS_TOKEN is set: that token (without it, open).",
             },
         )
 

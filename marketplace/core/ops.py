@@ -21,7 +21,7 @@ from prometheus_client import (
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from marketplace.core.api import Blueprint
+from marketplace.core.api import METRICS_SCHEME, Blueprint
 from marketplace.core.errors import Unauthorized
 from marketplace.core.validation import Schema, fields
 from marketplace.extensions import db
@@ -97,6 +97,7 @@ class Metrics(MethodView):
         description="Prometheus text exposition format (`text/plain; version=...`)",
     )
     @blp.alt_response(401, description="METRICS_TOKEN is set and the request does not carry it")
+    @blp.doc(security=[{}, {METRICS_SCHEME: []}])
     def get(self) -> Response:
         """Prometheus text format; aggregated across gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set."""
         _require_metrics_token()

@@ -33,18 +33,7 @@ from marketplace.mentors.vetting import (
     VettingStatus,
 )
 
-REQUIRED_FOR_SUBMISSION = (
-    "headline",
-    "bio",
-    "skills",
-    "career_paths",
-    "languages",
-    "years_experience",
-    "price_cents",
-    "currency",
-    "session_minutes",
-    "timezone",
-)
+REQUIRED_FOR_SUBMISSION = (*revisions.PUBLIC_FIELDS, "timezone")
 
 
 def _require_mentor(user: User) -> None:

@@ -29,6 +29,7 @@ PRODUCTION_SETTINGS = {
     "STRIPE_PUBLISHABLE_KEY": "pk_live_x",
     "STRIPE_WEBHOOK_SECRET": "whsec_x",
     "MAIL_SERVER": "smtp.internal",
+    "PUBLIC_BASE_URL": "https://mentors.example",
 }
 REQUIRED = ("SECRET_KEY", "REDIS_URL", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
 
@@ -51,12 +52,21 @@ def test_a_secret_key_from_this_repository_is_refused(key: str) -> None:
     ]
 
 
-def test_a_short_secret_key_and_a_sqlite_database_are_refused() -> None:
+def test_a_short_secret_key_a_sqlite_database_and_a_plain_http_site_are_refused() -> None:
     problems = production_problems(
-        {**PRODUCTION_SETTINGS, "SECRET_KEY": "short", "SQLALCHEMY_DATABASE_URI": "sqlite:///x.db"}
+        {
+            **PRODUCTION_SETTINGS,
+            "SECRET_KEY": "short",
+            "SQLALCHEMY_DATABASE_URI": "sqlite:///x.db",
+            "PUBLIC_BASE_URL": "http://mentors.example",
+        }
     )
 
-    assert problems == ["SECRET_KEY is shorter than 32 characters", "DATABASE_URL is not a PostgreSQL URL"]
+    assert problems == [
+        "SECRET_KEY is shorter than 32 characters",
+        "DATABASE_URL is not a PostgreSQL URL",
+        "PUBLIC_BASE_URL is not an https:// URL",
+    ]
 
 
 def test_create_app_refuses_production_without_its_secrets() -> None:
