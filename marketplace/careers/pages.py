@@ -10,44 +10,29 @@ from datetime import UTC, date, datetime, tzinfo
 from functools import partial
 from typing import Any
 
+from babel import Locale
 from flask import Response, render_template, request, url_for
 
 from marketplace.careers.models import CareerPath
 from marketplace.careers.service import MentorListing, MentorPage, PathDetail
+from marketplace.core.money import LOCALE, format_money, format_whole_amount, major_units
 from marketplace.mentors.models import MentorProfile
 
 SITE_NAME = "Mentor marketplace"
 SCHEMA_ORG = "https://schema.org"
 SLOT_DAYS = 14
 
-_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "INR": "₹", "JPY": "¥"}
-LANGUAGE_NAMES = {
-    "ar": "Arabic", "bn": "Bengali", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
-    "en": "English", "es": "Spanish", "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi",
-    "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean",
-    "nl": "Dutch", "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian",
-    "ru": "Russian", "sv": "Swedish", "th": "Thai", "tr": "Turkish", "uk": "Ukrainian",
-    "vi": "Vietnamese", "zh": "Chinese",
-}  # fmt: skip
-
-
 # --- filters -----------------------------------------------------------------------------------------
 
 
-def _amount(units: float, currency: str | None) -> str:
-    text = f"{units:,.0f}" if units == int(units) else f"{units:,.2f}"
-    symbol = _SYMBOLS.get(currency or "")
-    return f"{symbol}{text}" if symbol else f"{currency or ''} {text}".strip()
-
-
-def money(cents: int | None, currency: str | None) -> str:
-    """An hourly rate as people read it: `$90`, `€72.50`, `CHF 120`."""
-    return "price on request" if cents is None else _amount(cents / 100, currency)
+def money(minor: int | None, currency: str | None) -> str:
+    """An hourly rate as people read it: `$90.00`, `€72.50`, `¥5,000`."""
+    return "price on request" if minor is None or currency is None else format_money(minor, currency)
 
 
 def salary(amount: int, currency: str) -> str:
     """Yearly pay, kept in whole units in the content."""
-    return _amount(amount, currency)
+    return format_whole_amount(amount, currency)
 
 
 def utc_iso(moment: datetime) -> str:
@@ -69,7 +54,8 @@ def moment_label(moment: datetime, zone: tzinfo = UTC) -> str:
 
 
 def language_name(code: str) -> str:
-    return LANGUAGE_NAMES.get(code, code.upper())
+    """The language's English name from CLDR (`de` is German), or the code itself when CLDR has none."""
+    return Locale(LOCALE).languages.get(code, code.upper())
 
 
 FILTERS = {
@@ -204,11 +190,11 @@ def mentor_profile(page: MentorPage, chosen_tz: str | None) -> Response:
         "knowsAbout": profile.skills,
         "knowsLanguage": profile.languages,
     }
-    if profile.price_cents is not None:
+    if profile.price_cents is not None and profile.currency is not None:
         person["makesOffer"] = {
             "@type": "Offer",
             "name": "One-to-one mentoring, per hour",
-            "price": f"{profile.price_cents / 100:.2f}",
+            "price": str(major_units(profile.price_cents, profile.currency)),
             "priceCurrency": profile.currency,
         }
     return _render(

@@ -21,6 +21,7 @@ from marketplace.accounts import links
 from marketplace.accounts.models import Role, User, UserRole
 from marketplace.bookings.calendar import calendar_for
 from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus
+from marketplace.core.money import format_money
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile, VettingEvent
@@ -91,10 +92,6 @@ def local_time(moment: datetime, zone: ZoneInfo) -> str:
     return text if local.tzname() == zone.key else f"{text} ({zone.key})"
 
 
-def money(cents: int, currency: str) -> str:
-    return f"{cents // 100}.{cents % 100:02d} {currency}"
-
-
 # --- composers --------------------------------------------------------------------------------------
 
 
@@ -162,7 +159,7 @@ def _booking_context(booking: Booking, recipient: User) -> dict[str, Any]:
         "start": local_time(booking.start_at, zone),
         "end": local_time(booking.end_at, zone),
         "hold_expires": local_time(booking.hold_expires_at, zone),
-        "price": money(booking.price_cents, booking.currency),
+        "price": format_money(booking.price_cents, booking.currency),
     }
 
 
@@ -240,7 +237,7 @@ def _cancelled(booking_id: int, _version: int) -> list[Letter]:
         "booking_cancelled",
         # Only a confirmed booking was sent as an invite; the cancellation takes it off the calendar.
         invite_method="CANCEL" if booking.confirmed_at else None,
-        refund=money(refund, booking.currency) if refund else None,
+        refund=format_money(refund, booking.currency) if refund else None,
         cancelled_by_learner=booking.cancelled_by_id == booking.learner_id,
     )
 
@@ -285,7 +282,7 @@ def _late_payment_refunded(booking_id: int, _version: int) -> list[Letter]:
     booking = load_booking(booking_id)
     if booking is None:
         return []
-    refund = money(booking.refund_amount_cents or booking.price_cents, booking.currency)
+    refund = format_money(booking.refund_amount_cents or booking.price_cents, booking.currency)
     return _letters(
         booking,
         [booking.learner],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
@@ -69,7 +70,7 @@ def test_confirmation_reaches_learner_and_mentor_in_their_own_zones_with_a_reque
         assert event["SEQUENCE"] == 0
         assert event["STATUS"] == "CONFIRMED"
         assert event.decoded("DTSTART") == datetime(2027, 1, 7, 14, 0, tzinfo=UTC)
-    assert "60.00 USD" in bodies(to_learner.message)[0]
+    assert "$60.00" in bodies(to_learner.message)[0]
     assert to_learner.message["Message-ID"] != to_mentor.message["Message-ID"]
 
 
@@ -84,7 +85,27 @@ def test_the_hold_message_says_when_to_pay_by_in_the_learners_zone(
     assert held.message["Subject"] == (
         "Pay by Monday, 4 January 2027, 1:15 AM EST (America/New_York) to keep your session"
     )
-    assert "60.00 USD" in bodies(held.message)[0]
+    assert "$60.00" in bodies(held.message)[0]
+
+
+@pytest.mark.parametrize(
+    ("hourly_minor", "currency", "shown"),
+    [(6000, "USD", "$60.00"), (7250, "EUR", "€72.50"), (8000, "JPY", "¥8,000")],
+    ids=["USD", "EUR", "JPY"],
+)
+def test_the_price_in_a_mail_is_in_the_currencys_own_units(
+    mailbox: SmtpSink, mentor: MentorProfile, learner: ApiUser, hourly_minor: int, currency: str, shown: str
+) -> None:
+    """Prices are minor units: cents for dollars and euros, whole yen for JPY (no minor unit)."""
+    mentor.price_cents, mentor.currency = hourly_minor, currency
+    db.session.commit()
+
+    book(learner, mentor, THURSDAY_15_BERLIN)
+
+    (held,) = mailbox.wait_for(1)
+    text, html = bodies(held.message)
+    assert f"Pay {shown} before then" in text
+    assert shown in html
 
 
 def test_a_redelivered_send_task_sends_nothing_again(
@@ -137,7 +158,7 @@ def test_cancellation_tells_the_learner_the_refund_and_takes_the_event_off_calen
     to_learner = only_to(mails, learner.user.email)
     to_mentor = only_to(mails, mentor.user.email)
     learner_text = bodies(to_learner.message)[0]
-    assert "You will be refunded 60.00 USD." in learner_text
+    assert "You will be refunded $60.00." in learner_text
     assert "cancelled by the learner" in learner_text
     assert "Exam moved" in bodies(to_mentor.message)[1]
     assert "refunded" not in bodies(to_mentor.message)[0]
@@ -183,7 +204,7 @@ def test_expiry_payment_and_completion_messages_go_to_the_learner(
         "try again with another card until Monday, 4 January 2027, 1:15 AM EST" in bodies(failed.message)[0]
     )
     refunded = with_subject(mails, "Your payment arrived after the slot was taken")
-    assert "full: 60.00 USD" in bodies(refunded[0].message)[0]
+    assert "full: $60.00" in bodies(refunded[0].message)[0]
     assert len(with_subject(mails, "Your unpaid booking was released")) == 1
 
 

@@ -87,7 +87,7 @@ def test_career_page_shows_content_salary_mentors_and_browse_all(client: FlaskCl
     assert "$60,000 a year" in html
     assert "Maria Alvarez" in html
     assert "4.8" in html
-    assert "$90 an hour" in html
+    assert "$90.00 an hour" in html
     assert f'href="/mentors/{world.maria.id}"' in html
     assert "Penny Pending" not in html
     assert 'href="/mentors?career_path=backend-developer">Browse all 2 Backend Developer mentors</a>' in html
@@ -217,3 +217,36 @@ def test_times_are_iso_utc(world: World) -> None:
     assert world.maria.next_available_at is not None
     assert world.maria.next_available_at.tzinfo is not None
     assert datetime.now(UTC) < world.maria.next_available_at
+
+
+@pytest.mark.parametrize(
+    ("price_minor", "currency", "shown", "offer_price"),
+    [(9000, "USD", "$90.00", "90.00"), (7250, "EUR", "€72.50", "72.50"), (8000, "JPY", "¥8,000", "8000")],
+    ids=["USD", "EUR", "JPY"],
+)
+def test_prices_show_in_the_currencys_own_units(
+    client: FlaskClient, price_minor: int, currency: str, shown: str, offer_price: str
+) -> None:
+    """Prices are minor units: cents for dollars and euros, but whole yen (JPY has no minor unit)."""
+    load_paths()
+    mentor = make_mentor(
+        "Priced Mentor", chose=("devops-engineer",), price_cents=price_minor, currency=currency
+    )
+    db.session.commit()
+
+    career = _page(client, "/careers/devops-engineer")
+    profile = _page(client, f"/mentors/{mentor.id}")
+
+    assert f"{shown} an hour" in career
+    assert f"{shown} an hour" in profile
+    offer = assert_good_page(profile, f"{BASE}/mentors/{mentor.id}")["mainEntity"]["makesOffer"]
+    assert (offer["price"], offer["priceCurrency"]) == (offer_price, currency)
+
+
+def test_languages_are_named_in_english(client: FlaskClient) -> None:
+    mentor = make_mentor("Polyglot Mentor", languages=("de", "ja", "yue"))
+    db.session.commit()
+
+    html = _page(client, f"/mentors/{mentor.id}")
+
+    assert "German, Japanese, Cantonese" in html
