@@ -163,6 +163,11 @@ class Config:
     REMINDER_OFFSETS_MINUTES = os.environ.get("REMINDER_OFFSETS_MINUTES", "1440,60")
     REMINDER_BATCH_SIZE = _int("REMINDER_BATCH_SIZE", 500)
 
+    # Records at this level and above are logged (DEBUG, INFO, WARNING, ERROR, CRITICAL), one line each on
+    # stderr naming time, level, logger and request id; LOG_JSON makes each line a JSON object.
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    LOG_JSON = _bool("LOG_JSON", False)
+
     SQLITE_BUSY_TIMEOUT_SECONDS = _int("SQLITE_BUSY_TIMEOUT_SECONDS", 30)
 
     ARGON2_TIME_COST = _int("ARGON2_TIME_COST", 3)

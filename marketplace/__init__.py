@@ -52,7 +52,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.careers.routes import blp as careers_blp
     from marketplace.careers.routes import html as pages_blp
     from marketplace.core import db as transactions
-    from marketplace.core import docs, errors, ops, request_log, security_headers
+    from marketplace.core import docs, errors, logs, ops, request_log, security_headers
     from marketplace.core.celery import celery_init_app
     from marketplace.extensions import api, db, limiter, migrate
     from marketplace.mentors.routes import blp as mentors_blp
@@ -61,6 +61,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.payments.routes import webhooks as webhooks_blp
     from marketplace.scheduling.routes import blp as scheduling_blp
 
+    logs.init_app(app)
     passwords.configure(app.config["ARGON2_TIME_COST"], app.config["ARGON2_MEMORY_COST_KIB"])
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

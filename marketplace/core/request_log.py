@@ -9,7 +9,6 @@ import re
 import uuid
 
 from flask import Flask, Response, has_request_context, request
-from flask.logging import default_handler
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Kept in the WSGI environ, which belongs to one request (an app context, and so `g`, may outlive it).
@@ -76,7 +75,7 @@ def _add_filters(target: logging.Logger | logging.Handler) -> None:
 
 def init_app(app: Flask) -> None:
     """Echo or make the request id on every response; filter the app's log handlers (and werkzeug's
-    request lines in development), giving Flask's own handler a format that names the request id."""
+    request lines in development). The root handler and its format are core.logs'."""
 
     @app.after_request
     def _request_id_header(response: Response) -> Response:
@@ -85,6 +84,4 @@ def init_app(app: Flask) -> None:
 
     for handler in app.logger.handlers:
         _add_filters(handler)
-        if handler is default_handler:
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
     _add_filters(logging.getLogger("werkzeug"))

@@ -6,6 +6,7 @@ and checks the `sent_emails` row that made it so.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -121,6 +122,12 @@ def test_a_worker_killed_in_the_middle_of_sending_leaves_the_mail_to_another_onc
     assert mail.rcpt_tos == ["kim@example.test"]
     assert mail.message["Subject"] == "Welcome to Mentor marketplace"
     assert "succeeded" in survivor.log()
+    # The worker logs through the project's setup (core/logs.py), not Celery's own format.
+    assert re.search(
+        r"^\[.+\] INFO celery\.app\.trace \[request_id=-\]: Task notifications\.send_email\[.+\] succeeded",
+        survivor.log(),
+        re.MULTILINE,
+    ), survivor.log()
     # Claimed by the killed worker (attempt 1), taken over by the survivor once the lease ran out.
     assert _email_rows(world, "welcome") == [("kim@example.test", EmailStatus.SENT.value, 2)]
     print(
