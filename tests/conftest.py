@@ -19,12 +19,15 @@ from flask_migrate import upgrade
 from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.orm import scoped_session, sessionmaker
 
+from marketplace.bookings.routes import SLOTS_CACHE
 from marketplace.extensions import db, limiter
 from marketplace.mentors.catalog import CATALOG_RESPONSES
-from tests.helpers import STRIPE_SETTINGS, make_test_app
+from tests.helpers import STRIPE_SETTINGS, STRIPE_TEST_SETTINGS, make_test_app
 from tests.support.servers import LocalStripe, localstripe_server, postgres_server
 
 BACKENDS = ("postgresql", "sqlite")
+# Fixtures shared by several folders: the bookable world (a mentor, learners, a frozen clock) and the mail sink.
+pytest_plugins = ["tests.fixtures.bookable", "tests.fixtures.mail"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,13 +49,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _servers() -> Iterator[ExitStack]:
     with ExitStack() as stack:
         yield stack
-
-
-STRIPE_TEST_SETTINGS = {
-    "STRIPE_SECRET_KEY": "sk_test_marketplace",
-    "STRIPE_PUBLISHABLE_KEY": "pk_test_marketplace",
-    "STRIPE_WEBHOOK_SECRET": "whsec_test_marketplace",
-}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,15 +80,27 @@ def app(database_url: str) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+def clear_process_caches() -> None:
+    """Every per-process cache of the app. Tests roll back, so the next test may get the same ids and
+    versions (at the same frozen minute): a response cached by an earlier test must not answer for it."""
+    CATALOG_RESPONSES.clear()
+    SLOTS_CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Iterator[None]:
+    clear_process_caches()
+    yield
+    clear_process_caches()
+
+
 @pytest.fixture
 def db_session(app: Flask) -> Iterator[scoped_session]:
     """Each test runs inside a transaction that is rolled back; the app's commits become savepoints.
 
     PostgreSQL's deferred triggers (the catalog version's) fire at the outer commit, which a test never
-    reaches: here they fire at the end of each statement instead. Responses cached by an earlier test
-    must not answer for this one, whose rows (and versions) may repeat that test's.
+    reaches: here they fire at the end of each statement instead.
     """
-    CATALOG_RESPONSES.clear()
     with app.app_context():
         connection = db.engine.connect()
         outer = connection.begin()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import factory
@@ -9,6 +10,8 @@ from factory.alchemy import SQLAlchemyModelFactory
 
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.passwords import hash_password
+from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile, TagKind
 from marketplace.mentors.vetting import VettingStatus
@@ -80,3 +83,26 @@ class AvailabilityScheduleFactory(BaseFactory):
     weekly = factory.LazyFunction(
         lambda: [RecurringInterval(weekday=day, start="09:00", end="17:00") for day in range(5)]
     )
+
+
+class BookingFactory(BaseFactory):
+    """A booking written straight to the table, past the service's checks: for states and times the API
+    cannot reach (a session in the past, a raw insert against the database's overlap invariant). An hour,
+    a week from now on the hour, a confirmed session at the mentor's price."""
+
+    class Meta:
+        model = Booking
+
+    mentor = factory.SubFactory(MentorProfileFactory)
+    learner = factory.SubFactory(UserFactory)
+    status = BookingStatus.CONFIRMED.value
+    start_at = factory.LazyFunction(
+        lambda: (utcnow() + timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
+    )
+    duration_minutes = 60
+    end_at = factory.LazyAttribute(lambda b: b.start_at + timedelta(minutes=b.duration_minutes))
+    blocked_until = factory.SelfAttribute("end_at")
+    topic = "Career advice"
+    price_cents = factory.LazyAttribute(lambda b: b.mentor.price_cents or 0)
+    currency = factory.LazyAttribute(lambda b: b.mentor.currency or "USD")
+    hold_expires_at = factory.LazyAttribute(lambda b: b.start_at - timedelta(days=1))

@@ -58,7 +58,14 @@ def assert_error_shape(response: TestResponse, status: int) -> dict[str, Any]:
     return body
 
 
-# Filled by the session fixture that starts the local Stripe stand-in (tests/conftest.py).
+# The Stripe keys of the suite; the session fixture that starts the local Stripe stand-in (tests/conftest.py)
+# adds its address and fills STRIPE_SETTINGS.
+STRIPE_TEST_SETTINGS = {
+    "STRIPE_SECRET_KEY": "sk_test_marketplace",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_marketplace",
+    "STRIPE_WEBHOOK_SECRET": "whsec_test_marketplace",
+}
+WEBHOOK_SECRET = STRIPE_TEST_SETTINGS["STRIPE_WEBHOOK_SECRET"]
 STRIPE_SETTINGS: dict[str, str] = {}
 
 

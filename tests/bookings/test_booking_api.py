@@ -12,8 +12,8 @@ from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
-from tests.bookings.conftest import NOW, book
 from tests.factories import UserFactory
+from tests.fixtures.bookable import NOW, book
 from tests.helpers import ApiUser, assert_error_shape
 
 MONDAY_9_BERLIN = "2027-01-04T09:00:00+01:00"

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 
 from marketplace.bookings import tasks
 from marketplace.mentors.models import MentorProfile
-from tests.bookings.conftest import book
 from tests.factories import UserFactory
+from tests.fixtures.bookable import book
 from tests.helpers import STRIPE_SETTINGS, ApiUser, assert_error_shape
 from tests.support.stripe_client import StripeTestClient
 

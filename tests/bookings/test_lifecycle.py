@@ -9,11 +9,11 @@ from icalendar import Calendar
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.bookings import service
-from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
-from tests.bookings.conftest import book
-from tests.factories import UserFactory
+from tests.factories import BookingFactory
+from tests.fixtures.bookable import book
 from tests.helpers import ApiUser, assert_error_shape
 
 THURSDAY_10 = "2027-01-07T10:00:00+01:00"  # 75 hours after the frozen now
@@ -241,42 +241,16 @@ def test_the_database_refuses_overlapping_live_bookings(mentor: MentorProfile, l
     """The invariant does not depend on the service's checks: a raw insert past them still fails."""
     existing = db.session.get(Booking, book(learner, mentor, THURSDAY_10).get_json()["id"])
     start = existing.start_at + timedelta(minutes=30)
-    clash = Booking(
-        mentor_id=mentor.id,
-        learner_id=UserFactory().id,
-        status=BookingStatus.CONFIRMED.value,
-        start_at=start,
-        end_at=start + timedelta(hours=1),
-        blocked_until=start + timedelta(hours=1),
-        duration_minutes=60,
-        topic="sneaky",
-        price_cents=0,
-        currency="USD",
-        hold_expires_at=start,
-    )
-    db.session.add(clash)
     with pytest.raises(IntegrityError):
-        db.session.flush()
+        BookingFactory(mentor=mentor, start_at=start, topic="sneaky")
     db.session.rollback()
 
 
 def test_the_database_allows_overlap_with_dead_bookings(mentor: MentorProfile, learner: ApiUser) -> None:
     existing = db.session.get(Booking, book(learner, mentor, THURSDAY_10).get_json()["id"])
     _cancel(learner, existing.id)
-    clash = Booking(
-        mentor_id=mentor.id,
-        learner_id=UserFactory().id,
-        status=BookingStatus.CONFIRMED.value,
-        start_at=existing.start_at,
-        end_at=existing.end_at,
-        blocked_until=existing.blocked_until,
-        duration_minutes=60,
-        topic="fine",
-        price_cents=0,
-        currency="USD",
-        hold_expires_at=existing.start_at,
+    clash = BookingFactory(
+        mentor=mentor, start_at=existing.start_at, blocked_until=existing.blocked_until, topic="fine"
     )
-    db.session.add(clash)
-    db.session.flush()
 
     assert clash.id is not None

@@ -17,8 +17,8 @@ from marketplace.bookings import service
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.scheduling.service import save_availability
-from tests.bookings.conftest import NOW, WEEKDAYS_9_TO_17, book
 from tests.factories import MentorProfileFactory, UserFactory
+from tests.fixtures.bookable import NOW, WEEKDAYS_9_TO_17, book
 from tests.helpers import ApiUser, recorded_selects, temporary_app
 from tests.support.databases import fresh_database
 

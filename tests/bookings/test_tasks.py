@@ -8,7 +8,7 @@ from marketplace.bookings import service, tasks
 from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
-from tests.bookings.conftest import book
+from tests.fixtures.bookable import book
 from tests.helpers import ApiUser
 from workers.schedule import BEAT_SCHEDULE
 

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from marketplace.accounts.models import Role, User
-from marketplace.bookings.models import Booking, BookingStatus, Review
+from marketplace.bookings.models import BookingStatus, Review
 from marketplace.careers.content import load_career_paths
 from marketplace.careers.service import sync_career_paths
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
-from tests.factories import MentorProfileFactory, UserFactory
+from tests.factories import BookingFactory, MentorProfileFactory, UserFactory
 
 
 def load_paths() -> None:
@@ -55,21 +55,9 @@ def tomorrow() -> datetime:
 def add_review(mentor: MentorProfile, learner: User, rating: int, comment: str) -> Review:
     """A completed session a week ago and its review, written directly: past times cannot be booked."""
     start = (utcnow() - timedelta(days=7)).replace(microsecond=0)
-    booking = Booking(
-        mentor=mentor,
-        learner=learner,
-        status=BookingStatus.COMPLETED.value,
-        start_at=start,
-        end_at=start + timedelta(hours=1),
-        blocked_until=start + timedelta(hours=1),
-        duration_minutes=60,
-        topic="Career advice",
-        price_cents=mentor.price_cents or 0,
-        currency=mentor.currency or "USD",
-        hold_expires_at=start - timedelta(days=1),
+    booking = BookingFactory(
+        mentor=mentor, learner=learner, status=BookingStatus.COMPLETED.value, start_at=start
     )
-    db.session.add(booking)
-    db.session.flush()
     review = Review(
         booking_id=booking.id, mentor_id=mentor.id, learner_id=learner.id, rating=rating, comment=comment
     )

@@ -14,11 +14,17 @@ from openapi_schema_validator import OAS30ReadValidator
 from werkzeug.test import TestResponse
 
 from marketplace.accounts.models import Role
-from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.bookings.models import BookingStatus
 from marketplace.core.api import BEARER_SCHEME, COOKIE_SCHEME
 from marketplace.extensions import db
 from marketplace.mentors.vetting import VettingStatus
-from tests.factories import PASSWORD, AvailabilityScheduleFactory, MentorProfileFactory, UserFactory
+from tests.factories import (
+    PASSWORD,
+    AvailabilityScheduleFactory,
+    BookingFactory,
+    MentorProfileFactory,
+    UserFactory,
+)
 from tests.helpers import ApiUser
 
 SIGNED_IN = [{BEARER_SCHEME: []}, {COOKIE_SCHEME: []}]
@@ -111,20 +117,16 @@ def test_fields_that_can_be_null_are_documented_nullable(spec: dict[str, Any], c
     public = MentorProfileFactory(rating_avg=None, next_available_at=None)
     AvailabilityScheduleFactory(profile=public)
     learner = ApiUser(client, UserFactory())
-    held = Booking(
-        mentor_id=public.id,
-        learner_id=learner.user.id,
+    held = BookingFactory(
+        mentor=public,
+        learner=learner.user,
         status=BookingStatus.PENDING_PAYMENT.value,
         start_at=public.created_at,
         end_at=public.created_at.replace(year=public.created_at.year + 1),
-        blocked_until=public.created_at.replace(year=public.created_at.year + 1),
-        duration_minutes=60,
         topic="Nulls",
         price_cents=6000,
-        currency="USD",
         hold_expires_at=public.created_at,
     )
-    db.session.add(held)
     db.session.commit()
 
     own = ApiUser(client, mentor.user).get("/api/v1/me/mentor-profile")

@@ -33,7 +33,7 @@ from marketplace.mentors.service import decide
 from marketplace.mentors.vetting import VettingAction, VettingStatus
 from marketplace.payments.models import EarningEntry, EarningKind
 from marketplace.scheduling.service import save_availability, save_override
-from tests.factories import MentorProfileFactory, UserFactory
+from tests.factories import BookingFactory, MentorProfileFactory, UserFactory
 from tests.helpers import temporary_app
 from tests.support.databases import fresh_database
 from tests.support.live_server import live_server
@@ -97,23 +97,15 @@ def _in_days(days: int, hour: int) -> datetime:
 
 
 def _booking(mentor: Any, learner: Any, status: BookingStatus, start: datetime, **fields: Any) -> Booking:
-    booking = Booking(
-        mentor_id=mentor.id,
-        learner_id=learner.id,
+    return BookingFactory(
+        mentor=mentor,
+        learner=learner,
         status=status.value,
         start_at=start,
-        end_at=start + timedelta(hours=1),
-        blocked_until=start + timedelta(hours=1),
-        duration_minutes=60,
         topic="Fuzzing a marketplace",
-        price_cents=mentor.price_cents,
-        currency=mentor.currency,
         hold_expires_at=start - timedelta(days=1) if start < datetime.now(UTC) else _in_days(0, 23),
         **fields,
     )
-    db.session.add(booking)
-    db.session.flush()
-    return booking
 
 
 def _seed(url: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from marketplace.mentors.vetting import VettingAction, VettingStatus
 from marketplace.notifications.messages import Kind
 from marketplace.notifications.service import deliver
 from tests.factories import MentorProfileFactory, UserFactory
-from tests.notifications.conftest import bodies
+from tests.fixtures.mail import bodies
 from tests.support.servers import SmtpSink
 
 

@@ -16,10 +16,10 @@ from marketplace.core.db import unit_of_work
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.notifications.models import EmailStatus, SentEmail
-from tests.bookings.conftest import book
 from tests.factories import UserFactory
+from tests.fixtures.bookable import book
+from tests.fixtures.mail import bodies, invite_of, only_to, run_task, with_subject
 from tests.helpers import ApiUser
-from tests.notifications.conftest import bodies, invite_of, only_to, run_task, with_subject
 from tests.support.servers import SmtpSink
 
 THURSDAY_15_BERLIN = "2027-01-07T15:00:00+01:00"  # 14:00 UTC, 9:00 AM in New York

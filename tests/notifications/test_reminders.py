@@ -13,9 +13,9 @@ from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.notifications.models import Reminder
-from tests.bookings.conftest import book
+from tests.fixtures.bookable import book
+from tests.fixtures.mail import bodies, run_task
 from tests.helpers import ApiUser
-from tests.notifications.conftest import bodies, run_task
 from tests.support.servers import SmtpSink
 
 THURSDAY_15_BERLIN = "2027-01-07T15:00:00+01:00"  # 14:00 UTC; now is Monday 06:00 UTC

@@ -17,9 +17,8 @@ from marketplace.accounts.models import Role
 from marketplace.accounts.service import issue_token
 from marketplace.extensions import db
 from marketplace.scheduling.service import save_availability
-from tests.conftest import STRIPE_TEST_SETTINGS
 from tests.factories import MentorProfileFactory, UserFactory
-from tests.helpers import temporary_app
+from tests.helpers import STRIPE_TEST_SETTINGS, temporary_app
 from tests.support.databases import fresh_database
 from tests.support.live_server import live_server
 from tests.support.servers import localstripe_server, redis_server

@@ -22,8 +22,7 @@ from marketplace.mentors.models import MentorProfile
 from marketplace.payments import service, tasks
 from marketplace.payments.models import EarningEntry, IssuedIntent, StripeEvent
 from tests.factories import UserFactory
-from tests.helpers import ApiUser, assert_error_shape
-from tests.payments.conftest import WEBHOOK_SECRET
+from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape
 from tests.payments.test_webhooks import THURSDAY_10, _booking, _held, _pay, deliver
 from tests.support.stripe_client import StripeTestClient, signed_event
 

@@ -22,9 +22,8 @@ from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.payments.models import EarningEntry, StripeEvent
-from tests.bookings.conftest import book
-from tests.helpers import ApiUser
-from tests.payments.conftest import WEBHOOK_SECRET
+from tests.fixtures.bookable import book
+from tests.helpers import WEBHOOK_SECRET, ApiUser
 from tests.support.stripe_client import StripeTestClient, signed_event
 
 BERLIN = ZoneInfo("Europe/Berlin")

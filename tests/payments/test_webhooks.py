@@ -22,10 +22,9 @@ from marketplace.mentors.models import MentorProfile
 from marketplace.payments import service, tasks
 from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.models import EarningEntry, StripeEvent
-from tests.bookings.conftest import NOW, book
 from tests.factories import UserFactory
-from tests.helpers import ApiUser, assert_error_shape
-from tests.payments.conftest import WEBHOOK_SECRET
+from tests.fixtures.bookable import NOW, book
+from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape
 from tests.support.servers import free_port
 from tests.support.stripe_client import DECLINED_AFTER_ATTACH, StripeTestClient, signed_event
 
