@@ -1,4 +1,8 @@
-"""Settings read from the environment, so one build runs in every environment (twelve-factor)."""
+"""Settings read from the environment, so one build runs in every environment (twelve-factor).
+
+Parsed by two small helpers rather than environs or pydantic-settings: every setting is a plain string, int or
+on/off flag, and a library would add a dependency and change what an unrecognised flag value means.
+"""
 
 from __future__ import annotations
 

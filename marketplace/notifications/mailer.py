@@ -7,6 +7,12 @@ behind (as Flask-Mail's MAIL_SUPPRESS_SEND does). Settings are read from `curren
 SMTP failures are sorted by what a retry can change: a refused connection, a timeout or a 4xx answer raises
 `TransientError` (Celery retries with backoff); a 5xx answer raises `PermanentMailError` (recorded, never
 retried).
+
+Kept rather than Flask-Mailman (1.1 read): its STARTTLS does not verify the server's certificate unless a
+client certificate is configured, its file backend appends a connection's messages to one `.log` file
+rather than one `.eml` each written atomically, its console backend prints to stdout past the log's
+masking, and its Django-style message class would replace `email.message.EmailMessage` in rendering; the
+send-once claim and the transient/permanent sorting would stay ours either way.
 """
 
 from __future__ import annotations
