@@ -21,6 +21,8 @@ from marketplace.mentors.models import MentorProfile
 SITE_NAME = "Mentor marketplace"
 SCHEMA_ORG = "https://schema.org"
 SLOT_DAYS = 14
+# English language names from CLDR, by code (`de`: German).
+LANGUAGE_NAMES = Locale(LOCALE).languages
 
 # --- filters -----------------------------------------------------------------------------------------
 
@@ -54,8 +56,8 @@ def moment_label(moment: datetime, zone: tzinfo = UTC) -> str:
 
 
 def language_name(code: str) -> str:
-    """The language's English name from CLDR (`de` is German), or the code itself when CLDR has none."""
-    return Locale(LOCALE).languages.get(code, code.upper())
+    """The language's English name, or the code itself when CLDR has none."""
+    return LANGUAGE_NAMES.get(code, code.upper())
 
 
 FILTERS = {
