@@ -57,7 +57,7 @@ def moment_label(moment: datetime, zone: tzinfo = UTC) -> str:
 
 def language_name(code: str) -> str:
     """The language's English name, or the code itself when CLDR has none."""
-    return LANGUAGE_NAMES.get(code, code.upper())
+    return str(LANGUAGE_NAMES.get(code, code.upper()))
 
 
 FILTERS = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from celery import signals
 from flask import Flask
@@ -23,7 +23,7 @@ from marketplace.core.request_log import LOG_FORMAT, RequestIdFilter, SecretMask
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class ConsoleHandler(logging.StreamHandler[TextIO]):
     """Writes to the process's own stderr: a Celery worker points sys.stderr back into logging, which
     would loop."""
 
