@@ -11,7 +11,7 @@ import time_machine
 from flask.testing import FlaskClient
 
 from marketplace.accounts.models import Role
-from marketplace.bookings.routes import SLOTS_CACHE
+from marketplace.bookings.availability.routes import SLOTS_CACHE
 from marketplace.mentors.models import MentorProfile
 from tests.factories import MentorProfileFactory, UserFactory
 from tests.helpers import ApiUser
