@@ -1,4 +1,14 @@
-"""GET /api/v1/mentors/{mentor_id}/slots: a mentor's free slots, cached per process, revalidated by ETag."""
+"""GET /api/v1/mentors/{mentor_id}/slots: a mentor's free slots, cached per process, revalidated by ETag.
+
+Correct across processes: the listing's key holds the mentor's calendar version, read from the database on
+every request, and every change to the mentor's free slots bumps it in its own transaction
+(`mentors.calendar.touch`), so no process serves a list of an older calendar. The key's minute covers what
+time alone changes (notice, lapsing holds, the horizon).
+
+Clients and proxies may keep the list for 30 seconds, then revalidate with the ETag. A list that stale is
+safe: creating a booking checks the slot again and the database refuses overlapping bookings, so the worst
+case is a clear 409 for a slot taken meanwhile.
+"""
 
 from __future__ import annotations
 
@@ -32,17 +42,7 @@ class Slots(MethodView):
     @blp.response(200, SLOT_LIST)
     @blp.alt_response(304, description="Unchanged: the ETag sent in `If-None-Match` is current")
     def get(self, args: dict[str, Any], mentor_id: int) -> Response:
-        """Free bookable starts between two dates of the `tz` calendar, shown in `tz`.
-
-        Correct across processes: the listing's key holds the mentor's calendar version, read from the
-        database on every request, and every change to the mentor's free slots bumps it in its own
-        transaction (`mentors.calendar.touch`), so no process serves a list of an older calendar. The
-        key's minute covers what time alone changes (notice, lapsing holds, the horizon).
-
-        Clients and proxies may keep the list for 30 seconds, then revalidate with the ETag. A list that
-        stale is safe: creating a booking checks the slot again and the database refuses overlapping
-        bookings, so the worst case is a clear 409 for a slot taken meanwhile.
-        """
+        """Free bookable starts between two dates of the `tz` calendar, shown in `tz`."""
         zone = ZoneInfo(args["tz"])
         statements_commit_alone()
         query = service.resolve_slot_query(mentor_id, args["from_"], args["to"], zone, args["duration"])
