@@ -31,7 +31,7 @@ from flask import Flask
 
 from bench.scenario import TIMEZONE, Seeded, seed, window_bounds
 from bench.server import BenchError, exit_cleanly_on_signals, format_ms, gunicorn_server, percentile
-from marketplace.bookings.service import blocking_intervals, list_free_slots
+from marketplace.bookings.availability.service import blocking_intervals, list_free_slots
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile

@@ -47,6 +47,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace import cli, notifications
     from marketplace.accounts import auth, passwords
     from marketplace.accounts.routes import blp as accounts_blp
+    from marketplace.bookings.availability.routes import blp as slots_blp
     from marketplace.bookings.routes import blp as bookings_blp
     from marketplace.bookings.routes import feeds as calendar_feeds_blp
     from marketplace.careers.routes import blp as careers_blp
@@ -84,6 +85,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(accounts_blp)
     api.register_blueprint(mentors_blp)
     api.register_blueprint(scheduling_blp)
+    api.register_blueprint(slots_blp)
     api.register_blueprint(bookings_blp)
     api.register_blueprint(calendar_feeds_blp)
     api.register_blueprint(careers_blp)

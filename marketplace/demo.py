@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import Role, User
 from marketplace.bookings import service as bookings
+from marketplace.bookings.availability.service import list_free_slots
 from marketplace.bookings.models import Booking, BookingStatus
 from marketplace.careers import service as careers
 from marketplace.careers.content import load_career_paths
@@ -297,7 +298,7 @@ def _add_bookings(profile: MentorProfile, learners: list[User], position: int) -
     mentors an unpaid hold (each learner keeps at most one, well under the unpaid-hold limit).
 
     Demo confirmations skip the card payment, which only a learner's browser can make."""
-    upcoming = bookings.list_free_slots(profile.id, None, None, ZoneInfo(profile.timezone), 60)
+    upcoming = list_free_slots(profile.id, None, None, ZoneInfo(profile.timezone), 60)
     picks: list[Slot] = upcoming[2::9][:4]
     for index, slot in enumerate(picks):
         if index == 0 and position >= len(learners):

@@ -19,7 +19,7 @@ from flask_migrate import upgrade
 from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.orm import scoped_session, sessionmaker
 
-from marketplace.bookings.routes import SLOTS_CACHE
+from marketplace.bookings.availability.routes import SLOTS_CACHE
 from marketplace.extensions import db, limiter
 from marketplace.mentors.catalog import CATALOG_RESPONSES
 from tests.helpers import STRIPE_SETTINGS, STRIPE_TEST_SETTINGS, make_test_app

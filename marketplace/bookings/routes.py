@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, url_for
 from flask.views import MethodView
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -19,19 +18,14 @@ from marketplace.bookings.schemas import (
     RescheduleSchema,
     ReviewCreateSchema,
     ReviewSchema,
-    SlotArgsSchema,
-    SlotSchema,
 )
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required, roles_required
-from marketplace.core.cache import LRUCache, weak_etag
-from marketplace.core.db import statements_commit_alone
 from marketplace.core.idempotency import REPLAY_HEADER, idempotent
 from marketplace.core.pagination import SelectPage
 from marketplace.extensions import limiter
-from marketplace.scheduling.slots import Slot
 
-blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Slots, bookings, reviews, calendars")
+blp = Blueprint("bookings", __name__, url_prefix="/api/v1", description="Bookings, reviews, calendars")
 feeds = Blueprint("calendar_feeds", __name__, url_prefix="/calendar", description="Calendar subscriptions")
 
 ICS_MIMETYPE = "text/calendar"
@@ -43,57 +37,6 @@ def _ics(payload: bytes, filename: str) -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "private, no-store"
     return response
-
-
-# Serialized listings by `SlotQuery.key`, per process; bounded so many mentors and windows stay cheap.
-SLOTS_CACHE: LRUCache[str, bytes] = LRUCache(maxsize=2048)
-SLOTS_MAX_AGE_SECONDS = 30
-
-
-@blp.route("/mentors/<int:mentor_id>/slots")
-class Slots(MethodView):
-    @blp.arguments(SlotArgsSchema(), location="query")  # an instance: a class is instantiated per request
-    @blp.response(200, SlotSchema(many=True))
-    @blp.alt_response(304, description="Unchanged: the ETag sent in `If-None-Match` is current")
-    def get(self, args: dict[str, Any], mentor_id: int) -> Response:
-        """Free bookable starts between two dates of the `tz` calendar, shown in `tz`."""
-        zone = ZoneInfo(args["tz"])
-        statements_commit_alone()
-        query = service.resolve_slot_query(mentor_id, args["from_"], args["to"], zone, args["duration"])
-        return _slots_response(query)
-
-
-def _slots_response(query: service.SlotQuery) -> Response:
-    """The listing for `query`, computed once per key and process.
-
-    Correct across processes: the key holds the mentor's calendar version, read from the database on every
-    request, and every change to the mentor's free slots bumps it in its own transaction
-    (`mentors.calendar.touch`), so no process serves a list of an older calendar. The key's minute covers
-    what time alone changes (notice, lapsing holds, the horizon).
-
-    Clients and proxies may keep the list for 30 seconds, then revalidate with the ETag (a weak one: two
-    processes may compute a key's list a few seconds apart). A list that stale is safe: creating a booking
-    checks the slot again and the database refuses overlapping bookings, so the worst case is a clear 409
-    for a slot taken meanwhile.
-    """
-    etag = weak_etag(query.key)
-    headers = {"ETag": f'W/"{etag}"', "Cache-Control": f"public, max-age={SLOTS_MAX_AGE_SECONDS}"}
-    if request.if_none_match.contains_weak(etag):
-        return Response(status=304, headers=headers)
-    body = SLOTS_CACHE.get(query.key)
-    if body is None:
-        body = _serialize(service.slots_for(query), query.zone)
-        SLOTS_CACHE.put(query.key, body)
-    return Response(body, headers=headers, mimetype=current_app.json.mimetype)
-
-
-def _serialize(slots: list[Slot], zone: ZoneInfo) -> bytes:
-    """`SlotSchema` output, written as jsonify writes it."""
-    listed = [
-        {"start": slot.start.astimezone(zone).isoformat(), "end": slot.end.astimezone(zone).isoformat()}
-        for slot in slots
-    ]
-    return current_app.json.response(listed).get_data()
 
 
 def _hold_limit() -> str:

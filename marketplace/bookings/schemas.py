@@ -1,17 +1,13 @@
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from flask import current_app, has_request_context
 from flask_login import current_user
-from marshmallow import ValidationError, post_dump, validate, validates_schema
+from marshmallow import post_dump, validate
 
-from marketplace.accounts.schemas import validate_timezone
 from marketplace.bookings.models import Booking, BookingStatus
 from marketplace.core.validation import QuerySchema, Schema, fields
-
-MAX_SLOT_WINDOW_DAYS = 62
 
 
 class BookingCreateSchema(Schema):
@@ -101,27 +97,6 @@ class ReviewSchema(Schema):
     rating = fields.Integer()
     comment = fields.String(allow_none=True)
     created_at = fields.DateTime()
-
-
-class SlotArgsSchema(QuerySchema):
-    from_ = fields.Date(data_key="from", load_default=None)
-    to = fields.Date(load_default=None)
-    duration = fields.Integer(load_default=None, validate=validate.Range(min=1, max=24 * 60))
-    tz = fields.String(load_default="UTC", validate=validate_timezone)
-
-    @validates_schema
-    def _window(self, data: dict[str, Any], **_: Any) -> None:
-        start: date | None = data.get("from_")
-        end: date | None = data.get("to")
-        if start and end and end < start:
-            raise ValidationError("Must not be before `from`.", "to")
-        if start and end and (end - start).days >= MAX_SLOT_WINDOW_DAYS:
-            raise ValidationError(f"Ask for at most {MAX_SLOT_WINDOW_DAYS} days at once.", "to")
-
-
-class SlotSchema(Schema):
-    start = fields.String()
-    end = fields.String()
 
 
 class CalendarFeedSchema(Schema):

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from marketplace.accounts.models import User
+from marketplace.bookings.availability.service import list_free_slots
 from marketplace.bookings.models import Review
-from marketplace.bookings.service import list_free_slots
 from marketplace.careers.models import CareerPath, CareerPathMatch
 from marketplace.core.errors import NotFound
 from marketplace.core.pagination import page_and_total

@@ -1,59 +1,41 @@
-"""Per-process caches: a small bounded LRU map, and whole-response caching of public GET endpoints.
+"""Per-process response caching of public GET endpoints, revalidated by ETag.
 
-Both are safe across processes only because every key holds a version read from the database on each
-request (a mentor's calendar version, the catalog version): a change commits a new version, so no process
-keeps answering from data older than the last commit it can see.
+Safe across processes only because every key holds a version read from the database on each request (a
+mentor's calendar version, the catalog version): a change commits a new version, so no process keeps
+answering from data older than the last commit it can see. The LRU maps are cachetools'; the conditional
+answers (ETag, If-None-Match, 304) are werkzeug's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, Generic, TypeVar
+from typing import Any
 
+from cachetools import LRUCache
 from flask import Response, request
+from werkzeug.datastructures import Headers
 
 from marketplace.core.db import statements_commit_alone
 from marketplace.core.time import utcnow
 
-K = TypeVar("K")
-V = TypeVar("V")
 
+def conditional(key: str, cache_control: str) -> Response:
+    """An empty response carrying the validators of the body cached under `key`, made conditional on the
+    request by werkzeug: a 304 when `If-None-Match` holds its ETag, else a 200 for the caller to fill.
 
-class LRUCache(Generic[K, V]):
-    """At most `maxsize` entries; the least recently read or written goes first. Thread-safe, so it also
-    serves threaded gunicorn workers."""
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._entries: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.maxsize:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-def weak_etag(key: str) -> str:
-    """The ETag of a response cached under `key`: weak, as two processes may build it seconds apart."""
-    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    The ETag is weak (two processes may build a key's body seconds apart) and comes from the key alone, so
+    the 304 is decided before any body exists: revalidating against a process that has not built this
+    body yet costs none.
+    """
+    response = Response()
+    response.set_etag(hashlib.blake2b(key.encode(), digest_size=16).hexdigest(), weak=True)
+    response.headers["Cache-Control"] = cache_control
+    if request.if_none_match:  # only then: make_conditional costs a hit ~20 us even with nothing to compare
+        response.make_conditional(request)
+    return response
 
 
 class ResponseCache:
@@ -69,31 +51,37 @@ class ResponseCache:
 
     def __init__(self, version: Callable[[], object], maxsize: int) -> None:
         self._version = version
-        self._entries: LRUCache[str, tuple[bytes, list[tuple[str, str]]]] = LRUCache(maxsize)
+        self._entries: LRUCache[str, tuple[bytes, Headers]] = LRUCache(maxsize)
+        # cachetools' caches are not thread-safe (a read reorders the LRU); threaded workers share this one.
+        self._lock = threading.Lock()
 
     def __call__(self, view: Callable[..., Any]) -> Callable[..., Response]:
         @wraps(view)
         def cached_view(*args: Any, **kwargs: Any) -> Response:
             statements_commit_alone()
             key = f"{request.url}\n{self._version()}\n{utcnow():%Y-%m-%dT%H:%M}"
-            etag = weak_etag(key)
-            validators = {"ETag": f'W/"{etag}"', "Cache-Control": self.CACHE_CONTROL}
-            if request.if_none_match.contains_weak(etag):
-                return Response(status=304, headers=validators)
-            entry = self._entries.get(key)
+            response = conditional(key, self.CACHE_CONTROL)
+            if response.status_code == 304:
+                return response
+            with self._lock:
+                entry = self._entries.get(key)
             if entry is None:
-                response = view(*args, **kwargs)
-                if response.status_code != 200 or "Set-Cookie" in response.headers:
-                    return response
-                headers = [(name, value) for name, value in response.headers if name != "Content-Length"]
-                entry = (response.get_data(), headers)
-                self._entries.put(key, entry)
+                built = view(*args, **kwargs)
+                if built.status_code != 200 or "Set-Cookie" in built.headers:
+                    return built
+                headers = Headers(
+                    [(name, value) for name, value in built.headers if name != "Content-Length"]
+                )
+                entry = (built.get_data(), headers)
+                with self._lock:
+                    self._entries[key] = entry
             body, headers = entry
-            response = Response(body, headers=headers)
-            response.headers.update(validators)
+            response.headers.update(headers)
+            response.set_data(body)
             return response
 
         return cached_view
 
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()

@@ -3,7 +3,7 @@ beat sweep, since time passing moves it too."""
 
 from __future__ import annotations
 
-from marketplace.bookings import service as bookings
+from marketplace.bookings.availability import service as availability
 from marketplace.core.celery import task
 from marketplace.core.db import unit_of_work
 from marketplace.core.time import utcnow
@@ -23,7 +23,9 @@ def _refresh(profile_id: int) -> bool:
     version = calendar.version_of(profile_id)
     if version is None:
         return False
-    return calendar.set_next_available(profile_id, version, bookings.first_free_start(profile_id, utcnow()))
+    return calendar.set_next_available(
+        profile_id, version, availability.first_free_start(profile_id, utcnow())
+    )
 
 
 # Every 15 minutes; one transaction per mentor keeps row locks short, and an overlapping run only repeats

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask.testing import FlaskClient
 
-from marketplace.bookings.service import list_free_slots
+from marketplace.bookings.availability.service import list_free_slots
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
