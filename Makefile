@@ -39,11 +39,12 @@ system-deps:
 run: $(STAMP)
 	@bash scripts/run-dev.sh
 
+# A narrowed run (PYTEST_ARGS) reports coverage without holding it to the floor.
 test: system-deps $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest --cov=marketplace $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --cov=marketplace $(if $(PYTEST_ARGS),--cov-fail-under=0) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
