@@ -168,14 +168,14 @@ class BoundedIntegerConverter(IntegerConverter):
     """`<int:...>` ids within an SQL `Integer`: a larger one matches no row, so it is a 404, not an overflow."""
 
     def __init__(self, map: Any, *args: Any, min: int = 1, max: int = INT32_MAX, **kwargs: Any) -> None:
-        super().__init__(map, *args, min=min, max=max, **kwargs)  # type: ignore[misc]  # werkzeug passes these by name
+        super().__init__(map, *args, min=min, max=max, **kwargs)  # type: ignore[misc]  # mypy: *args might hold them
 
 
 class SafeStringConverter(UnicodeConverter):
     """Path segments without NUL or other control characters, and of a length a column can hold."""
 
     def __init__(self, map: Any, *args: Any, maxlength: int = MAX_PATH_SEGMENT_LENGTH, **kwargs: Any) -> None:
-        super().__init__(map, *args, maxlength=maxlength, **kwargs)  # type: ignore[misc]  # werkzeug passes it by name
+        super().__init__(map, *args, maxlength=maxlength, **kwargs)  # type: ignore[misc]  # mypy: *args might hold it
 
     def to_python(self, value: str) -> str:
         if has_control_characters(value):
