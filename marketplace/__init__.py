@@ -42,7 +42,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
             app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies, x_prefix=proxies
         )
     validation.init_app(app)
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # flask's DefaultJSONProvider has it
 
     from marketplace import cli, notifications
     from marketplace.accounts import auth, passwords

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from marketplace.accounts import service as accounts
@@ -298,7 +299,8 @@ def _add_bookings(profile: MentorProfile, learners: list[User], position: int) -
     mentors an unpaid hold (each learner keeps at most one, well under the unpaid-hold limit).
 
     Demo confirmations skip the card payment, which only a learner's browser can make."""
-    upcoming = list_free_slots(profile.id, None, None, ZoneInfo(profile.timezone), 60)
+    # Every demo mentor has a time zone.
+    upcoming = list_free_slots(profile.id, None, None, ZoneInfo(cast(str, profile.timezone)), 60)
     picks: list[Slot] = upcoming[2::9][:4]
     for index, slot in enumerate(picks):
         if index == 0 and position >= len(learners):
@@ -315,7 +317,7 @@ def _add_bookings(profile: MentorProfile, learners: list[User], position: int) -
 
 def _add_past_session(profile: MentorProfile, learner: User) -> None:
     """Past sessions cannot be booked through the API, so the demo writes one directly and reviews it."""
-    zone = ZoneInfo(profile.timezone)
+    zone = ZoneInfo(cast(str, profile.timezone))  # every demo mentor has a time zone
     day = (utcnow().astimezone(zone) - timedelta(days=7)).date()
     start = datetime.combine(day, time(10, 0), zone)
     past = Booking(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from typing import cast
 
 from flask import Flask, g, request, session
 from flask_login import current_user, login_user, logout_user
@@ -69,7 +70,7 @@ def current_session_key() -> str | None:
 
 def current_token_id() -> int | None:
     """The id of the API token that authenticated this request."""
-    return g.get("api_token_id")
+    return cast("int | None", g.get("api_token_id"))
 
 
 def _bearer_token() -> str | None:
@@ -98,12 +99,12 @@ def _record_use_alone(token: ApiToken) -> None:
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
 
-    @login_manager.user_loader
+    @login_manager.user_loader  # type: ignore[untyped-decorator]  # flask-login ships no type information
     def _load_user(user_id: str) -> User | None:
         key = session.get(SESSION_KEY)
         return service.user_for_session(key, user_id) if isinstance(key, str) else None
 
-    @login_manager.unauthorized_handler
+    @login_manager.unauthorized_handler  # type: ignore[untyped-decorator]  # flask-login ships no type information
     def _unauthorized() -> None:
         raise Unauthorized("Authentication required.")
 

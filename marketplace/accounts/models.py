@@ -18,7 +18,7 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-class User(UserMixin, TimestampMixin, db.Model):
+class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,7 +50,7 @@ class User(UserMixin, TimestampMixin, db.Model):
         return self.is_active_account
 
 
-class UserRole(db.Model):
+class UserRole(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "user_roles"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
@@ -59,7 +59,7 @@ class UserRole(db.Model):
     user: Mapped[User] = relationship(back_populates="role_rows")
 
 
-class ApiToken(TimestampMixin, db.Model):
+class ApiToken(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """Only a SHA-256 of the token is kept: tokens are long random strings, so a slow hash adds nothing.
 
     A token works until `expires_at` unless `revoked_at` is set (by its owner, or by a password change).
@@ -78,7 +78,7 @@ class ApiToken(TimestampMixin, db.Model):
     user: Mapped[User] = relationship()
 
 
-class UserSession(db.Model):
+class UserSession(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """A signed-in browser: the cookie carries a random key, this row its SHA-256.
 
     Server-side rows rather than a per-user generation number, because logout must end one browser's

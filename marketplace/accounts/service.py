@@ -86,7 +86,7 @@ def start_session(user: User) -> str:
 
 def user_for_session(key: str, user_id: str) -> User | None:
     """The active user of a live session, in one query; None once it was ended or expired."""
-    user = db.session.scalar(
+    user: User | None = db.session.scalar(
         select(User)
         .join(UserSession, UserSession.user_id == User.id)
         .where(UserSession.id == _digest(key), UserSession.expires_at > utcnow())
@@ -182,13 +182,13 @@ def issue_token(user: User, name: str = DEFAULT_TOKEN_NAME) -> str:
     return create_token(user, name)[1]
 
 
-def _live_tokens(now: datetime) -> Select[tuple[ApiToken]]:
+def _live_tokens(now: datetime) -> Select[ApiToken]:
     return select(ApiToken).where(ApiToken.revoked_at.is_(None), ApiToken.expires_at > now)
 
 
 def live_token(raw_token: str) -> ApiToken | None:
     """The unexpired, unrevoked token of an active user (loaded with it, in one query)."""
-    token = db.session.scalar(
+    token: ApiToken | None = db.session.scalar(
         _live_tokens(utcnow())
         .where(ApiToken.token_hash == _digest(raw_token))
         .options(joinedload(ApiToken.user))

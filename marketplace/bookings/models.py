@@ -46,7 +46,7 @@ class RefundStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class Booking(TimestampMixin, db.Model):
+class Booking(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "bookings"
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="ends_after_start"),
@@ -142,7 +142,7 @@ class Booking(TimestampMixin, db.Model):
         return {"amount_cents": self.refund_amount_cents, "status": self.refund_status}
 
 
-class Review(db.Model):
+class Review(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "reviews"
     __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
 
@@ -155,7 +155,7 @@ class Review(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class CalendarFeed(db.Model):
+class CalendarFeed(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """A mentor's private subscription URL; only a hash of its secret is kept, so rotating is the way back."""
 
     __tablename__ = "calendar_feeds"

@@ -20,7 +20,7 @@ from marketplace.extensions import db
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
-class CareerPath(TimestampMixin, db.Model):
+class CareerPath(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "career_paths"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,7 +66,7 @@ class CareerPath(TimestampMixin, db.Model):
         return [p.strip() for p in _PARAGRAPH_BREAK.split(self.description) if p.strip()]
 
 
-class CareerPathSkill(db.Model):
+class CareerPathSkill(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """A skill that defines a path; indexed by skill so "which paths fit these skills" is one lookup."""
 
     __tablename__ = "career_path_skills"
@@ -76,7 +76,7 @@ class CareerPathSkill(db.Model):
     position: Mapped[int] = mapped_column(default=0)
 
 
-class CareerPathMatch(db.Model):
+class CareerPathMatch(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """How a mentor relates to a path: chose it, and how many of its skills they list.
 
     Written only by database triggers (migration 0004) whenever mentor tags, path skills or paths change,

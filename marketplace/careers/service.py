@@ -100,7 +100,7 @@ def list_paths() -> list[CareerPath]:
 
 
 def get_path(slug: str) -> CareerPath:
-    path = db.session.scalar(select(CareerPath).where(CareerPath.slug == slug))
+    path: CareerPath | None = db.session.scalar(select(CareerPath).where(CareerPath.slug == slug))
     if path is None:
         raise NotFound("No such career path.")
     return path

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from copy import deepcopy
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import flask_smorest
 from marshmallow import Schema, fields
@@ -71,9 +71,18 @@ def _error_response(description: str, error_schema: type[Schema]) -> dict[str, A
     return {"description": description, "content": {"application/json": {"schema": error_schema}}}
 
 
-class Blueprint(flask_smorest.Blueprint):
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest ships no type information
     ARGUMENTS_PARSER = ArgumentsParser()
     PAGINATION_ARGUMENTS_PARSER = ArgumentsParser()
+
+    if TYPE_CHECKING:
+        # flask-smorest is untyped: its decorators, as this code uses them, keep the decorated signature.
+        def route(self, rule: str, **options: Any) -> Callable[[F], F]: ...
+        def response(self, status_code: int | str, schema: Any = None, **kwargs: Any) -> Callable[[F], F]: ...
+        def alt_response(self, status_code: int | str, **kwargs: Any) -> Callable[[F], F]: ...
+        def paginate(self, pager: Any = None, **kwargs: Any) -> Callable[[F], F]: ...
+        def doc(self, **kwargs: Any) -> Callable[[F], F]: ...
+        def errorhandler(self, code_or_exception: type[Exception] | int) -> Callable[[F], F]: ...
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -87,13 +96,13 @@ class Blueprint(flask_smorest.Blueprint):
                 if key != "parameters":
                     doc["names_a_resource"] = True
 
-    def arguments(self, schema: Any, *, required: bool | None = None, **kwargs: Any) -> Any:
+    def arguments(self, schema: Any, *, required: bool | None = None, **kwargs: Any) -> Callable[[F], F]:
         """As flask-smorest's, but a body is documented as required only when its schema requires a field:
         without one, a request with no body at all is accepted (as `{}`), so the document must allow it."""
         if required is None:
             fields_of = (schema() if isinstance(schema, type) else schema).fields.values()
             required = any(field.required for field in fields_of)
-        return super().arguments(schema, required=required, **kwargs)
+        return cast("Callable[[F], F]", super().arguments(schema, required=required, **kwargs))
 
     @staticmethod
     def _prepare_security_doc(
@@ -108,7 +117,7 @@ class Blueprint(flask_smorest.Blueprint):
         }
         parameters: list[Any] = doc.setdefault("parameters", [])
         errors = dict(doc_info.get("error_responses", {}))
-        signed_in = [{BEARER_SCHEME: []}, {COOKIE_SCHEME: []}]
+        signed_in: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}, {COOKIE_SCHEME: []}]
         if auth is None:
             doc["security"] = []
         elif auth.get("optional"):
@@ -171,7 +180,7 @@ class Blueprint(flask_smorest.Blueprint):
         return metadata
 
 
-class Api(flask_smorest.Api):
+class Api(flask_smorest.Api):  # type: ignore[misc]  # flask-smorest ships no type information
     """Declares the two ways to authenticate, the error shape and the pagination header."""
 
     ERROR_SCHEMA = ErrorSchema

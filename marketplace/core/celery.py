@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery, Task, shared_task
 from flask import Flask
@@ -32,11 +32,11 @@ def task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
         "soft_time_limit": 60,
         "time_limit": 90,
     }
-    return shared_task(**{**defaults, **options})
+    return cast("Callable[[Callable[..., Any]], Any]", shared_task(**{**defaults, **options}))
 
 
-def celery_init_app(app: Flask, task_modules: Iterable[str]) -> Celery:
-    class FlaskTask(Task):
+def celery_init_app(app: Flask, task_modules: Iterable[str]) -> Celery[Any]:
+    class FlaskTask(Task[Any, Any]):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
                 return self.run(*args, **kwargs)

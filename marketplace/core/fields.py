@@ -20,6 +20,7 @@ from typing import Any
 
 from marshmallow import ValidationError, validate
 from marshmallow import fields as ma_fields
+from marshmallow import types as ma_types
 from marshmallow.fields import (
     UUID,
     Boolean,
@@ -85,7 +86,8 @@ class BoundedField:
 
 
 class _CleanText(BoundedField):
-    default_error_messages = {
+    validators: list[ma_types.Validator]
+    default_error_messages: ma_types.ErrorMessages = {
         "control": "Must be one line without control characters.",
         "control_multiline": "Must not contain control characters other than line breaks and tabs.",
         "too_long": "Longer than maximum length {max}.",
@@ -100,7 +102,7 @@ class _CleanText(BoundedField):
         self.max_length = min(limits, default=DEFAULT_MAX_LENGTH)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)  # type: ignore[misc]
+        text: str = super()._deserialize(value, attr, data, **kwargs)  # type: ignore[misc]
         if len(text) > self.max_length:
             raise self.make_error("too_long", max=self.max_length)  # type: ignore[attr-defined]
         if has_control_characters(text, multiline=self.multiline):

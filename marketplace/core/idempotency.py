@@ -32,7 +32,7 @@ MAX_KEY_LENGTH = 255
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class IdempotencyKey(db.Model):
+class IdempotencyKey(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("user_id", "key"),)
 
@@ -59,7 +59,7 @@ def _claim(user_id: int, key: str, fingerprint: str) -> IdempotencyKey:
         with db.session.begin_nested():
             db.session.add(row)
     except IntegrityError:
-        existing = db.session.scalar(
+        existing: IdempotencyKey | None = db.session.scalar(
             select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
         )
         if existing is None:

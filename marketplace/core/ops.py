@@ -103,7 +103,7 @@ class Metrics(MethodView):
         _require_metrics_token()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
             payload = generate_latest(registry)
         else:
             payload = generate_latest()

@@ -41,7 +41,7 @@ _COMMITTED = "outbox_committed"
 SWEEP_GRACE = timedelta(seconds=20)
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "outbox_messages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -57,7 +57,7 @@ def enqueue(task: str, **payload: Any) -> int:
     """Schedule `task(**payload)` to run after the current transaction commits, and only then."""
     table = OutboxMessage.__table__
     row = {"task": task, "payload": payload, "created_at": utcnow(), "attempts": 0}
-    message_id = db.session.connection().execute(insert(table).returning(table.c.id), row).scalar_one()
+    message_id: int = db.session.connection().execute(insert(table).returning(table.c.id), row).scalar_one()
     db.session.info.setdefault(_PENDING, []).append((message_id, task, payload))
     return message_id
 

@@ -11,7 +11,7 @@ from sqlalchemy import Select, func, select
 from marketplace.extensions import db
 
 
-def page_and_total(stmt: Select, limit: int, offset: int) -> tuple[list[Any], int]:
+def page_and_total(stmt: Select[Any], limit: int, offset: int) -> tuple[list[Any], int]:
     """A page and the total in one query: a window count over the rows the filter and sort read anyway."""
     rows = db.session.execute(stmt.add_columns(func.count().over()).limit(limit).offset(offset)).all()
     if rows:
@@ -22,7 +22,7 @@ def page_and_total(stmt: Select, limit: int, offset: int) -> tuple[list[Any], in
     return [], db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
 
 
-class SelectPage(Page):
+class SelectPage(Page):  # type: ignore[misc]  # flask-smorest ships no type information
     """flask-smorest's Page over a SELECT: one query per page whatever the table size."""
 
     @cached_property

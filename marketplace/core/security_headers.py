@@ -7,6 +7,8 @@ the config already own.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response
 
 
@@ -19,7 +21,7 @@ def _sources(*values: str) -> str:
     return " ".join(seen) or "'none'"
 
 
-def content_security_policy(config: dict) -> str:
+def content_security_policy(config: dict[str, Any]) -> str:
     """Same-origin everything, no inline script; `CSP_EXTRA_*` make room for Stripe.js and its frames."""
     directives = {
         "default-src": "'self'",

@@ -45,7 +45,7 @@ class Schema(MarshmallowSchema):
 
     reads_query_string = False
 
-    def on_bind_field(self, field_name: str, field_obj: ma_fields.Field) -> None:
+    def on_bind_field(self, field_name: str, field_obj: ma_fields.Field[Any]) -> None:
         if not field_obj.dump_only:
             _require_bounded(field_obj, f"{type(self).__name__}.{field_name}")
 
@@ -56,7 +56,7 @@ class QuerySchema(Schema):
     reads_query_string = True
 
 
-def _require_bounded(field: ma_fields.Field, where: str) -> None:
+def _require_bounded(field: ma_fields.Field[Any], where: str) -> None:
     if isinstance(field, ma_fields.List):
         _require_bounded(field.inner, where)
     elif isinstance(field, ma_fields.Tuple):
@@ -168,14 +168,14 @@ class BoundedIntegerConverter(IntegerConverter):
     """`<int:...>` ids within an SQL `Integer`: a larger one matches no row, so it is a 404, not an overflow."""
 
     def __init__(self, map: Any, *args: Any, min: int = 1, max: int = INT32_MAX, **kwargs: Any) -> None:
-        super().__init__(map, *args, min=min, max=max, **kwargs)
+        super().__init__(map, *args, min=min, max=max, **kwargs)  # type: ignore[misc]  # mypy: *args might hold them
 
 
 class SafeStringConverter(UnicodeConverter):
     """Path segments without NUL or other control characters, and of a length a column can hold."""
 
     def __init__(self, map: Any, *args: Any, maxlength: int = MAX_PATH_SEGMENT_LENGTH, **kwargs: Any) -> None:
-        super().__init__(map, *args, maxlength=maxlength, **kwargs)
+        super().__init__(map, *args, maxlength=maxlength, **kwargs)  # type: ignore[misc]  # mypy: *args might hold it
 
     def to_python(self, value: str) -> str:
         if has_control_characters(value):

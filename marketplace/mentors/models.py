@@ -20,7 +20,7 @@ class TagKind(enum.StrEnum):
     CAREER_PATH = "career_path"
 
 
-class MentorProfile(TimestampMixin, db.Model):
+class MentorProfile(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "mentor_profiles"
     __table_args__ = (
         CheckConstraint("price_cents IS NULL OR price_cents >= 0", name="price_not_negative"),
@@ -108,7 +108,7 @@ class MentorProfile(TimestampMixin, db.Model):
         return before, after
 
 
-class MentorTag(db.Model):
+class MentorTag(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """Skills, languages and career paths as rows, so every database filters on them with an index."""
 
     __tablename__ = "mentor_tags"
@@ -124,7 +124,7 @@ class MentorTag(db.Model):
     profile: Mapped[MentorProfile] = relationship(back_populates="tags")
 
 
-class VettingEvent(db.Model):
+class VettingEvent(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """Append-only audit of every vetting step: who, when, from which state to which, and why."""
 
     __tablename__ = "vetting_events"
@@ -151,7 +151,7 @@ class RevisionStatus(enum.StrEnum):
     WITHDRAWN = "withdrawn"  # the mentor put every field back as it is live
 
 
-class ProfileRevision(TimestampMixin, db.Model):
+class ProfileRevision(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """Changes to public fields of a submitted profile, waiting for an admin: the live profile (what the
     public sees) takes them only when an admin approves. At most one is pending per profile."""
 
@@ -182,7 +182,7 @@ class ProfileRevision(TimestampMixin, db.Model):
         return self.status == RevisionStatus.PENDING.value
 
 
-class CatalogVersion(db.Model):
+class CatalogVersion(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """One row whose number moves with every commit that changes what search shows (migration 0008's
     triggers); see `mentors.catalog`."""
 

@@ -19,11 +19,11 @@ import logging
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.bookings.models import Booking
@@ -132,7 +132,7 @@ def _claim(kind: Kind, object_id: int, recipient: str, version: int) -> Claim:
             .values(status=EmailStatus.SENDING.value, claimed_at=now, attempts=SentEmail.attempts + 1)
             .execution_options(synchronize_session=False)
         )
-        if taken.rowcount == 1:
+        if cast("CursorResult[Any]", taken).rowcount == 1:  # an UPDATE gives a CursorResult
             return Claim.CLAIMED
         status = db.session.scalar(select(SentEmail.status).where(_key(kind, object_id, recipient, version)))
     return Claim.BUSY if status == EmailStatus.SENDING.value else Claim.DONE

@@ -18,7 +18,7 @@ from marketplace.core.time import utcnow
 from marketplace.extensions import db
 
 
-class AvailabilitySchedule(TimestampMixin, db.Model):
+class AvailabilitySchedule(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "availability_schedules"
     __table_args__ = (
         CheckConstraint(
@@ -56,7 +56,7 @@ class AvailabilitySchedule(TimestampMixin, db.Model):
         return next((override for override in self.overrides if override.day == day), None)
 
 
-class RecurringInterval(db.Model):
+class RecurringInterval(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """A recurring range; no uniqueness here, so a PUT may delete and re-insert the same rows in one flush."""
 
     __tablename__ = "availability_weekly_intervals"
@@ -74,7 +74,7 @@ class RecurringInterval(db.Model):
     end: Mapped[str] = mapped_column("end_time", String(5))
 
 
-class DateOverride(db.Model):
+class DateOverride(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     """Replaces the weekly intervals on one mentor-local date; no intervals means a day off."""
 
     __tablename__ = "availability_overrides"
@@ -90,7 +90,7 @@ class DateOverride(db.Model):
     )
 
 
-class OverrideInterval(db.Model):
+class OverrideInterval(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
     __tablename__ = "availability_override_intervals"
     __table_args__ = (CheckConstraint("start_time < end_time", name="start_before_end"),)
 

@@ -31,7 +31,7 @@ def _own_profile(user: User, *, for_update: bool = False) -> MentorProfile:
         # concurrent first PUTs (or POSTs of one date) queue instead of failing on a unique constraint.
         # SQLite writers are already serialized by BEGIN IMMEDIATE and ignore FOR UPDATE.
         stmt = stmt.with_for_update(of=MentorProfile)
-    profile = db.session.scalar(stmt)
+    profile: MentorProfile | None = db.session.scalar(stmt)
     if profile is None:
         raise NotFound("Create your mentor profile first (PUT /api/v1/me/mentor-profile).")
     return profile

@@ -30,6 +30,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _MIDNIGHT = time(0, 0)
@@ -273,9 +274,10 @@ def _candidate_starts(
         day, offsets = next_day, next_offsets
 
 
-def _midnight_offsets(zone: ZoneInfo, day: date) -> tuple[timedelta | None, timedelta | None]:
+def _midnight_offsets(zone: ZoneInfo, day: date) -> tuple[timedelta, timedelta]:
+    # An aware datetime always has an offset (`utcoffset` is None only for naive ones); so below too.
     midnight = datetime.combine(day, _MIDNIGHT, zone)
-    return midnight.utcoffset(), midnight.replace(fold=1).utcoffset()
+    return cast(timedelta, midnight.utcoffset()), cast(timedelta, midnight.replace(fold=1).utcoffset())
 
 
 def _since_midnight(wall: time) -> timedelta:
@@ -314,9 +316,9 @@ def _interval_starts(
     latest_start = _first_instant_at_or_after(zone, end_wall) - duration
     utc_midnight = datetime.combine(day, _UTC_MIDNIGHT)
     for first, second, since in grid:
-        offset = datetime.combine(day, first).utcoffset()
+        offset = cast(timedelta, datetime.combine(day, first).utcoffset())
         # fold=0 and fold=1 disagree in a gap (offset grows: skip) and in a fold (offset shrinks: fold=0).
-        if offset < datetime.combine(day, second).utcoffset():
+        if offset < cast(timedelta, datetime.combine(day, second).utcoffset()):
             continue
         instant = utc_midnight + since - offset
         # fold=0 instants grow with the wall time, so no later grid point can fit either.
@@ -327,8 +329,10 @@ def _interval_starts(
 
 def _first_instant_at_or_after(zone: ZoneInfo, wall: datetime) -> datetime:
     """The first UTC instant at which the local clock reads ``wall`` or later (see module docstring)."""
-    before = wall.replace(tzinfo=zone).utcoffset()  # offset in force before any transition here
-    after = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    before = cast(
+        timedelta, wall.replace(tzinfo=zone).utcoffset()
+    )  # offset in force before any transition here
+    after = cast(timedelta, wall.replace(tzinfo=zone, fold=1).utcoffset())
     if before >= after:  # exists once, or twice (fold): its first occurrence
         return (wall - before).replace(tzinfo=UTC)
     # In a gap: the clock jumps past ``wall`` at the transition, which lies in (wall - after, wall - before].
