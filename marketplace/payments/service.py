@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
@@ -27,7 +27,6 @@ from marketplace.core.db import insert_unless_exists
 from marketplace.core.errors import Conflict, Forbidden, NotFound
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
-from marketplace.mentors.calendar import touch
 from marketplace.mentors.service import own_profile
 from marketplace.payments import intents
 from marketplace.payments.gateway import (
@@ -275,7 +274,7 @@ def settle_paid_booking(booking: Booking) -> str:
     db.session.refresh(booking)
     if booking.state in (BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW):
         return "already confirmed"
-    if booking.state is BookingStatus.EXPIRED and _revive(booking):
+    if booking.state is BookingStatus.EXPIRED and bookings.revive_paid_booking(booking.id):
         sync_ledger(booking)
         return "confirmed after expiry"
     if booking.refund_status == RefundStatus.NONE.value:
@@ -284,30 +283,6 @@ def settle_paid_booking(booking: Booking) -> str:
         outbox.enqueue("payments.execute_refund", booking_id=booking.id)
         signals.late_payment_refunded.send(booking.id)
     return "refunded: slot no longer held"
-
-
-def _revive(booking: Booking) -> bool:
-    """expired -> confirmed, if no live booking took the time since (the database constraint decides).
-
-    The caller holds the mentor's calendar lock (`_locked_booking`)."""
-    if not bookings.mentor_takes_bookings(booking.mentor_id):
-        return False
-    try:
-        with db.session.begin_nested():
-            result = db.session.execute(
-                update(Booking)
-                .where(Booking.id == booking.id, Booking.status == BookingStatus.EXPIRED.value)
-                .values(status=BookingStatus.CONFIRMED.value, confirmed_at=utcnow(), updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-    except IntegrityError:
-        return False
-    db.session.refresh(booking)
-    if result.rowcount != 1:
-        return False
-    touch([booking.mentor_id])
-    signals.booking_confirmed.send(booking.id)
-    return True
 
 
 def _on_intent_failed(obj: dict[str, Any]) -> str:
@@ -461,7 +436,7 @@ def retry_payment(user: User, booking_id: int) -> Booking:
     booking = bookings.get_booking(user, booking_id)
     if not booking.is_learner(user):
         raise Forbidden("Only the learner pays for a booking.")
-    if booking.state is not BookingStatus.PENDING_PAYMENT or booking.hold_expires_at <= utcnow():
+    if not booking.can_pay(user):
         raise Conflict("Only a booking still held for payment can be paid.")
     if booking.payment_intent_id:
         try:
