@@ -2,9 +2,9 @@
 
 State changes go through `transition` (and `transition_all`): compare-and-swap UPDATEs guarded on the states
 the table in models.py lets move to the target, so concurrent confirm, cancel, reschedule and expiry calls
-leave exactly one of them applied. The no-overlap invariant is held by the
-database (an exclusion constraint on PostgreSQL, a trigger plus BEGIN IMMEDIATE on SQLite); the checks here
-give the caller a precise answer, the constraint makes the answer true under races.
+leave exactly one of them applied. The no-overlap invariant is held by the database (an exclusion
+constraint on PostgreSQL, a trigger plus BEGIN IMMEDIATE on SQLite); the checks here give the caller a
+precise answer, the constraint makes the answer true under races.
 """
 
 from __future__ import annotations
@@ -374,9 +374,8 @@ def transition(
     booking holds that time now (the database's no-overlap constraint decides). Sets `values` with it.
     """
     allowed = _from_states(to, only_from)
-    lock_mentor_calendar(
-        booking.mentor_id
-    )  # before the booking row, as everywhere: the commit bumps this row
+    # The mentor's row before the booking's, as everywhere: the commit bumps it.
+    lock_mentor_calendar(booking.mentor_id)
     update_booking = (
         update(Booking)
         .where(Booking.id == booking.id, Booking.status.in_(allowed))
@@ -431,13 +430,9 @@ def transition_all(
     return [row.id for row in rows]
 
 
-def _booking(booking_id: int) -> Booking | None:
-    return db.session.get(Booking, booking_id)
-
-
 def confirm_paid_booking(booking_id: int) -> bool:
     """Called by the payment work when money arrived: pending_payment -> confirmed, and nothing else."""
-    booking = _booking(booking_id)
+    booking = db.session.get(Booking, booking_id)
     won = booking is not None and transition(
         booking, BookingStatus.CONFIRMED, only_from=(BookingStatus.PENDING_PAYMENT,), confirmed_at=utcnow()
     )
@@ -449,7 +444,7 @@ def confirm_paid_booking(booking_id: int) -> bool:
 def revive_paid_booking(booking_id: int) -> bool:
     """Money arrived after the hold lapsed: expired -> confirmed, if the mentor still takes bookings and no
     live booking took the time since. The caller holds the mentor's calendar lock."""
-    booking = _booking(booking_id)
+    booking = db.session.get(Booking, booking_id)
     if booking is None or not mentor_takes_bookings(booking.mentor_id):
         return False
     won = transition(
@@ -462,7 +457,7 @@ def revive_paid_booking(booking_id: int) -> bool:
 
 def release_unpaid_hold(booking_id: int, reason: str) -> bool:
     """The payment was abandoned: a still-unpaid hold is cancelled at once, with nothing to refund."""
-    booking = _booking(booking_id)
+    booking = db.session.get(Booking, booking_id)
     won = booking is not None and transition(
         booking,
         BookingStatus.CANCELLED,
