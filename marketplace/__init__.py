@@ -20,7 +20,6 @@ from marketplace.core import validation
 TASK_MODULES = (
     "marketplace.core.tasks",
     "marketplace.bookings.tasks",
-    "marketplace.mentors.tasks",
     "marketplace.payments.tasks",
     "marketplace.notifications.tasks",
 )
@@ -50,6 +49,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.bookings.availability.routes import blp as slots_blp
     from marketplace.bookings.routes import blp as bookings_blp
     from marketplace.bookings.routes import feeds as calendar_feeds_blp
+    from marketplace.careers import receivers as career_receivers
     from marketplace.careers.routes import blp as careers_blp
     from marketplace.careers.routes import html as pages_blp
     from marketplace.core import db as transactions
@@ -79,6 +79,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     celery_init_app(app, TASK_MODULES)
     gateway.init_app(app)
     receivers.connect()
+    career_receivers.connect()
     notifications.init_app(app)
 
     api.register_blueprint(ops.blp)

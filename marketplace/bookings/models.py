@@ -25,6 +25,8 @@ class BookingStatus(enum.StrEnum):
 # A booking in one of these states owns its time: the database refuses another live one overlapping it.
 LIVE_STATUSES = (BookingStatus.PENDING_PAYMENT.value, BookingStatus.CONFIRMED.value)
 
+# The booking state machine: every status change goes through `bookings.service.transition`, which takes
+# the states allowed to move to its target from here. A booking is born `pending_payment`.
 TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
     BookingStatus.PENDING_PAYMENT: frozenset(
         {BookingStatus.CONFIRMED, BookingStatus.EXPIRED, BookingStatus.CANCELLED}
@@ -32,11 +34,17 @@ TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
     BookingStatus.CONFIRMED: frozenset(
         {BookingStatus.COMPLETED, BookingStatus.NO_SHOW, BookingStatus.CANCELLED}
     ),
+    # Paid after the hold lapsed: confirmed after all if the time is still free (the database decides).
+    BookingStatus.EXPIRED: frozenset({BookingStatus.CONFIRMED}),
     BookingStatus.COMPLETED: frozenset(),
     BookingStatus.NO_SHOW: frozenset(),
-    BookingStatus.EXPIRED: frozenset(),
     BookingStatus.CANCELLED: frozenset(),
 }
+
+
+def sources_of(target: BookingStatus) -> frozenset[BookingStatus]:
+    """The states the table lets move to `target`."""
+    return frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
 
 
 class RefundStatus(enum.StrEnum):
@@ -109,20 +117,34 @@ class Booking(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # F
     def is_mentor(self, user: User) -> bool:
         return user.id == self.mentor.user_id
 
+    def is_participant(self, user: User) -> bool:
+        return self.is_learner(user) or self.is_mentor(user)
+
     def can_view(self, user: User) -> bool:
-        return self.is_learner(user) or self.is_mentor(user) or user.has_role("admin")
+        return self.is_participant(user) or user.has_role("admin")
+
+    # Each `can_*` answers whether `user` may do it now: both their part in the booking and its state.
 
     def can_cancel(self, user: User) -> bool:
-        return self.is_learner(user) or self.is_mentor(user)
+        return self.is_participant(user) and self.can_move_to(BookingStatus.CANCELLED)
 
     def can_reschedule(self, user: User) -> bool:
-        return self.is_learner(user) or self.is_mentor(user)
+        """A move keeps the status: any booking that holds its time can be moved."""
+        return self.is_participant(user) and self.is_live
 
     def can_mark_no_show(self, user: User) -> bool:
-        return self.is_mentor(user)
+        return self.is_mentor(user) and self.can_move_to(BookingStatus.NO_SHOW)
 
     def can_review(self, user: User) -> bool:
-        return self.is_learner(user)
+        return self.is_learner(user) and self.state is BookingStatus.COMPLETED
+
+    def can_pay(self, user: User) -> bool:
+        """The learner pays for a hold that is still held (a fresh PaymentIntent after a declined card)."""
+        return (
+            self.is_learner(user)
+            and self.state is BookingStatus.PENDING_PAYMENT
+            and self.hold_expires_at > utcnow()
+        )
 
     @property
     def payment(self) -> dict[str, object]:

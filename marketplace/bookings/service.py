@@ -1,15 +1,17 @@
 """Booking operations. Each flushes; the request or task commits.
 
-State changes are compare-and-swap UPDATEs guarded on the current state, so concurrent confirm, cancel,
-reschedule and expiry calls leave exactly one of them applied. The no-overlap invariant is held by the
-database (an exclusion constraint on PostgreSQL, a trigger plus BEGIN IMMEDIATE on SQLite); the checks here
-give the caller a precise answer, the constraint makes the answer true under races.
+State changes go through `transition` (and `transition_all`): compare-and-swap UPDATEs guarded on the states
+the table in models.py lets move to the target, so concurrent confirm, cancel, reschedule and expiry calls
+leave exactly one of them applied. The no-overlap invariant is held by the database (an exclusion
+constraint on PostgreSQL, a trigger plus BEGIN IMMEDIATE on SQLite); the checks here give the caller a
+precise answer, the constraint makes the answer true under races.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +32,7 @@ from marketplace.bookings.models import (
     CalendarFeed,
     RefundStatus,
     Review,
+    sources_of,
 )
 from marketplace.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from marketplace.core.time import as_utc, utcnow
@@ -37,7 +40,6 @@ from marketplace.extensions import db
 from marketplace.mentors.calendar import touch
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
-from marketplace.payments import intents
 from marketplace.scheduling.service import rules_for
 from marketplace.scheduling.slots import AvailabilityRules, SlotProblem, check_slot
 
@@ -166,7 +168,10 @@ def create_booking(
     db.session.add(booking)
     _flush_or_conflict()
     touch([profile.id])
-    intents.open_for(booking)
+    # The payments module opens the PaymentIntent; it raises (503) when Stripe cannot be reached, which
+    # rolls the hold back with the request, so no slot is ever held without a way to pay for it.
+    if not signals.payment_needed.send(booking.id):
+        raise RuntimeError("No receiver opens PaymentIntents: a hold must not exist without one.")
     db.session.flush()
     signals.booking_held.send(booking.id)
     return booking
@@ -213,34 +218,101 @@ def mentor_takes_bookings(mentor_id: int) -> bool:
 # --- state changes ---------------------------------------------------------------------------------
 
 
-def _swap(booking_id: int, allowed: tuple[str, ...], **values: Any) -> bool:
-    """Apply `values` only if the booking is still in one of `allowed`; True when this call won."""
-    mentor_id = db.session.scalar(select(Booking.mentor_id).where(Booking.id == booking_id))
-    if mentor_id is None:
-        return False
-    lock_mentor_calendar(mentor_id)  # before the booking row, as everywhere: the commit bumps this row
-    result = db.session.execute(
+def _from_states(to: BookingStatus, only_from: Iterable[BookingStatus] | None) -> list[str]:
+    """The table's sources of `to`, narrowed to `only_from` where a use case moves from fewer of them."""
+    sources = sources_of(to)
+    narrowed = sources if only_from is None else frozenset(only_from)
+    if not narrowed <= sources:
+        raise ValueError(f"Not a booking transition: {sorted(narrowed - sources)} -> {to.value}")
+    return sorted(state.value for state in narrowed)
+
+
+def transition(
+    booking: Booking, to: BookingStatus, *, only_from: Iterable[BookingStatus] | None = None, **values: Any
+) -> bool:
+    """Move the booking to `to` if it is still in a state the table (`TRANSITIONS`) lets move there; True
+    when this call won. Every status change of a single booking goes through here.
+
+    A compare-and-swap: one UPDATE guarded on the current state, so of concurrent changes exactly one
+    applies. A move that takes the booking's time back (expired -> confirmed) loses too when a live
+    booking holds that time now (the database's no-overlap constraint decides). Sets `values` with it.
+    """
+    allowed = _from_states(to, only_from)
+    # The mentor's row before the booking's, as everywhere: the commit bumps it.
+    lock_mentor_calendar(booking.mentor_id)
+    update_booking = (
         update(Booking)
-        .where(Booking.id == booking_id, Booking.status.in_(allowed))
-        .values(updated_at=utcnow(), **values)
+        .where(Booking.id == booking.id, Booking.status.in_(allowed))
+        .values(status=to.value, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    won = result.rowcount == 1
+    if to.value in LIVE_STATUSES and not set(allowed) <= set(LIVE_STATUSES):
+        try:
+            with db.session.begin_nested():
+                won = db.session.execute(update_booking).rowcount == 1
+        except IntegrityError:
+            won = False
+    else:
+        won = db.session.execute(update_booking).rowcount == 1
     if won:
-        touch([mentor_id])  # every swap changes the status, so whether the booking holds its time
-    booking = db.session.get(Booking, booking_id)
-    if booking is not None:
-        db.session.refresh(booking)
+        touch([booking.mentor_id])  # every transition changes whether the booking holds its time
+    db.session.refresh(booking)
     return won
+
+
+def transition_all(
+    to: BookingStatus,
+    conditions: tuple[Any, ...],
+    *,
+    only_from: Iterable[BookingStatus] | None = None,
+    **values: Any,
+) -> list[int]:
+    """`transition` for every booking matching `conditions` (and in a state allowed to move to `to`);
+    returns the ids moved.
+
+    The mentors' calendars are locked first, in id order, so this takes locks in the order every other
+    booking change does (mentor, then booking) and cannot deadlock with one when the commit bumps them.
+    """
+    conditions = (*conditions, Booking.status.in_(_from_states(to, only_from)))
+    mentor_ids = sorted(set(db.session.scalars(select(Booking.mentor_id).where(*conditions))))
+    if not mentor_ids:
+        return []
+    for mentor_id in mentor_ids:
+        lock_mentor_calendar(mentor_id)
+    rows = db.session.execute(
+        update(Booking)
+        .where(*conditions, Booking.mentor_id.in_(mentor_ids))
+        .values(status=to.value, **values)
+        .returning(Booking.id, Booking.mentor_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    touch(row.mentor_id for row in rows)
+    for row in rows:
+        booking = db.session.identity_map.get(db.session.identity_key(Booking, row.id))
+        if booking is not None:
+            db.session.expire(booking)
+    return [row.id for row in rows]
 
 
 def confirm_paid_booking(booking_id: int) -> bool:
     """Called by the payment work when money arrived: pending_payment -> confirmed, and nothing else."""
-    won = _swap(
-        booking_id,
-        (BookingStatus.PENDING_PAYMENT.value,),
-        status=BookingStatus.CONFIRMED.value,
-        confirmed_at=utcnow(),
+    booking = db.session.get(Booking, booking_id)
+    won = booking is not None and transition(
+        booking, BookingStatus.CONFIRMED, only_from=(BookingStatus.PENDING_PAYMENT,), confirmed_at=utcnow()
+    )
+    if won:
+        signals.booking_confirmed.send(booking_id)
+    return won
+
+
+def revive_paid_booking(booking_id: int) -> bool:
+    """Money arrived after the hold lapsed: expired -> confirmed, if the mentor still takes bookings and no
+    live booking took the time since. The caller holds the mentor's calendar lock."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or not mentor_takes_bookings(booking.mentor_id):
+        return False
+    won = transition(
+        booking, BookingStatus.CONFIRMED, only_from=(BookingStatus.EXPIRED,), confirmed_at=utcnow()
     )
     if won:
         signals.booking_confirmed.send(booking_id)
@@ -249,10 +321,11 @@ def confirm_paid_booking(booking_id: int) -> bool:
 
 def release_unpaid_hold(booking_id: int, reason: str) -> bool:
     """The payment was abandoned: a still-unpaid hold is cancelled at once, with nothing to refund."""
-    won = _swap(
-        booking_id,
-        (BookingStatus.PENDING_PAYMENT.value,),
-        status=BookingStatus.CANCELLED.value,
+    booking = db.session.get(Booking, booking_id)
+    won = booking is not None and transition(
+        booking,
+        BookingStatus.CANCELLED,
+        only_from=(BookingStatus.PENDING_PAYMENT,),
         cancelled_at=utcnow(),
         cancel_reason=reason,
         refund_amount_cents=0,
@@ -267,10 +340,10 @@ def release_unpaid_hold(booking_id: int, reason: str) -> bool:
 def expire_lapsed_holds(now: datetime | None = None, mentor_id: int | None = None) -> list[int]:
     """Unpaid holds past their time become expired; returns the ids this call expired."""
     now = now or utcnow()
-    lapsed = (Booking.status == BookingStatus.PENDING_PAYMENT.value, Booking.hold_expires_at <= now)
+    lapsed: tuple[Any, ...] = (Booking.hold_expires_at <= now,)
     if mentor_id is not None:
         lapsed += (Booking.mentor_id == mentor_id,)
-    expired = _bulk_transition(lapsed, status=BookingStatus.EXPIRED.value, updated_at=now)
+    expired = transition_all(BookingStatus.EXPIRED, lapsed, updated_at=now)
     for booking_id in expired:
         signals.booking_expired.send(booking_id)
     return expired
@@ -283,10 +356,10 @@ def cancel_unpaid_holds(mentor_id: int, reason: str) -> list[int]:
     commit; a payment that still lands on one is refunded in full.
     """
     now = utcnow()
-    unpaid = (Booking.mentor_id == mentor_id, Booking.status == BookingStatus.PENDING_PAYMENT.value)
-    cancelled = _bulk_transition(
-        unpaid,
-        status=BookingStatus.CANCELLED.value,
+    cancelled = transition_all(
+        BookingStatus.CANCELLED,
+        (Booking.mentor_id == mentor_id,),
+        only_from=(BookingStatus.PENDING_PAYMENT,),
         cancelled_at=now,
         cancel_reason=reason,
         refund_amount_cents=0,
@@ -303,53 +376,26 @@ def complete_finished(now: datetime | None = None) -> list[int]:
     """Confirmed sessions become completed a grace period after their end, leaving time to report a no-show."""
     now = now or utcnow()
     cutoff = now - timedelta(minutes=_setting("COMPLETION_GRACE_MINUTES"))
-    finished = (Booking.status == BookingStatus.CONFIRMED.value, Booking.end_at <= cutoff)
-    completed = _bulk_transition(finished, status=BookingStatus.COMPLETED.value, updated_at=now)
+    completed = transition_all(BookingStatus.COMPLETED, (Booking.end_at <= cutoff,), updated_at=now)
     for booking_id in completed:
         signals.booking_completed.send(booking_id)
     return completed
 
 
-def _bulk_transition(conditions: tuple[Any, ...], **values: Any) -> list[int]:
-    """Set `values` on the bookings matching `conditions`; returns their ids.
-
-    The mentors' calendars are locked first, in id order, so this takes locks in the order every other
-    booking change does (mentor, then booking) and cannot deadlock with one when the commit bumps them.
-    """
-    mentor_ids = sorted(set(db.session.scalars(select(Booking.mentor_id).where(*conditions))))
-    if not mentor_ids:
-        return []
-    for mentor_id in mentor_ids:
-        lock_mentor_calendar(mentor_id)
-    rows = db.session.execute(
-        update(Booking)
-        .where(*conditions, Booking.mentor_id.in_(mentor_ids))
-        .values(**values)
-        .returning(Booking.id, Booking.mentor_id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    touch(row.mentor_id for row in rows)
-    for row in rows:
-        booking = db.session.identity_map.get(db.session.identity_key(Booking, row.id))
-        if booking is not None:
-            db.session.expire(booking)
-    return [row.id for row in rows]
-
-
 def cancel_booking(user: User, booking_id: int, reason: str | None) -> Booking:
     booking = get_booking(user, booking_id)
-    if not booking.can_cancel(user):
+    if not booking.is_participant(user):
         raise Forbidden("Only the learner or the mentor of a booking can cancel it.")
     now = utcnow()
     # The refund depends on the state; if a payment confirms the booking meanwhile, look again.
     for _attempt in range(3):
-        if not booking.is_live:
+        if not booking.can_cancel(user):
             raise Conflict(f"A booking that is {booking.status} cannot be cancelled.")
         refund = _refund_for(booking, user, now)
-        won = _swap(
-            booking.id,
-            (booking.status,),
-            status=BookingStatus.CANCELLED.value,
+        won = transition(
+            booking,
+            BookingStatus.CANCELLED,
+            only_from=(booking.state,),
             cancelled_at=now,
             cancelled_by_id=user.id,
             cancel_reason=reason,
@@ -377,9 +423,9 @@ def _refund_for(booking: Booking, user: User, now: datetime) -> int:
 
 def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Booking:
     booking = get_booking(user, booking_id)
-    if not booking.can_reschedule(user):
+    if not booking.is_participant(user):
         raise Forbidden("Only the learner or the mentor of a booking can reschedule it.")
-    if not booking.is_live:
+    if not booking.can_reschedule(user):
         raise Conflict(f"A booking that is {booking.status} cannot be rescheduled.")
     now = utcnow()
     hours = _setting("CANCELLATION_FULL_REFUND_HOURS")
@@ -419,20 +465,20 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
 
 def mark_no_show(user: User, booking_id: int) -> Booking:
     booking = get_booking(user, booking_id)
-    if not booking.can_mark_no_show(user):
+    if not booking.is_mentor(user):
         raise Forbidden("Only the mentor can report a no-show.")
     if utcnow() < booking.start_at:
         raise Conflict("A no-show can be reported once the session has started.")
-    if not _swap(booking.id, (BookingStatus.CONFIRMED.value,), status=BookingStatus.NO_SHOW.value):
+    if not (booking.can_mark_no_show(user) and transition(booking, BookingStatus.NO_SHOW)):
         raise Conflict(f"A booking that is {booking.status} cannot be marked as a no-show.")
     return booking
 
 
 def add_review(user: User, booking_id: int, rating: int, comment: str | None) -> Review:
     booking = get_booking(user, booking_id)
-    if not booking.can_review(user):
+    if not booking.is_learner(user):
         raise Forbidden("Only the learner of a booking can review it.")
-    if booking.state is not BookingStatus.COMPLETED:
+    if not booking.can_review(user):
         raise Conflict("Only completed sessions can be reviewed.")
     review = Review(
         booking_id=booking.id, mentor_id=booking.mentor_id, learner_id=user.id, rating=rating, comment=comment

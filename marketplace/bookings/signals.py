@@ -10,6 +10,9 @@ from blinker import Namespace
 
 _signals = Namespace()
 
+# Sent as a hold is made, before `booking_held`: the payments module opens its PaymentIntent. Its receiver
+# raises when Stripe cannot be reached, so the request fails (503) and the hold rolls back with it.
+payment_needed = _signals.signal("payment-needed")
 booking_held = _signals.signal("booking-held")
 booking_confirmed = _signals.signal("booking-confirmed")
 booking_cancelled = _signals.signal("booking-cancelled")

@@ -1,8 +1,8 @@
 """Career paths as rows, loaded from the reviewed TOML content (``content.py``) by ``load-career-paths``.
 
 Books, courses and related slugs are display data read whole with their path, so they are JSON. Skills
-get a table of their own, from which the database derives `career_path_matches`: which mentors chose a
-path or share its skills, the relevance input of `mentors.ranking`.
+get a table of their own, from which the database derives `career_path_matches` (`mentors.models.
+CareerPathMatch`): which mentors chose a path or share its skills, the relevance input of `mentors.ranking`.
 """
 
 from __future__ import annotations
@@ -74,23 +74,3 @@ class CareerPathSkill(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQL
     path_id: Mapped[int] = mapped_column(ForeignKey("career_paths.id", ondelete="CASCADE"), primary_key=True)
     skill: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
     position: Mapped[int] = mapped_column(default=0)
-
-
-class CareerPathMatch(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
-    """How a mentor relates to a path: chose it, and how many of its skills they list.
-
-    Written only by database triggers (migration 0004) whenever mentor tags, path skills or paths change,
-    so a path's mentors are read from an index instead of aggregating every mentor's tags per request.
-    A row exists when the mentor chose the path or shares at least one of its skills. Keyed by slug, not
-    by path id: a choice is the mentor's tag and counts even before the content is loaded.
-    """
-
-    __tablename__ = "career_path_matches"
-
-    path_slug: Mapped[str] = mapped_column(String(80), primary_key=True)
-    profile_id: Mapped[int] = mapped_column(
-        ForeignKey("mentor_profiles.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-    # 1 or 0 rather than a boolean: the ranking multiplies by it in SQL.
-    chose: Mapped[int]
-    overlap: Mapped[int]

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from marketplace.accounts.models import User
 from marketplace.bookings.availability.service import list_free_slots
 from marketplace.bookings.models import Review
-from marketplace.careers.models import CareerPath, CareerPathMatch
+from marketplace.careers.models import CareerPath
 from marketplace.core.errors import NotFound
 from marketplace.core.pagination import page_and_total
 from marketplace.extensions import db
-from marketplace.mentors.models import MentorProfile, MentorTag, TagKind
+from marketplace.mentors.models import CareerPathMatch, MentorProfile, MentorTag, TagKind
 from marketplace.mentors.service import path_match_clause, public_profile, search
 from marketplace.mentors.vetting import VettingStatus
 

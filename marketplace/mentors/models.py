@@ -190,3 +190,23 @@ class CatalogVersion(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLA
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class CareerPathMatch(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+    """How a mentor relates to a path: chose it, and how many of its skills they list.
+
+    Written only by database triggers (migration 0004) whenever mentor tags, path skills or paths change,
+    so a path's mentors are read from an index instead of aggregating every mentor's tags per request.
+    A row exists when the mentor chose the path or shares at least one of its skills. Keyed by slug, not
+    by path id: a choice is the mentor's tag and counts even before the content is loaded.
+    """
+
+    __tablename__ = "career_path_matches"
+
+    path_slug: Mapped[str] = mapped_column(String(80), primary_key=True)
+    profile_id: Mapped[int] = mapped_column(
+        ForeignKey("mentor_profiles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    # 1 or 0 rather than a boolean: the ranking multiplies by it in SQL.
+    chose: Mapped[int]
+    overlap: Mapped[int]

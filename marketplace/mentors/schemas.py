@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 from marshmallow import ValidationError, pre_load, validate, validates, validates_schema
 
 from marketplace.accounts.schemas import validate_timezone
-from marketplace.careers.content import load_career_paths
 from marketplace.core.validation import QuerySchema, Schema, fields
 from marketplace.mentors import rules
+from marketplace.mentors.signals import career_paths_named
 from marketplace.mentors.vetting import (
     ADMIN_ACTIONS,
     REVISION_DECISIONS,
@@ -24,11 +23,6 @@ NOTE_REQUIRED_FOR = frozenset(
     {VettingAction.REJECT, VettingAction.REQUEST_CHANGES, VettingAction.SUSPEND, RevisionAction.REJECT}
 )
 SORTS = ("relevance", "rating", "price", "next_available")
-
-
-@cache
-def career_path_slugs() -> frozenset[str]:
-    return frozenset(path["slug"] for path in load_career_paths())
 
 
 def _tag(max_length: int = 80) -> fields.String:
@@ -86,7 +80,10 @@ class MentorProfileInputSchema(Schema):
 
     @validates("career_paths")
     def _known_paths(self, value: list[str], **_: Any) -> None:
-        unknown = sorted(set(value) - career_path_slugs())
+        """Only loaded career paths (`flask load-career-paths`) can be chosen; the careers module answers."""
+        unknown = sorted(
+            {slug for _, answer in career_paths_named.send(self, slugs=value) for slug in answer}
+        )
         if unknown:
             raise ValidationError(f"Unknown career path: {', '.join(unknown)}.")
 

@@ -10,7 +10,6 @@ from sqlalchemy import Float, Select, case, cast, column, exists, func, or_, sel
 from sqlalchemy.orm import selectinload
 
 from marketplace.accounts.models import Role, User
-from marketplace.careers.models import CareerPathMatch
 from marketplace.core.db import is_sqlite
 from marketplace.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.core.time import utcnow
@@ -18,6 +17,7 @@ from marketplace.extensions import db
 from marketplace.mentors import ranking, revisions, signals
 from marketplace.mentors.calendar import touch
 from marketplace.mentors.models import (
+    CareerPathMatch,
     MentorProfile,
     MentorTag,
     ProfileRevision,

@@ -14,3 +14,6 @@ _signals = Namespace()
 
 vetting_transition = _signals.signal("vetting-transition")
 revision_decided = _signals.signal("revision-decided")
+# Sent by the profile schema with the career-path `slugs` a mentor names; receivers answer with the ones that
+# are no career path. Which paths exist is the careers module's to say: it loads them into the database.
+career_paths_named = _signals.signal("career-paths-named")

@@ -1,4 +1,4 @@
-"""Opening PaymentIntents for bookings. Imports no booking service, so bookings can call it."""
+"""Opening PaymentIntents for bookings: for a new hold (the `payment_needed` signal) and a retried payment."""
 
 from __future__ import annotations
 

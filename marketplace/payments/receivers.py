@@ -6,9 +6,15 @@ from typing import Any
 
 from marketplace.bookings import service as bookings
 from marketplace.bookings import signals
+from marketplace.bookings.models import Booking
+from marketplace.extensions import db
 from marketplace.mentors.signals import vetting_transition
 from marketplace.mentors.vetting import VettingStatus
-from marketplace.payments import service
+from marketplace.payments import intents, service
+
+
+def _open_intent_for_hold(booking_id: int, **_: Any) -> None:
+    intents.open_for(db.session.get_one(Booking, booking_id))
 
 
 def _refund_after_cancel(booking_id: int, **_: Any) -> None:
@@ -26,6 +32,7 @@ def _release_holds_of_suspended_mentor(profile_id: int, *, to_status: str, **_: 
 
 
 def connect() -> None:
+    signals.payment_needed.connect(_open_intent_for_hold)
     signals.booking_cancelled.connect(_refund_after_cancel)
     signals.booking_expired.connect(_cancel_intent_of_lapsed_hold)
     vetting_transition.connect(_release_holds_of_suspended_mentor)

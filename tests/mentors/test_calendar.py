@@ -20,11 +20,11 @@ from sqlalchemy import func, select, update
 from marketplace.accounts.models import Role
 from marketplace.bookings import service as bookings
 from marketplace.bookings.models import TRANSITIONS, Booking, BookingStatus
+from marketplace.bookings.tasks import refresh_stale_next_available
 from marketplace.core.outbox import OutboxMessage
 from marketplace.extensions import db
 from marketplace.mentors import calendar
 from marketplace.mentors.models import MentorProfile
-from marketplace.mentors.tasks import refresh_stale_next_available
 from marketplace.mentors.vetting import VettingStatus
 from marketplace.payments import service as payments
 from tests.factories import MentorProfileFactory, UserFactory
@@ -228,7 +228,9 @@ OPERATIONS: dict[str, Operation] = {
         setup=lambda w: w.confirmed(MONDAY_11),
         transition=(CONFIRMED, BookingStatus.NO_SHOW),
     ),
-    "late payment revives an expired hold": Operation(act=_settle_expired, setup=World.expired),
+    "late payment revives an expired hold": Operation(
+        act=_settle_expired, setup=World.expired, transition=(BookingStatus.EXPIRED, CONFIRMED)
+    ),
 }
 
 

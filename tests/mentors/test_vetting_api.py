@@ -8,9 +8,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from marketplace.accounts.models import Role
+from marketplace.careers.content import load_career_paths
+from marketplace.careers.service import sync_career_paths
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
+from tests.careers.support import load_paths
 from tests.factories import MentorProfileFactory, UserFactory
 from tests.helpers import ApiUser, assert_error_shape
 
@@ -26,6 +29,12 @@ COMPLETE_PROFILE = {
     "session_minutes": [60, 30],
     "timezone": "Europe/Berlin",
 }
+
+
+@pytest.fixture(autouse=True)
+def _career_paths(client: FlaskClient) -> None:
+    """Mentors choose among the career paths loaded into the database."""
+    load_paths()
 
 
 def _register(client: FlaskClient, email: str, role: str) -> ApiUser:
@@ -270,3 +279,16 @@ def test_queue_rejects_an_unknown_status(client: FlaskClient) -> None:
     admin = ApiUser(client, UserFactory(roles=(Role.ADMIN,)))
 
     assert_error_shape(admin.get("/api/v1/admin/vetting-queue?status=bogus"), 422)
+
+
+def test_a_career_path_loaded_from_another_directory_can_be_chosen(client: FlaskClient) -> None:
+    """The schema accepts what `load-career-paths` loaded, not what the shipped files hold."""
+    mentor = _register(client, "mia@example.test", "mentor")
+    assert_error_shape(mentor.put("/api/v1/me/mentor-profile", json={"career_paths": ["astronaut"]}), 422)
+    content = load_career_paths()[0]
+    sync_career_paths([*load_career_paths(), {**content, "slug": "astronaut", "related": []}])
+
+    response = mentor.put("/api/v1/me/mentor-profile", json={"career_paths": ["astronaut"]})
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["career_paths"] == ["astronaut"]

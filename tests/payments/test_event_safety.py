@@ -21,6 +21,7 @@ from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.payments import service, tasks
 from marketplace.payments.models import EarningEntry, IssuedIntent, StripeEvent
+from marketplace.payments.service import events
 from tests.factories import UserFactory
 from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape
 from tests.payments.test_webhooks import THURSDAY_10, _booking, _held, _pay, deliver
@@ -256,7 +257,7 @@ def test_a_poison_event_is_parked_after_the_maximum_attempts_listed_and_replayed
     def broken(_obj: dict[str, Any]) -> str:
         raise RuntimeError("a bug in the handler")
 
-    monkeypatch.setitem(service._HANDLERS, "payment_intent.succeeded", broken)
+    monkeypatch.setitem(events._HANDLERS, "payment_intent.succeeded", broken)
     deliver(client, "payment_intent.succeeded", paid, event_id="evt_poison")  # the first attempt, at intake
     event = db.session.get(StripeEvent, "evt_poison")
     assert (event.attempts, event.parked_at) == (1, None)

@@ -1,4 +1,4 @@
-"""Webhook intake, event processing, refunds, reconciliation and the mentor earnings ledger.
+"""Stripe events: webhook intake, processing, and reconciliation for the events that never came.
 
 Stripe may deliver an event twice, late, or out of order. Events are stored once by id and processed by a
 worker through the outbox; every booking change they cause is a compare-and-swap on the booking's state, so
@@ -14,21 +14,16 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, and_, or_, select
 
-from marketplace.accounts.models import User
 from marketplace.bookings import service as bookings
 from marketplace.bookings import signals
 from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
 from marketplace.core import outbox
-from marketplace.core.celery import TransientError
 from marketplace.core.db import insert_unless_exists
-from marketplace.core.errors import Conflict, Forbidden, NotFound
+from marketplace.core.errors import Conflict, NotFound
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
-from marketplace.mentors.calendar import touch
-from marketplace.mentors.service import own_profile
 from marketplace.payments import intents
 from marketplace.payments.gateway import (
     STRIPE_ID,
@@ -38,12 +33,13 @@ from marketplace.payments.gateway import (
     gateway,
     verify_webhook,
 )
-from marketplace.payments.models import EarningEntry, EarningKind, EventState, IssuedIntent, StripeEvent
+from marketplace.payments.models import EventState, IssuedIntent, StripeEvent
+from marketplace.payments.service.ledger import sync_ledger
+from marketplace.payments.service.refunds import locked_booking, refund_duplicate
 
 log = logging.getLogger(__name__)
 
 PROCESS_EVENTS_TASK = "payments.process_events"
-CANCEL_RELEASED_INTENT_TASK = "payments.cancel_released_intent"
 NOT_OURS = "ignored: not ours"
 # Failed events are retried at most this far apart (the delay doubles after each failure up to here).
 MAX_RETRY_DELAY = timedelta(hours=1)
@@ -220,26 +216,13 @@ def _our_booking_for_intent(obj: dict[str, Any]) -> Booking | None:
     booking_id = _booking_id(metadata.get("booking_id"))
     if booking_id is None or _issued_for(obj.get("id")) != booking_id:
         return None
-    return _locked_booking(Booking.id == booking_id)
+    return locked_booking(Booking.id == booking_id)
 
 
 def _our_booking_for_charge(obj: dict[str, Any]) -> Booking | None:
     """The booking behind a charge or dispute, by the PaymentIntent it belongs to, when that intent is ours."""
     booking_id = _issued_for(obj.get("payment_intent"))
-    return None if booking_id is None else _locked_booking(Booking.id == booking_id)
-
-
-def _locked_booking(condition: Any) -> Booking | None:
-    """The booking, locked for this transaction after its mentor's calendar.
-
-    Mentor first, then booking: the order the booking service uses too, so a payment racing a
-    reschedule or a new hold of the same mentor waits instead of deadlocking.
-    """
-    found = db.session.execute(select(Booking.id, Booking.mentor_id).where(condition)).first()
-    if found is None:
-        return None
-    bookings.lock_mentor_calendar(found.mentor_id)
-    return db.session.scalar(select(Booking).where(Booking.id == found.id).with_for_update(of=Booking))
+    return None if booking_id is None else locked_booking(Booking.id == booking_id)
 
 
 def _on_intent_succeeded(obj: dict[str, Any]) -> str:
@@ -253,7 +236,7 @@ def _on_intent_succeeded(obj: dict[str, Any]) -> str:
             booking.payment_intent_id = intent_id
         else:
             amount = _cents(obj.get("amount_received")) or _cents(obj.get("amount"))
-            _refund_duplicate(intent_id, amount, booking.id)
+            refund_duplicate(intent_id, amount, booking.id)
             return "refunded: duplicate payment"
     return settle_paid_booking(booking)
 
@@ -263,7 +246,7 @@ def settle_paid_booking(booking: Booking) -> str:
     or refund it in full when the slot was taken meanwhile, the learner had cancelled, or the mentor no
     longer takes bookings (suspended: the hold is cancelled now if it was not yet).
 
-    The caller holds the mentor's calendar lock (`_locked_booking`), so the mentor's status cannot change
+    The caller holds the mentor's calendar lock (`locked_booking`), so the mentor's status cannot change
     between this check and the confirmation."""
     if booking.state is BookingStatus.PENDING_PAYMENT and not bookings.mentor_takes_bookings(
         booking.mentor_id
@@ -275,7 +258,7 @@ def settle_paid_booking(booking: Booking) -> str:
     db.session.refresh(booking)
     if booking.state in (BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW):
         return "already confirmed"
-    if booking.state is BookingStatus.EXPIRED and _revive(booking):
+    if booking.state is BookingStatus.EXPIRED and bookings.revive_paid_booking(booking.id):
         sync_ledger(booking)
         return "confirmed after expiry"
     if booking.refund_status == RefundStatus.NONE.value:
@@ -284,30 +267,6 @@ def settle_paid_booking(booking: Booking) -> str:
         outbox.enqueue("payments.execute_refund", booking_id=booking.id)
         signals.late_payment_refunded.send(booking.id)
     return "refunded: slot no longer held"
-
-
-def _revive(booking: Booking) -> bool:
-    """expired -> confirmed, if no live booking took the time since (the database constraint decides).
-
-    The caller holds the mentor's calendar lock (`_locked_booking`)."""
-    if not bookings.mentor_takes_bookings(booking.mentor_id):
-        return False
-    try:
-        with db.session.begin_nested():
-            result = db.session.execute(
-                update(Booking)
-                .where(Booking.id == booking.id, Booking.status == BookingStatus.EXPIRED.value)
-                .values(status=BookingStatus.CONFIRMED.value, confirmed_at=utcnow(), updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-    except IntegrityError:
-        return False
-    db.session.refresh(booking)
-    if result.rowcount != 1:
-        return False
-    touch([booking.mentor_id])
-    signals.booking_confirmed.send(booking.id)
-    return True
 
 
 def _on_intent_failed(obj: dict[str, Any]) -> str:
@@ -367,113 +326,7 @@ _HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-# --- refunds ---------------------------------------------------------------------------------------
-
-
-def _refund_duplicate(intent_id: str, amount: int, booking_id: int) -> None:
-    """A second payment for a booking already settled (an intent it replaced was paid too): give it back."""
-    if amount <= 0:
-        return
-    log.warning("refunding payment %s in full: duplicate payment for booking %s", intent_id, booking_id)
-    try:
-        gateway().refund(
-            intent_id=intent_id, amount=amount, idempotency_key=f"intent:{intent_id}:orphan-refund"
-        )
-    except PaymentProviderUnavailable as exc:
-        raise TransientError(str(exc)) from exc
-
-
-def execute_refund(booking_id: int) -> str | None:
-    """Carry out the refund the cancellation policy recorded, once (Stripe's idempotency key backs it up)."""
-    booking = _locked_booking(Booking.id == booking_id)
-    if booking is None or booking.refund_status != RefundStatus.PENDING.value or booking.refund_reference:
-        return None
-    if not booking.payment_intent_id or not booking.refund_amount_cents:
-        booking.refund_status = RefundStatus.NONE.value
-        return "nothing to refund"
-    try:
-        result = gateway().refund(
-            intent_id=booking.payment_intent_id,
-            amount=booking.refund_amount_cents,
-            idempotency_key=f"booking:{booking.id}:refund",
-        )
-    except PaymentProviderUnavailable as exc:
-        raise TransientError(str(exc)) from exc
-    except PaymentRejected as exc:
-        booking.refund_status = RefundStatus.FAILED.value
-        log.error("refund of booking %s refused: %s", booking.id, exc)
-        return "refused"
-    booking.refund_reference = result.id
-    if result.status == "succeeded":
-        booking.refund_status = RefundStatus.SUCCEEDED.value
-        sync_ledger(booking)
-    return result.status
-
-
-def on_booking_cancelled(booking_id: int) -> None:
-    """A paid booking gets the refund its cancellation recorded; an unpaid hold has its intent cancelled."""
-    booking = db.session.get(Booking, booking_id)
-    if booking is None:
-        return
-    if booking.refund_status == RefundStatus.PENDING.value:
-        outbox.enqueue("payments.execute_refund", booking_id=booking_id)
-    elif booking.confirmed_at is None:
-        on_hold_released(booking_id)
-
-
-def on_hold_released(booking_id: int) -> None:
-    """An unpaid hold was cancelled or lapsed: cancel its PaymentIntent at Stripe after the commit, so it can
-    no longer be paid (and no lock is held while Stripe answers)."""
-    outbox.enqueue(CANCEL_RELEASED_INTENT_TASK, booking_id=booking_id)
-
-
-def released_intent(booking_id: int) -> str | None:
-    """The PaymentIntent of a hold let go unpaid (cancelled or expired), if it has one."""
-    return db.session.scalar(
-        select(Booking.payment_intent_id).where(
-            Booking.id == booking_id,
-            Booking.status.in_((BookingStatus.CANCELLED.value, BookingStatus.EXPIRED.value)),
-            Booking.confirmed_at.is_(None),
-        )
-    )
-
-
-def cancel_released_intent(intent_id: str) -> str:
-    """Cancel a released hold's PaymentIntent at Stripe; call it with no transaction open.
-
-    One already paid, processing or cancelled cannot be cancelled, and that is fine: a payment that lands
-    on a released hold is refunded in full when its event arrives (`settle_paid_booking`).
-    """
-    try:
-        intent = gateway().cancel_intent(intent_id)
-    except PaymentRejected:
-        return "not cancellable"
-    except PaymentProviderUnavailable as exc:
-        raise TransientError(str(exc)) from exc
-    return intent.status
-
-
-# --- retry and reconciliation ----------------------------------------------------------------------
-
-
-def retry_payment(user: User, booking_id: int) -> Booking:
-    """A fresh PaymentIntent for a held booking, e.g. after a declined card; the old one is cancelled."""
-    booking = bookings.get_booking(user, booking_id)
-    if not booking.is_learner(user):
-        raise Forbidden("Only the learner pays for a booking.")
-    if booking.state is not BookingStatus.PENDING_PAYMENT or booking.hold_expires_at <= utcnow():
-        raise Conflict("Only a booking still held for payment can be paid.")
-    if booking.payment_intent_id:
-        try:
-            gateway().cancel_intent(booking.payment_intent_id)
-        except PaymentRejected as exc:
-            # Typically it succeeded or is processing: the webhook will settle the booking.
-            raise Conflict("The current payment can no longer be replaced; wait for it to settle.") from exc
-        except PaymentProviderUnavailable:
-            pass
-    intents.open_for(booking)
-    db.session.flush()
-    return booking
+# --- reconciliation --------------------------------------------------------------------------------
 
 
 def reconcile_payments(limit: int = 100) -> dict[str, int]:
@@ -492,7 +345,7 @@ def reconcile_payments(limit: int = 100) -> dict[str, int]:
     counts: dict[str, int] = {}
     for booking_id in ids:
         # Locked one at a time, mentor first, and checked again: a webhook may have settled it meanwhile.
-        booking = _locked_booking((Booking.id == booking_id) & and_(*unsettled))
+        booking = locked_booking((Booking.id == booking_id) & and_(*unsettled))
         if booking is not None:
             outcome = _reconcile(booking)
             counts[outcome] = counts.get(outcome, 0) + 1
@@ -515,87 +368,3 @@ def _reconcile(booking: Booking) -> str:
         return settle_paid_booking(booking)
     bookings.expire_lapsed_holds(mentor_id=booking.mentor_id)
     return "expired"
-
-
-# --- earnings --------------------------------------------------------------------------------------
-
-
-def _mentor_share(amount_cents: int) -> int:
-    fee = round(amount_cents * int(current_app.config["PLATFORM_FEE_PERCENT"]) / 100)
-    return amount_cents - fee
-
-
-def sync_ledger(booking: Booking) -> None:
-    """Add whichever ledger entries the booking's money facts call for and the ledger lacks.
-
-    Derived from the booking, not from the event at hand, so events arriving in any order (a dispute before
-    the payment, a refund before the confirmation) end with the same entries.
-    """
-    if booking.confirmed_at is None:
-        return
-    refunded = (booking.refund_amount_cents or 0) if booking.refund_status == RefundStatus.SUCCEEDED else 0
-    wanted = {EarningKind.SESSION: _mentor_share(booking.price_cents)}
-    if refunded:
-        wanted[EarningKind.REFUND_REVERSAL] = -_mentor_share(refunded)
-    if booking.disputed_at is not None and booking.price_cents > refunded:
-        wanted[EarningKind.DISPUTE_REVERSAL] = -_mentor_share(booking.price_cents - refunded)
-    present = set(db.session.scalars(select(EarningEntry.kind).where(EarningEntry.booking_id == booking.id)))
-    for kind, amount in wanted.items():
-        if kind.value not in present and amount:
-            _add_entry(booking, kind, amount)
-
-
-def _add_entry(booking: Booking, kind: EarningKind, amount_cents: int) -> None:
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                EarningEntry(
-                    mentor_id=booking.mentor_id,
-                    booking_id=booking.id,
-                    kind=kind.value,
-                    amount_cents=amount_cents,
-                    currency=booking.currency,
-                )
-            )
-    except IntegrityError:
-        log.info("earning entry %s for booking %s already recorded", kind.value, booking.id)
-
-
-def earnings_of(user: User) -> dict[str, Any]:
-    profile = own_profile(user)
-    entries = db.session.scalars(
-        select(EarningEntry)
-        .where(EarningEntry.mentor_id == profile.id)
-        .order_by(EarningEntry.created_at.desc(), EarningEntry.id.desc())
-        .limit(200)
-    ).all()
-    return {"balances": _totals(EarningEntry.mentor_id == profile.id), "entries": entries}
-
-
-def earnings_report() -> list[dict[str, Any]]:
-    """What the platform owes each mentor, per currency: the basis for settling by transfers."""
-    return _totals(None, EarningEntry.mentor_id)
-
-
-def _totals(condition: Any, *group_by: Any) -> list[dict[str, Any]]:
-    columns = (*group_by, EarningEntry.currency)
-    stmt = select(
-        *columns,
-        func.sum(EarningEntry.amount_cents).label("balance_cents"),
-        func.sum(EarningEntry.amount_cents)
-        .filter(EarningEntry.payout_reference.is_(None))
-        .label("unpaid_cents"),
-        func.count().label("entries"),
-    )
-    if condition is not None:
-        stmt = stmt.where(condition)
-    rows = db.session.execute(stmt.group_by(*columns).order_by(*columns))
-    return [
-        {
-            **{column.key: getattr(row, column.key) for column in columns},
-            "balance_cents": int(row.balance_cents or 0),
-            "unpaid_cents": int(row.unpaid_cents or 0),
-            "entries": row.entries,
-        }
-        for row in rows
-    ]
