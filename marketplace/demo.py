@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from marketplace.accounts import service as accounts
 from marketplace.accounts.models import Role, User
 from marketplace.bookings import service as bookings
+from marketplace.bookings import state_changes
 from marketplace.bookings.availability.service import list_free_slots
 from marketplace.bookings.models import Booking, BookingStatus
 from marketplace.careers import service as careers
@@ -308,7 +309,7 @@ def _add_bookings(profile: MentorProfile, learners: list[User], position: int) -
         learner = learners[(position + index) % len(learners)]
         booking = bookings.create_booking(learner, profile.id, slot.start, 60, "Demo: career conversation")
         if index in (1, 2):
-            bookings.confirm_paid_booking(booking.id)
+            state_changes.confirm_paid_booking(booking.id)
         if index == 3:
             # Cancelled before paying, so the demo never asks the payment provider for a refund.
             bookings.cancel_booking(learner, booking.id, "Demo: something came up")

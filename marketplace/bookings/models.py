@@ -25,7 +25,7 @@ class BookingStatus(enum.StrEnum):
 # A booking in one of these states owns its time: the database refuses another live one overlapping it.
 LIVE_STATUSES = (BookingStatus.PENDING_PAYMENT.value, BookingStatus.CONFIRMED.value)
 
-# The booking state machine: every status change goes through `bookings.service.transition`, which takes
+# The booking state machine: every status change goes through `bookings.state_changes.transition`, which takes
 # the states allowed to move to its target from here. A booking is born `pending_payment`.
 TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
     BookingStatus.PENDING_PAYMENT: frozenset(

@@ -1,8 +1,8 @@
 """Booking operations. Each flushes; the request or task commits.
 
-State changes go through `transition` (and `transition_all`): compare-and-swap UPDATEs guarded on the states
-the table in models.py lets move to the target, so concurrent confirm, cancel, reschedule and expiry calls
-leave exactly one of them applied. The no-overlap invariant is held by the database (an exclusion
+The operations a learner or mentor asks for: holding a slot, cancelling, rescheduling, reporting a no-show,
+reviewing, calendar files and feeds. Their status changes go through `state_changes.transition`, a
+compare-and-swap, so concurrent confirm, cancel, reschedule and expiry calls leave exactly one applied. The no-overlap invariant is held by the database (an exclusion
 constraint on PostgreSQL, a trigger plus BEGIN IMMEDIATE on SQLite); the checks here give the caller a
 precise answer, the constraint makes the answer true under races.
 """
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from flask import current_app
 from sqlalchemy import Select, func, or_, select, update
@@ -32,14 +30,18 @@ from marketplace.bookings.models import (
     CalendarFeed,
     RefundStatus,
     Review,
-    sources_of,
+)
+from marketplace.bookings.state_changes import (
+    expire_lapsed_holds,
+    lock_mentor_calendar,
+    mentor_takes_bookings,
+    transition,
 )
 from marketplace.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from marketplace.core.time import as_utc, utcnow
 from marketplace.extensions import db
 from marketplace.mentors.calendar import touch
 from marketplace.mentors.models import MentorProfile
-from marketplace.mentors.vetting import VettingStatus
 from marketplace.scheduling.service import rules_for
 from marketplace.scheduling.slots import AvailabilityRules, SlotProblem, check_slot
 
@@ -100,17 +102,6 @@ def _check_slot_or_raise(
 def _lock_learner(learner: User) -> None:
     """Serialize one learner's concurrent bookings so the unpaid-hold limit cannot be raced past."""
     db.session.execute(select(User.id).where(User.id == learner.id).with_for_update())
-
-
-def lock_mentor_calendar(mentor_id: int) -> None:
-    """Serialize every change to one mentor's booked time (new holds, moves, revivals).
-
-    Without it, concurrent holds for one slot all pass the free-slot check while the winner is still busy
-    (calling Stripe, writing its PaymentIntent), and PostgreSQL's exclusion checks between their
-    uncommitted rows can deadlock. With it, the losers wait, see the slot taken and get a clean 409.
-    Mentors are independent, and on SQLite writers are serialized anyway.
-    """
-    db.session.execute(select(MentorProfile.id).where(MentorProfile.id == mentor_id).with_for_update())
 
 
 def _flush_or_conflict() -> None:
@@ -207,179 +198,6 @@ def _refuse_recent_release(
             "or choose another time.",
             {"start": ["Released by you recently."]},
         )
-
-
-def mentor_takes_bookings(mentor_id: int) -> bool:
-    """Whether the mentor is approved, read afresh (callers hold the mentor's calendar lock, so it holds)."""
-    status = db.session.scalar(select(MentorProfile.vetting_status).where(MentorProfile.id == mentor_id))
-    return status == VettingStatus.APPROVED.value
-
-
-# --- state changes ---------------------------------------------------------------------------------
-
-
-def _from_states(to: BookingStatus, only_from: Iterable[BookingStatus] | None) -> list[str]:
-    """The table's sources of `to`, narrowed to `only_from` where a use case moves from fewer of them."""
-    sources = sources_of(to)
-    narrowed = sources if only_from is None else frozenset(only_from)
-    if not narrowed <= sources:
-        raise ValueError(f"Not a booking transition: {sorted(narrowed - sources)} -> {to.value}")
-    return sorted(state.value for state in narrowed)
-
-
-def transition(
-    booking: Booking, to: BookingStatus, *, only_from: Iterable[BookingStatus] | None = None, **values: Any
-) -> bool:
-    """Move the booking to `to` if it is still in a state the table (`TRANSITIONS`) lets move there; True
-    when this call won. Every status change of a single booking goes through here.
-
-    A compare-and-swap: one UPDATE guarded on the current state, so of concurrent changes exactly one
-    applies. A move that takes the booking's time back (expired -> confirmed) loses too when a live
-    booking holds that time now (the database's no-overlap constraint decides). Sets `values` with it.
-    """
-    allowed = _from_states(to, only_from)
-    # The mentor's row before the booking's, as everywhere: the commit bumps it.
-    lock_mentor_calendar(booking.mentor_id)
-    update_booking = (
-        update(Booking)
-        .where(Booking.id == booking.id, Booking.status.in_(allowed))
-        .values(status=to.value, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    if to.value in LIVE_STATUSES and not set(allowed) <= set(LIVE_STATUSES):
-        try:
-            with db.session.begin_nested():
-                won = db.session.execute(update_booking).rowcount == 1
-        except IntegrityError:
-            won = False
-    else:
-        won = db.session.execute(update_booking).rowcount == 1
-    if won:
-        touch([booking.mentor_id])  # every transition changes whether the booking holds its time
-    db.session.refresh(booking)
-    return won
-
-
-def transition_all(
-    to: BookingStatus,
-    conditions: tuple[Any, ...],
-    *,
-    only_from: Iterable[BookingStatus] | None = None,
-    **values: Any,
-) -> list[int]:
-    """`transition` for every booking matching `conditions` (and in a state allowed to move to `to`);
-    returns the ids moved.
-
-    The mentors' calendars are locked first, in id order, so this takes locks in the order every other
-    booking change does (mentor, then booking) and cannot deadlock with one when the commit bumps them.
-    """
-    conditions = (*conditions, Booking.status.in_(_from_states(to, only_from)))
-    mentor_ids = sorted(set(db.session.scalars(select(Booking.mentor_id).where(*conditions))))
-    if not mentor_ids:
-        return []
-    for mentor_id in mentor_ids:
-        lock_mentor_calendar(mentor_id)
-    rows = db.session.execute(
-        update(Booking)
-        .where(*conditions, Booking.mentor_id.in_(mentor_ids))
-        .values(status=to.value, **values)
-        .returning(Booking.id, Booking.mentor_id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    touch(row.mentor_id for row in rows)
-    for row in rows:
-        booking = db.session.identity_map.get(db.session.identity_key(Booking, row.id))
-        if booking is not None:
-            db.session.expire(booking)
-    return [row.id for row in rows]
-
-
-def confirm_paid_booking(booking_id: int) -> bool:
-    """Called by the payment work when money arrived: pending_payment -> confirmed, and nothing else."""
-    booking = db.session.get(Booking, booking_id)
-    won = booking is not None and transition(
-        booking, BookingStatus.CONFIRMED, only_from=(BookingStatus.PENDING_PAYMENT,), confirmed_at=utcnow()
-    )
-    if won:
-        signals.booking_confirmed.send(booking_id)
-    return won
-
-
-def revive_paid_booking(booking_id: int) -> bool:
-    """Money arrived after the hold lapsed: expired -> confirmed, if the mentor still takes bookings and no
-    live booking took the time since. The caller holds the mentor's calendar lock."""
-    booking = db.session.get(Booking, booking_id)
-    if booking is None or not mentor_takes_bookings(booking.mentor_id):
-        return False
-    won = transition(
-        booking, BookingStatus.CONFIRMED, only_from=(BookingStatus.EXPIRED,), confirmed_at=utcnow()
-    )
-    if won:
-        signals.booking_confirmed.send(booking_id)
-    return won
-
-
-def release_unpaid_hold(booking_id: int, reason: str) -> bool:
-    """The payment was abandoned: a still-unpaid hold is cancelled at once, with nothing to refund."""
-    booking = db.session.get(Booking, booking_id)
-    won = booking is not None and transition(
-        booking,
-        BookingStatus.CANCELLED,
-        only_from=(BookingStatus.PENDING_PAYMENT,),
-        cancelled_at=utcnow(),
-        cancel_reason=reason,
-        refund_amount_cents=0,
-        refund_status=RefundStatus.NONE.value,
-        sequence=Booking.sequence + 1,
-    )
-    if won:
-        signals.booking_cancelled.send(booking_id)
-    return won
-
-
-def expire_lapsed_holds(now: datetime | None = None, mentor_id: int | None = None) -> list[int]:
-    """Unpaid holds past their time become expired; returns the ids this call expired."""
-    now = now or utcnow()
-    lapsed: tuple[Any, ...] = (Booking.hold_expires_at <= now,)
-    if mentor_id is not None:
-        lapsed += (Booking.mentor_id == mentor_id,)
-    expired = transition_all(BookingStatus.EXPIRED, lapsed, updated_at=now)
-    for booking_id in expired:
-        signals.booking_expired.send(booking_id)
-    return expired
-
-
-def cancel_unpaid_holds(mentor_id: int, reason: str) -> list[int]:
-    """Cancel every unpaid hold on the mentor (suspended: none of it may be paid for now); returns their ids.
-
-    Each is signalled as cancelled, so its learner is told and its PaymentIntent is cancelled after the
-    commit; a payment that still lands on one is refunded in full.
-    """
-    now = utcnow()
-    cancelled = transition_all(
-        BookingStatus.CANCELLED,
-        (Booking.mentor_id == mentor_id,),
-        only_from=(BookingStatus.PENDING_PAYMENT,),
-        cancelled_at=now,
-        cancel_reason=reason,
-        refund_amount_cents=0,
-        refund_status=RefundStatus.NONE.value,
-        sequence=Booking.sequence + 1,
-        updated_at=now,
-    )
-    for booking_id in cancelled:
-        signals.booking_cancelled.send(booking_id)
-    return cancelled
-
-
-def complete_finished(now: datetime | None = None) -> list[int]:
-    """Confirmed sessions become completed a grace period after their end, leaving time to report a no-show."""
-    now = now or utcnow()
-    cutoff = now - timedelta(minutes=_setting("COMPLETION_GRACE_MINUTES"))
-    completed = transition_all(BookingStatus.COMPLETED, (Booking.end_at <= cutoff,), updated_at=now)
-    for booking_id in completed:
-        signals.booking_completed.send(booking_id)
-    return completed
 
 
 def cancel_booking(user: User, booking_id: int, reason: str | None) -> Booking:

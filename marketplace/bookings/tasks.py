@@ -9,7 +9,7 @@ task names keep their `mentors.` prefix, the names outbox rows and the beat sche
 
 from __future__ import annotations
 
-from marketplace.bookings import service
+from marketplace.bookings import state_changes
 from marketplace.bookings.availability import service as availability
 from marketplace.core.celery import task
 from marketplace.core.db import unit_of_work
@@ -22,13 +22,13 @@ SWEEP_BATCH = 200
 @task("bookings.expire_lapsed_holds", max_retries=0)
 def expire_lapsed_holds() -> int:
     with unit_of_work():
-        return len(service.expire_lapsed_holds())
+        return len(state_changes.expire_lapsed_holds())
 
 
 @task("bookings.complete_finished", max_retries=0)
 def complete_finished() -> int:
     with unit_of_work():
-        return len(service.complete_finished())
+        return len(state_changes.complete_finished())
 
 
 @task(calendar.REFRESH_TASK)

@@ -9,7 +9,7 @@ outbox, so `next_available_at` follows the calendar.
 `touch()` only notes the ids. The bump (`calendar_version + 1`) and the outbox rows are written as the
 transaction commits, inside it, once per mentor and transaction, in id order. A savepoint rolled back
 after a touch keeps the note: one bump too many costs a cache miss, one too few would serve stale slots.
-The bumped row is also the mentor's calendar lock (`bookings.service.lock_mentor_calendar`), which every
+The bumped row is also the mentor's calendar lock (`bookings.state_changes.lock_mentor_calendar`), which every
 booking change takes before its bookings, so by the commit the row is the transaction's already and
 locks are taken in one order everywhere (mentor, then bookings).
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from marketplace.bookings import service as bookings
-from marketplace.bookings import signals
+from marketplace.bookings import signals, state_changes
 from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.signals import vetting_transition
@@ -28,7 +28,7 @@ def _cancel_intent_of_lapsed_hold(booking_id: int, **_: Any) -> None:
 def _release_holds_of_suspended_mentor(profile_id: int, *, to_status: str, **_: Any) -> None:
     """Nothing of a suspended mentor may be paid for: their unpaid holds are cancelled with the suspension."""
     if to_status == VettingStatus.SUSPENDED.value:
-        bookings.cancel_unpaid_holds(profile_id, bookings.MENTOR_UNAVAILABLE)
+        state_changes.cancel_unpaid_holds(profile_id, bookings.MENTOR_UNAVAILABLE)
 
 
 def connect() -> None:

@@ -7,7 +7,7 @@ import time_machine
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from marketplace.bookings import service
+from marketplace.bookings import state_changes
 from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
@@ -143,12 +143,12 @@ def test_expiry_sweep_and_confirmation_are_compare_and_swap(
     paid = book(learner, mentor, MONDAY_9_BERLIN).get_json()["id"]
     unpaid = book(learner, mentor, "2027-01-04T11:00:00+01:00").get_json()["id"]
 
-    assert service.confirm_paid_booking(paid) is True
-    assert service.confirm_paid_booking(paid) is False
+    assert state_changes.confirm_paid_booking(paid) is True
+    assert state_changes.confirm_paid_booking(paid) is False
     clock.shift(timedelta(minutes=20))
-    assert service.expire_lapsed_holds() == [unpaid]
-    assert service.expire_lapsed_holds() == []
-    assert service.confirm_paid_booking(unpaid) is False
+    assert state_changes.expire_lapsed_holds() == [unpaid]
+    assert state_changes.expire_lapsed_holds() == []
+    assert state_changes.confirm_paid_booking(unpaid) is False
     assert db.session.get(Booking, paid).status == "confirmed"
     assert db.session.get(Booking, unpaid).status == "expired"
 

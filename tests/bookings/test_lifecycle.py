@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from icalendar import Calendar
 from sqlalchemy.exc import IntegrityError
 
-from marketplace.bookings import service
+from marketplace.bookings import state_changes
 from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
@@ -22,7 +22,7 @@ MONDAY_11 = "2027-01-04T11:00:00+01:00"  # 4 hours after the frozen now
 
 def _confirmed(learner: ApiUser, mentor: MentorProfile, start: str = THURSDAY_10) -> int:
     booking_id = book(learner, mentor, start).get_json()["id"]
-    assert service.confirm_paid_booking(booking_id)
+    assert state_changes.confirm_paid_booking(booking_id)
     db.session.commit()
     return booking_id
 
@@ -146,8 +146,8 @@ def test_completion_no_show_and_reviews(
     clock.move_to(datetime(2027, 1, 7, 12, 30, tzinfo=UTC))
     assert_error_shape(learner.post(f"/api/v1/bookings/{skipped}/no-show"), 403)
     assert mentor_api.post(f"/api/v1/bookings/{skipped}/no-show").get_json()["status"] == "no_show"
-    assert service.complete_finished() == [attended]
-    assert service.complete_finished() == []
+    assert state_changes.complete_finished() == [attended]
+    assert state_changes.complete_finished() == []
     db.session.commit()
 
     assert_error_shape(learner.post(f"/api/v1/bookings/{attended}/review", json={"rating": 6}), 422)
@@ -173,7 +173,7 @@ def test_ratings_average_over_reviews(
     first = _confirmed(learner, mentor)
     second = _confirmed(other_learner, mentor, "2027-01-07T13:00:00+01:00")
     clock.move_to(datetime(2027, 1, 8, tzinfo=UTC))
-    service.complete_finished()
+    state_changes.complete_finished()
     db.session.commit()
 
     learner.post(f"/api/v1/bookings/{first}/review", json={"rating": 5})

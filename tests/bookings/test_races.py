@@ -31,7 +31,7 @@ from sqlalchemy import select
 from marketplace.accounts.models import Role
 from marketplace.accounts.service import issue_token
 from marketplace.bookings.models import LIVE_STATUSES, Booking
-from marketplace.bookings.service import confirm_paid_booking
+from marketplace.bookings.state_changes import confirm_paid_booking
 from marketplace.core.idempotency import IdempotencyKey
 from marketplace.extensions import db
 from marketplace.scheduling.service import save_availability

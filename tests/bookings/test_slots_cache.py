@@ -13,7 +13,7 @@ from flask_migrate import upgrade
 
 from marketplace.accounts.models import Role
 from marketplace.accounts.service import issue_token
-from marketplace.bookings import service
+from marketplace.bookings import state_changes
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.scheduling.service import save_availability
@@ -73,7 +73,7 @@ def test_a_cached_listing_is_not_served_once_another_transaction_changed_the_cal
     assert MONDAY_9_BERLIN not in _starts(_slots(client, mentor.id))
 
     # What the payment worker does in its own process when the payment is abandoned.
-    assert service.release_unpaid_hold(booking_id, "The payment was cancelled.")
+    assert state_changes.release_unpaid_hold(booking_id, "The payment was cancelled.")
     db.session.commit()
 
     assert MONDAY_9_BERLIN in _starts(_slots(client, mentor.id))

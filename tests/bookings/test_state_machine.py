@@ -11,7 +11,7 @@ from itertools import product
 import pytest
 import time_machine
 
-from marketplace.bookings import service
+from marketplace.bookings import service, state_changes
 from marketplace.bookings.models import TRANSITIONS, Booking, BookingStatus, sources_of
 from marketplace.core.errors import Conflict
 from marketplace.core.time import utcnow
@@ -42,20 +42,22 @@ def _refused_with_409(call: Callable[[], object]) -> bool:
 
 MOVES = {
     "confirm_paid_booking": Move(
-        S.CONFIRMED, frozenset({S.PENDING_PAYMENT}), lambda b, _l, _m: service.confirm_paid_booking(b.id)
+        S.CONFIRMED,
+        frozenset({S.PENDING_PAYMENT}),
+        lambda b, _l, _m: state_changes.confirm_paid_booking(b.id),
     ),
     "revive_paid_booking": Move(
-        S.CONFIRMED, frozenset({S.EXPIRED}), lambda b, _l, _m: service.revive_paid_booking(b.id)
+        S.CONFIRMED, frozenset({S.EXPIRED}), lambda b, _l, _m: state_changes.revive_paid_booking(b.id)
     ),
     "release_unpaid_hold": Move(
         S.CANCELLED,
         frozenset({S.PENDING_PAYMENT}),
-        lambda b, _l, _m: service.release_unpaid_hold(b.id, "gone"),
+        lambda b, _l, _m: state_changes.release_unpaid_hold(b.id, "gone"),
     ),
     "cancel_unpaid_holds": Move(
         S.CANCELLED,
         frozenset({S.PENDING_PAYMENT}),
-        lambda b, _l, _m: service.cancel_unpaid_holds(b.mentor_id, "gone"),
+        lambda b, _l, _m: state_changes.cancel_unpaid_holds(b.mentor_id, "gone"),
     ),
     "cancel_booking": Move(
         S.CANCELLED,
@@ -63,10 +65,10 @@ MOVES = {
         lambda b, learner, _m: _refused_with_409(lambda: service.cancel_booking(learner.user, b.id, None)),
     ),
     "expire_lapsed_holds": Move(
-        S.EXPIRED, frozenset({S.PENDING_PAYMENT}), lambda _b, _l, _m: service.expire_lapsed_holds()
+        S.EXPIRED, frozenset({S.PENDING_PAYMENT}), lambda _b, _l, _m: state_changes.expire_lapsed_holds()
     ),
     "complete_finished": Move(
-        S.COMPLETED, frozenset({S.CONFIRMED}), lambda _b, _l, _m: service.complete_finished()
+        S.COMPLETED, frozenset({S.CONFIRMED}), lambda _b, _l, _m: state_changes.complete_finished()
     ),
     "mark_no_show": Move(
         S.NO_SHOW,
@@ -137,7 +139,7 @@ def test_transition_wins_exactly_on_the_pairs_of_the_table(
 ) -> None:
     booking = _booking_in(source, mentor, learner)
 
-    won = service.transition(booking, to)
+    won = state_changes.transition(booking, to)
 
     assert won is (to in TRANSITIONS[source])
     assert _status(booking) is (to if won else source)
@@ -149,7 +151,7 @@ def test_a_use_case_may_narrow_the_sources_but_not_widen_them(
 ) -> None:
     booking = _booking_in(S.CONFIRMED, mentor, learner)
 
-    assert not service.transition(booking, S.CANCELLED, only_from=(S.PENDING_PAYMENT,))
+    assert not state_changes.transition(booking, S.CANCELLED, only_from=(S.PENDING_PAYMENT,))
     with pytest.raises(ValueError, match="Not a booking transition"):
-        service.transition(booking, S.CONFIRMED, only_from=(S.CANCELLED,))
+        state_changes.transition(booking, S.CONFIRMED, only_from=(S.CANCELLED,))
     assert _status(booking) is S.CONFIRMED

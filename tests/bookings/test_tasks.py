@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import time_machine
 
-from marketplace.bookings import service, tasks
+from marketplace.bookings import state_changes, tasks
 from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
@@ -36,7 +36,7 @@ def test_completion_task_completes_after_the_grace_period(
     mentor: MentorProfile, learner: ApiUser, clock: time_machine.Coordinates
 ) -> None:
     booking_id = book(learner, mentor, "2027-01-07T10:00:00+01:00").get_json()["id"]
-    service.confirm_paid_booking(booking_id)
+    state_changes.confirm_paid_booking(booking_id)
     db.session.commit()
 
     clock.move_to(datetime(2027, 1, 7, 11, 0, tzinfo=UTC))

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
 from marketplace.accounts.models import Role
-from marketplace.bookings import service as bookings
+from marketplace.bookings import state_changes
 from marketplace.bookings.models import TRANSITIONS, Booking, BookingStatus
 from marketplace.bookings.tasks import refresh_stale_next_available
 from marketplace.core.outbox import OutboxMessage
@@ -76,14 +76,14 @@ class World:
 
     def confirmed(self, start: str = MONDAY_11) -> int:
         booking_id = self.hold(start)
-        assert bookings.confirm_paid_booking(booking_id)
+        assert state_changes.confirm_paid_booking(booking_id)
         db.session.commit()
         return booking_id
 
     def expired(self) -> int:
         booking_id = self.hold()
         self.clock.shift(timedelta(minutes=16))
-        assert bookings.expire_lapsed_holds() == [booking_id]
+        assert state_changes.expire_lapsed_holds() == [booking_id]
         db.session.commit()
         return booking_id
 
@@ -185,7 +185,7 @@ OPERATIONS: dict[str, Operation] = {
     "vetting status changed": Operation(lambda w, _: _admin_decides(w, "suspend")),
     "hold created": Operation(lambda w, _: w.hold()),
     "hold confirmed": Operation(
-        act=lambda _w, booking_id: _commit_after(lambda: bookings.confirm_paid_booking(booking_id)),
+        act=lambda _w, booking_id: _commit_after(lambda: state_changes.confirm_paid_booking(booking_id)),
         setup=lambda w: w.hold(),
         transition=(PENDING, CONFIRMED),
     ),
@@ -195,12 +195,17 @@ OPERATIONS: dict[str, Operation] = {
         transition=(PENDING, BookingStatus.CANCELLED),
     ),
     "hold released": Operation(
-        act=lambda _w, booking_id: _commit_after(lambda: bookings.release_unpaid_hold(booking_id, "gone")),
+        act=lambda _w, booking_id: _commit_after(
+            lambda: state_changes.release_unpaid_hold(booking_id, "gone")
+        ),
         setup=lambda w: w.hold(),
         transition=(PENDING, BookingStatus.CANCELLED),
     ),
     "hold expired": Operation(
-        act=lambda w, _: (w.clock.shift(timedelta(minutes=16)), _commit_after(bookings.expire_lapsed_holds)),
+        act=lambda w, _: (
+            w.clock.shift(timedelta(minutes=16)),
+            _commit_after(state_changes.expire_lapsed_holds),
+        ),
         setup=lambda w: w.hold(),
         transition=(PENDING, BookingStatus.EXPIRED),
     ),
@@ -216,7 +221,7 @@ OPERATIONS: dict[str, Operation] = {
         setup=lambda w: w.confirmed(THURSDAY_10),
     ),
     "session completed": Operation(
-        act=lambda w, _: (w.clock.shift(timedelta(hours=8)), _commit_after(bookings.complete_finished)),
+        act=lambda w, _: (w.clock.shift(timedelta(hours=8)), _commit_after(state_changes.complete_finished)),
         setup=lambda w: w.confirmed(MONDAY_11),
         transition=(CONFIRMED, BookingStatus.COMPLETED),
     ),

@@ -8,8 +8,8 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
-from marketplace.bookings import service
 from marketplace.bookings import signals as booking_signals
+from marketplace.bookings import state_changes
 from marketplace.bookings.calendar import booking_uid
 from marketplace.bookings.models import Booking
 from marketplace.core.db import unit_of_work
@@ -31,7 +31,7 @@ def _confirmed(learner: ApiUser, mentor: MentorProfile, start: str = THURSDAY_15
     assert response.status_code == 201, response.get_data(as_text=True)
     booking_id = response.get_json()["id"]
     with unit_of_work():
-        assert service.confirm_paid_booking(booking_id)
+        assert state_changes.confirm_paid_booking(booking_id)
     return booking_id
 
 
@@ -194,7 +194,7 @@ def test_expiry_payment_and_completion_messages_go_to_the_learner(
         booking_signals.late_payment_refunded.send(lapsing)
     clock.shift(60 * 20)
     with unit_of_work():
-        assert service.expire_lapsed_holds() == [lapsing]
+        assert state_changes.expire_lapsed_holds() == [lapsing]
 
     mails = mailbox.wait_for(4)
     assert [m.rcpt_tos for m in mails] == [[learner.user.email]] * 4
@@ -214,7 +214,7 @@ def test_completion_asks_the_learner_for_a_review(
     booking_id = _confirmed(learner, mentor)
     clock.move_to(datetime(2027, 1, 7, 17, 0, tzinfo=UTC))
     with unit_of_work():
-        assert service.complete_finished() == [booking_id]
+        assert state_changes.complete_finished() == [booking_id]
 
     (review,) = with_subject(mailbox.wait_for(4), "How was your session")
     assert review.rcpt_tos == [learner.user.email]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 from sqlalchemy import select, update
 
-from marketplace.bookings import service
+from marketplace.bookings import state_changes
 from marketplace.core.db import unit_of_work
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
@@ -25,7 +25,7 @@ STEP = timedelta(minutes=15)
 def _confirmed(learner: ApiUser, mentor: MentorProfile, start: str = THURSDAY_15_BERLIN) -> int:
     booking_id = book(learner, mentor, start).get_json()["id"]
     with unit_of_work():
-        assert service.confirm_paid_booking(booking_id)
+        assert state_changes.confirm_paid_booking(booking_id)
     return booking_id
 
 

@@ -8,7 +8,7 @@ import time_machine
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from marketplace.bookings import service as bookings
+from marketplace.bookings import state_changes
 from marketplace.bookings.service import MENTOR_UNAVAILABLE
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
@@ -82,7 +82,7 @@ def test_a_lapsed_hold_paid_late_is_not_revived_for_a_suspended_mentor(
     held = _held(learner, mentor)
     paid = _pay(stripe_client, held)
     clock.shift(timedelta(minutes=20))
-    assert bookings.expire_lapsed_holds() == [held["id"]]
+    assert state_changes.expire_lapsed_holds() == [held["id"]]
     mentor.vetting_status = VettingStatus.SUSPENDED.value
     db.session.commit()
 

@@ -15,7 +15,7 @@ import time_machine
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from marketplace.bookings import service as bookings
+from marketplace.bookings import state_changes
 from marketplace.bookings.models import Booking
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
@@ -199,7 +199,7 @@ def test_a_late_payment_confirms_when_the_slot_is_still_free(
     body = _held(learner, mentor)
     paid = _pay(stripe_client, body)
     clock.shift(timedelta(minutes=20))
-    assert bookings.expire_lapsed_holds() == [body["id"]]
+    assert state_changes.expire_lapsed_holds() == [body["id"]]
     db.session.commit()
 
     deliver(client, "payment_intent.succeeded", paid)

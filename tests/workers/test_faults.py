@@ -17,6 +17,7 @@ from sqlalchemy import select
 from marketplace.accounts.models import Role, User
 from marketplace.accounts.service import register
 from marketplace.bookings import service as bookings
+from marketplace.bookings import state_changes
 from marketplace.core import outbox
 from marketplace.core.db import unit_of_work
 from marketplace.core.outbox import OutboxMessage
@@ -61,7 +62,7 @@ def test_confirmation_committed_while_redis_is_down_is_mailed_once_after_it_retu
     world.redis.stop()
     with world.app.app_context():
         with unit_of_work():
-            assert bookings.confirm_paid_booking(booking_id)
+            assert state_changes.confirm_paid_booking(booking_id)
         stuck = db.session.scalars(select(OutboxMessage).where(OutboxMessage.published_at.is_(None))).all()
         mail = [m for m in stuck if m.task == "notifications.send_email"]
         assert [m.payload for m in mail] == [

@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import Select, and_, or_, select
 
 from marketplace.bookings import service as bookings
-from marketplace.bookings import signals
+from marketplace.bookings import signals, state_changes
 from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
 from marketplace.core import outbox
 from marketplace.core.db import insert_unless_exists
@@ -248,17 +248,17 @@ def settle_paid_booking(booking: Booking) -> str:
 
     The caller holds the mentor's calendar lock (`locked_booking`), so the mentor's status cannot change
     between this check and the confirmation."""
-    if booking.state is BookingStatus.PENDING_PAYMENT and not bookings.mentor_takes_bookings(
+    if booking.state is BookingStatus.PENDING_PAYMENT and not state_changes.mentor_takes_bookings(
         booking.mentor_id
     ):
-        bookings.release_unpaid_hold(booking.id, bookings.MENTOR_UNAVAILABLE)
-    if bookings.confirm_paid_booking(booking.id):
+        state_changes.release_unpaid_hold(booking.id, bookings.MENTOR_UNAVAILABLE)
+    if state_changes.confirm_paid_booking(booking.id):
         sync_ledger(booking)
         return "confirmed"
     db.session.refresh(booking)
     if booking.state in (BookingStatus.CONFIRMED, BookingStatus.COMPLETED, BookingStatus.NO_SHOW):
         return "already confirmed"
-    if booking.state is BookingStatus.EXPIRED and bookings.revive_paid_booking(booking.id):
+    if booking.state is BookingStatus.EXPIRED and state_changes.revive_paid_booking(booking.id):
         sync_ledger(booking)
         return "confirmed after expiry"
     if booking.refund_status == RefundStatus.NONE.value:
@@ -290,7 +290,7 @@ def _on_intent_canceled(obj: dict[str, Any]) -> str:
         return NOT_OURS
     if obj["id"] != booking.payment_intent_id:
         return "ignored: not the current intent"
-    if bookings.release_unpaid_hold(booking.id, "The payment was cancelled."):
+    if state_changes.release_unpaid_hold(booking.id, "The payment was cancelled."):
         return "released hold"
     return f"ignored: booking {booking.status}"
 
@@ -366,5 +366,5 @@ def _reconcile(booking: Booking) -> str:
     booking.payment_reconciled_at = utcnow()
     if intent.status == "succeeded":
         return settle_paid_booking(booking)
-    bookings.expire_lapsed_holds(mentor_id=booking.mentor_id)
+    state_changes.expire_lapsed_holds(mentor_id=booking.mentor_id)
     return "expired"

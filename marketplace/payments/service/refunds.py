@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from marketplace.accounts.models import User
 from marketplace.bookings import service as bookings
+from marketplace.bookings import state_changes
 from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
@@ -33,7 +34,7 @@ def locked_booking(condition: Any) -> Booking | None:
     found = db.session.execute(select(Booking.id, Booking.mentor_id).where(condition)).first()
     if found is None:
         return None
-    bookings.lock_mentor_calendar(found.mentor_id)
+    state_changes.lock_mentor_calendar(found.mentor_id)
     return db.session.scalar(select(Booking).where(Booking.id == found.id).with_for_update(of=Booking))
 
 
