@@ -22,7 +22,7 @@ from marketplace.bookings import policy, signals
 from marketplace.bookings.availability.service import SLOT_PROBLEM_MESSAGES as _PROBLEM_MESSAGES
 from marketplace.bookings.availability.service import blocking_intervals
 from marketplace.bookings.availability.service import live_clause as _live_clause
-from marketplace.bookings.calendar import calendar_for
+from marketplace.bookings.ics import ics_for
 from marketplace.bookings.models import (
     LIVE_STATUSES,
     Booking,
@@ -40,7 +40,7 @@ from marketplace.bookings.state_changes import (
 from marketplace.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from marketplace.core.time import as_utc, utcnow
 from marketplace.extensions import db
-from marketplace.mentors.calendar import touch
+from marketplace.mentors.calendar_version import bump_calendar_versions
 from marketplace.mentors.models import MentorProfile
 from marketplace.scheduling.service import rules_for
 from marketplace.scheduling.slots import AvailabilityRules, SlotProblem, check_slot
@@ -158,7 +158,7 @@ def create_booking(
     )
     db.session.add(booking)
     _flush_or_conflict()
-    touch([profile.id])
+    bump_calendar_versions([profile.id])
     # The payments module opens the PaymentIntent; it raises (503) when Stripe cannot be reached, which
     # rolls the hold back with the request, so no slot is ever held without a way to pay for it.
     if not signals.payment_needed.send(booking.id):
@@ -276,7 +276,7 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
     db.session.refresh(booking)
     if result.rowcount != 1:
         raise Conflict("The booking changed meanwhile; reload it and try again.")
-    touch([booking.mentor_id])
+    bump_calendar_versions([booking.mentor_id])
     signals.booking_rescheduled.send(booking.id)
     return booking
 
@@ -325,7 +325,7 @@ def add_review(user: User, booking_id: int, rating: int, comment: str | None) ->
 
 
 def booking_calendar(user: User, booking_id: int) -> bytes:
-    return calendar_for([get_booking(user, booking_id)], utcnow())
+    return ics_for([get_booking(user, booking_id)], utcnow())
 
 
 def _feed_digest(token: str) -> str:
@@ -359,4 +359,4 @@ def feed_calendar(token: str) -> bytes:
         )
         .order_by(Booking.start_at)
     )
-    return calendar_for(bookings, now, name="Mentoring sessions")
+    return ics_for(bookings, now, name="Mentoring sessions")

@@ -21,7 +21,7 @@ from marketplace.bookings import signals
 from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus, RefundStatus, sources_of
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
-from marketplace.mentors.calendar import touch
+from marketplace.mentors.calendar_version import bump_calendar_versions
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
 
@@ -83,7 +83,9 @@ def transition(
     else:
         won = db.session.execute(update_booking).rowcount == 1
     if won:
-        touch([booking.mentor_id])  # every transition changes whether the booking holds its time
+        bump_calendar_versions(
+            [booking.mentor_id]
+        )  # every transition changes whether the booking holds its time
     db.session.refresh(booking)
     return won
 
@@ -114,7 +116,7 @@ def transition_all(
         .returning(Booking.id, Booking.mentor_id)
         .execution_options(synchronize_session=False)
     ).all()
-    touch(row.mentor_id for row in rows)
+    bump_calendar_versions(row.mentor_id for row in rows)
     for row in rows:
         booking = db.session.identity_map.get(db.session.identity_key(Booking, row.id))
         if booking is not None:

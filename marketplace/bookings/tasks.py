@@ -2,7 +2,7 @@
 overlapping runs are harmless.
 
 Also keeping the mentors' `next_available_at` true, after every calendar change (queued through the outbox
-by `mentors.calendar.touch`) and on a beat sweep, since time passing moves it too. The first free slot is
+by `mentors.calendar_version.bump_calendar_versions`) and on a beat sweep, since time passing moves it too. The first free slot is
 computed here, by the listing's own path: mentors sit below bookings and cannot compute it themselves. The
 task names keep their `mentors.` prefix, the names outbox rows and the beat schedule already carry.
 """
@@ -14,7 +14,7 @@ from marketplace.bookings.availability import service as availability
 from marketplace.core.celery import task
 from marketplace.core.db import unit_of_work
 from marketplace.core.time import utcnow
-from marketplace.mentors import calendar
+from marketplace.mentors import calendar_version
 
 SWEEP_BATCH = 200
 
@@ -31,7 +31,7 @@ def complete_finished() -> int:
         return len(state_changes.complete_finished())
 
 
-@task(calendar.REFRESH_TASK)
+@task(calendar_version.REFRESH_TASK)
 def refresh_next_available(profile_id: int) -> bool:
     with unit_of_work():
         return _refresh(profile_id)
@@ -39,10 +39,10 @@ def refresh_next_available(profile_id: int) -> bool:
 
 def _refresh(profile_id: int) -> bool:
     """Recompute with the listing's own path; stored only if the calendar did not move meanwhile."""
-    version = calendar.version_of(profile_id)
+    version = calendar_version.version_of(profile_id)
     if version is None:
         return False
-    return calendar.set_next_available(
+    return calendar_version.set_next_available(
         profile_id, version, availability.first_free_start(profile_id, utcnow())
     )
 
@@ -54,7 +54,7 @@ def refresh_stale_next_available() -> int:
     now, after_id, refreshed = utcnow(), 0, 0
     while True:
         with unit_of_work():
-            batch = calendar.stale_next_available(now, after_id, SWEEP_BATCH)
+            batch = calendar_version.stale_next_available(now, after_id, SWEEP_BATCH)
         for profile_id in batch:
             with unit_of_work():
                 refreshed += _refresh(profile_id)

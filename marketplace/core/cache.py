@@ -18,7 +18,7 @@ from cachetools import LRUCache
 from flask import Response, request
 from werkzeug.datastructures import Headers
 
-from marketplace.core.db import statements_commit_alone
+from marketplace.core.db import autocommit_statements
 from marketplace.core.time import utcnow
 
 
@@ -58,7 +58,7 @@ class ResponseCache:
     def __call__(self, view: Callable[..., Any]) -> Callable[..., Response]:
         @wraps(view)
         def cached_view(*args: Any, **kwargs: Any) -> Response:
-            statements_commit_alone()
+            autocommit_statements()
             key = f"{request.url}\n{self._version()}\n{utcnow():%Y-%m-%dT%H:%M}"
             response = conditional(key, self.CACHE_CONTROL)
             if response.status_code == 304:

@@ -138,7 +138,7 @@ def _insert_unless_exists_statement(table: Table, dialect: str) -> Insert:
     return insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
 
 
-def statements_commit_alone() -> None:
+def autocommit_statements() -> None:
     """Let this request's statements run without BEGIN and COMMIT on PostgreSQL.
 
     For requests on a hot path that read only (listing slots, cached listings) or write one statement

@@ -40,7 +40,7 @@ class MentorProfile(TimestampMixin, db.Model):  # type: ignore[name-defined,misc
     rating_avg: Mapped[float | None]
     rating_count: Mapped[int] = mapped_column(default=0)
     next_available_at: Mapped[datetime | None]
-    # Bumped by mentors.calendar.touch with every change to the mentor's free slots (slot cache key).
+    # Bumped by mentors.calendar_version.bump_calendar_versions with every change to the mentor's free slots (slot cache key).
     calendar_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     user: Mapped[User] = relationship(lazy="joined")

@@ -16,7 +16,7 @@ from marketplace.core.errors import Conflict, Unprocessable
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors import rules, signals
-from marketplace.mentors.calendar import touch
+from marketplace.mentors.calendar_version import bump_calendar_versions
 from marketplace.mentors.models import (
     MentorProfile,
     ProfileRevision,
@@ -160,7 +160,9 @@ def _apply_fields(profile: MentorProfile, data: dict[str, Any]) -> None:
             profile.set_tags(TAG_FIELDS[key], value)
         elif key == "session_minutes":
             if profile.id is not None and sorted(value) != profile.session_minutes:
-                touch([profile.id])  # lengths offered decide the slots (a new profile has none listed)
+                bump_calendar_versions(
+                    [profile.id]
+                )  # lengths offered decide the slots (a new profile has none listed)
             profile.session_minutes = sorted(value)
         else:
             setattr(profile, key, value)

@@ -15,7 +15,7 @@ from marketplace.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors import ranking, revisions, signals
-from marketplace.mentors.calendar import touch
+from marketplace.mentors.calendar_version import bump_calendar_versions
 from marketplace.mentors.models import (
     CareerPathMatch,
     MentorProfile,
@@ -131,7 +131,7 @@ def _transition(profile: MentorProfile, action: VettingAction, actor: User | Non
         )
     )
     db.session.flush()
-    touch([profile.id])  # only an approved mentor's slots are listed
+    bump_calendar_versions([profile.id])  # only an approved mentor's slots are listed
     signals.vetting_transition.send(
         profile.id, action=action.value, from_status=before.value, to_status=after.value, note=note
     )

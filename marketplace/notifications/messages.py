@@ -19,7 +19,7 @@ from sqlalchemy.orm import defaultload, lazyload
 
 from marketplace.accounts import links
 from marketplace.accounts.models import Role, User, UserRole
-from marketplace.bookings.calendar import calendar_for
+from marketplace.bookings.ics import ics_for
 from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus
 from marketplace.core.money import format_money
 from marketplace.core.time import utcnow
@@ -175,7 +175,7 @@ def _letters(
     invite_method: str | None = None,
     **extra: Any,
 ) -> list[Letter]:
-    invite = calendar_for([booking], utcnow(), method=invite_method) if invite_method else None
+    invite = ics_for([booking], utcnow(), method=invite_method) if invite_method else None
     letters = []
     for user in recipients:
         context = {**_booking_context(booking, user), **extra}

@@ -10,7 +10,7 @@ from marketplace.bookings.models import Booking
 from marketplace.bookings.schemas import BookingSchema
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required, roles_required
-from marketplace.core.db import statements_commit_alone
+from marketplace.core.db import autocommit_statements
 from marketplace.core.errors import BadRequest
 from marketplace.core.pagination import SelectPage
 from marketplace.extensions import limiter
@@ -50,7 +50,7 @@ class StripeWebhook(MethodView):
     @webhooks.alt_response(400, description="Bad or stale Stripe-Signature")
     def post(self) -> dict[str, bool]:
         """Verified on the raw body, stored once by event id, processed by a worker."""
-        statements_commit_alone()  # storing the event is one INSERT: atomic without BEGIN and COMMIT
+        autocommit_statements()  # storing the event is one INSERT: atomic without BEGIN and COMMIT
         try:
             stored = service.receive_webhook(request.get_data(), request.headers.get("Stripe-Signature"))
         except InvalidWebhook as exc:

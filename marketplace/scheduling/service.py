@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from marketplace.accounts.models import Role, User
 from marketplace.core.errors import Forbidden, NotFound, Unprocessable
 from marketplace.extensions import db
-from marketplace.mentors.calendar import touch
+from marketplace.mentors.calendar_version import bump_calendar_versions
 from marketplace.mentors.models import MentorProfile
 from marketplace.scheduling import slots
 from marketplace.scheduling.models import (
@@ -69,7 +69,7 @@ def save_availability(user: User, data: dict[str, Any]) -> AvailabilitySchedule:
     ordered = sorted(data["weekly"], key=lambda interval: (interval["weekday"], interval["start"]))
     schedule.weekly = [RecurringInterval(**interval) for interval in ordered]
     db.session.flush()
-    touch([profile.id])
+    bump_calendar_versions([profile.id])
     return schedule
 
 
@@ -87,7 +87,7 @@ def save_override(user: User, data: dict[str, Any]) -> DateOverride:
     ordered = sorted(data["intervals"], key=lambda interval: interval["start"])
     override.intervals = [OverrideInterval(**interval) for interval in ordered]
     db.session.flush()
-    touch([profile.id])
+    bump_calendar_versions([profile.id])
     return override
 
 
@@ -99,7 +99,7 @@ def delete_override(user: User, day: date) -> None:
         raise NotFound(f"No override on {day.isoformat()}.")
     schedule.overrides.remove(override)
     db.session.flush()
-    touch([profile.id])
+    bump_calendar_versions([profile.id])
 
 
 def _wall(value: str) -> time:

@@ -3,7 +3,7 @@
 Revision ID: 0007
 Revises: 0006
 
-Slot listings are cached under the version (marketplace/mentors/calendar.py), so a cached list can never
+Slot listings are cached under the version (marketplace/mentors/calendar_version.py), so a cached list can never
 outlive the calendar it was computed from.
 """
 

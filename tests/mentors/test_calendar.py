@@ -23,7 +23,7 @@ from marketplace.bookings.models import TRANSITIONS, Booking, BookingStatus
 from marketplace.bookings.tasks import refresh_stale_next_available
 from marketplace.core.outbox import OutboxMessage
 from marketplace.extensions import db
-from marketplace.mentors import calendar
+from marketplace.mentors import calendar_version
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
 from marketplace.payments import service as payments
@@ -124,7 +124,7 @@ def _refreshes_queued(mentor_id: int) -> int:
             select(func.count())
             .select_from(OutboxMessage)
             .where(
-                OutboxMessage.task == calendar.REFRESH_TASK,
+                OutboxMessage.task == calendar_version.REFRESH_TASK,
                 OutboxMessage.payload["profile_id"].as_integer() == mentor_id,
             )
         )
@@ -269,16 +269,16 @@ def test_edits_that_leave_the_slots_alone_do_not_bump(world: World) -> None:
 def test_touches_in_one_transaction_bump_once_and_a_rollback_forgets_them(world: World) -> None:
     version, queued = _version(world.mentor_id), _refreshes_queued(world.mentor_id)
 
-    calendar.touch([world.mentor_id])
+    calendar_version.bump_calendar_versions([world.mentor_id])
     db.session.rollback()
     assert _version(world.mentor_id) == version
 
-    calendar.touch([world.mentor_id])
+    calendar_version.bump_calendar_versions([world.mentor_id])
     with db.session.begin_nested():
-        calendar.touch([world.mentor_id, world.mentor_id])
+        calendar_version.bump_calendar_versions([world.mentor_id, world.mentor_id])
     try:
         with db.session.begin_nested():
-            calendar.touch([world.mentor_id])
+            calendar_version.bump_calendar_versions([world.mentor_id])
             raise RuntimeError("rolled back")
     except RuntimeError:
         pass
@@ -359,7 +359,7 @@ def test_a_refresh_computed_for_an_older_version_is_not_stored(world: World) -> 
     stored = _next_available(world.mentor_id)
     version = _version(world.mentor_id)
 
-    assert not calendar.set_next_available(world.mentor_id, version - 1, NOW + timedelta(days=30))
+    assert not calendar_version.set_next_available(world.mentor_id, version - 1, NOW + timedelta(days=30))
     assert _next_available(world.mentor_id) == stored
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from marketplace.accounts.models import Role
 from marketplace.careers.models import CareerPath, CareerPathSkill
 from marketplace.extensions import db
-from marketplace.mentors import calendar, catalog
+from marketplace.mentors import calendar_version, catalog
 from marketplace.mentors.models import MentorProfile, MentorTag, TagKind
 from marketplace.mentors.vetting import VettingStatus
 from tests.careers.support import load_paths, make_mentor, tomorrow
@@ -51,7 +51,7 @@ CHANGES: dict[str, Callable[[MentorProfile], object]] = {
     "career path text": lambda _: setattr(_backend_path(), "summary", "Another summary."),
 }
 NOT_CHANGES: dict[str, Callable[[MentorProfile], object]] = {
-    "calendar touched": lambda mentor: calendar.touch([mentor.id]),
+    "calendar touched": lambda mentor: calendar_version.bump_calendar_versions([mentor.id]),
     "a learner signed up": lambda _: UserFactory(roles=(Role.LEARNER,)),
 }
 
@@ -142,7 +142,7 @@ def test_with_real_commits_a_transaction_bumps_once_and_hand_written_sql_is_seen
             db.session.commit()
             bumped = catalog.version() - before
             suspended_id = mentors[0].id
-            calendar.touch([mentors[1].id])
+            calendar_version.bump_calendar_versions([mentors[1].id])
             db.session.commit()
             after_calendar = catalog.version()
         client = app.test_client()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from marketplace.bookings import signals as booking_signals
 from marketplace.bookings import state_changes
-from marketplace.bookings.calendar import booking_uid
+from marketplace.bookings.ics import booking_uid
 from marketplace.bookings.models import Booking
 from marketplace.core.db import unit_of_work
 from marketplace.extensions import db

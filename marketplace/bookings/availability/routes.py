@@ -2,7 +2,7 @@
 
 Correct across processes: the listing's key holds the mentor's calendar version, read from the database on
 every request, and every change to the mentor's free slots bumps it in its own transaction
-(`mentors.calendar.touch`), so no process serves a list of an older calendar. The key's minute covers what
+(`mentors.calendar_version.bump_calendar_versions`), so no process serves a list of an older calendar. The key's minute covers what
 time alone changes (notice, lapsing holds, the horizon).
 
 Clients and proxies may keep the list for 30 seconds, then revalidate with the ETag. A list that stale is
@@ -25,7 +25,7 @@ from marketplace.bookings.availability import service
 from marketplace.bookings.availability.schemas import SlotArgsSchema, SlotSchema
 from marketplace.core.api import Blueprint
 from marketplace.core.cache import conditional
-from marketplace.core.db import statements_commit_alone
+from marketplace.core.db import autocommit_statements
 from marketplace.scheduling.slots import Slot
 
 blp = Blueprint("slots", __name__, url_prefix="/api/v1", description="Free slots of mentors")
@@ -44,7 +44,7 @@ class Slots(MethodView):
     def get(self, args: dict[str, Any], mentor_id: int) -> Response:
         """Free bookable starts between two dates of the `tz` calendar, shown in `tz`."""
         zone = ZoneInfo(args["tz"])
-        statements_commit_alone()
+        autocommit_statements()
         query = service.resolve_slot_query(mentor_id, args["from_"], args["to"], zone, args["duration"])
         response = conditional(query.key, f"public, max-age={SLOTS_MAX_AGE_SECONDS}")
         if response.status_code == 200:

@@ -2,15 +2,15 @@
 
 Every operation that can change what `free_slots` lists for a mentor (availability, date overrides, the
 session lengths offered, the vetting status, and every booking insert, status change or move) calls
-`touch()`. Slot listings are cached under the version (bookings/routes.py), so no cached list outlives
-the calendar it was computed from; each bump also queues `mentors.refresh_next_available` through the
-outbox, so `next_available_at` follows the calendar.
+`bump_calendar_versions()`. Slot listings are cached under the version (bookings/availability/routes.py),
+so no cached list outlives the calendar it was computed from; each bump also queues
+`mentors.refresh_next_available` through the outbox, so `next_available_at` follows the calendar.
 
-`touch()` only notes the ids. The bump (`calendar_version + 1`) and the outbox rows are written as the
-transaction commits, inside it, once per mentor and transaction, in id order. A savepoint rolled back
-after a touch keeps the note: one bump too many costs a cache miss, one too few would serve stale slots.
-The bumped row is also the mentor's calendar lock (`bookings.state_changes.lock_mentor_calendar`), which every
-booking change takes before its bookings, so by the commit the row is the transaction's already and
+`bump_calendar_versions()` only notes the ids. The bump (`calendar_version + 1`) and the outbox rows are
+written as the transaction commits, inside it, once per mentor and transaction, in id order. A savepoint
+rolled back after a bump keeps the note: one bump too many costs a cache miss, one too few would serve stale
+slots. The bumped row is also the mentor's calendar lock (`bookings.state_changes.lock_mentor_calendar`),
+which every booking change takes before its bookings, so by the commit the row is the transaction's already and
 locks are taken in one order everywhere (mentor, then bookings).
 """
 
@@ -34,7 +34,7 @@ _TOUCHED = "calendar_touched"
 _NOT_A_PROFILE_EDIT = {"updated_at": MentorProfile.updated_at}
 
 
-def touch(profile_ids: Iterable[int]) -> None:
+def bump_calendar_versions(profile_ids: Iterable[int]) -> None:
     """Bump these mentors' calendar versions when the current transaction commits."""
     db.session.info.setdefault(_TOUCHED, set()).update(profile_ids)
 

@@ -51,7 +51,7 @@ def booking_event(booking: Booking, stamp: datetime) -> Event:
     return event
 
 
-def calendar_for(
+def ics_for(
     bookings: Iterable[Booking], stamp: datetime, name: str | None = None, method: str = "PUBLISH"
 ) -> bytes:
     """PUBLISH for feeds and downloads; an emailed invite says REQUEST (or CANCEL) so calendars act on it."""
