@@ -7,7 +7,7 @@ unnoticed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -94,12 +94,6 @@ class World:
         kwargs = {} if body is None else {"json": body}
         response = getattr(api, method)(path, **kwargs)
         assert response.status_code == status, response.get_data(as_text=True)
-
-
-@pytest.fixture
-def clock() -> Iterator[time_machine.Coordinates]:
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture

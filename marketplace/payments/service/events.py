@@ -219,6 +219,16 @@ def _our_booking_for_intent(obj: dict[str, Any]) -> Booking | None:
     return locked_booking(Booking.id == booking_id)
 
 
+def _current_booking_for_intent(obj: dict[str, Any]) -> Booking | str:
+    """Our booking when `obj` is its current PaymentIntent; otherwise the outcome that ignores the event."""
+    booking = _our_booking_for_intent(obj)
+    if booking is None:
+        return NOT_OURS
+    if obj["id"] != booking.payment_intent_id:
+        return "ignored: not the current intent"
+    return booking
+
+
 def _our_booking_for_charge(obj: dict[str, Any]) -> Booking | None:
     """The booking behind a charge or dispute, by the PaymentIntent it belongs to, when that intent is ours."""
     booking_id = _issued_for(obj.get("payment_intent"))
@@ -270,11 +280,9 @@ def settle_paid_booking(booking: Booking) -> str:
 
 
 def _on_intent_failed(obj: dict[str, Any]) -> str:
-    booking = _our_booking_for_intent(obj)
-    if booking is None:
-        return NOT_OURS
-    if obj["id"] != booking.payment_intent_id:
-        return "ignored: not the current intent"
+    booking = _current_booking_for_intent(obj)
+    if isinstance(booking, str):
+        return booking
     if booking.state is not BookingStatus.PENDING_PAYMENT:
         return f"ignored: booking {booking.status}"
     error = obj.get("last_payment_error")
@@ -285,11 +293,9 @@ def _on_intent_failed(obj: dict[str, Any]) -> str:
 
 
 def _on_intent_canceled(obj: dict[str, Any]) -> str:
-    booking = _our_booking_for_intent(obj)
-    if booking is None:
-        return NOT_OURS
-    if obj["id"] != booking.payment_intent_id:
-        return "ignored: not the current intent"
+    booking = _current_booking_for_intent(obj)
+    if isinstance(booking, str):
+        return booking
     if state_changes.release_unpaid_hold(booking.id, "The payment was cancelled."):
         return "released hold"
     return f"ignored: booking {booking.status}"
