@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.core.models import TimestampMixin
 from marketplace.core.time import utcnow
-from marketplace.extensions import db
+from marketplace.extensions import Model
 
 
 class Role(enum.StrEnum):
@@ -18,7 +18,7 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class User(UserMixin, TimestampMixin, Model):  # type: ignore[misc]  # flask-login ships no type information
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -50,7 +50,7 @@ class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined,mi
         return self.is_active_account
 
 
-class UserRole(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class UserRole(Model):
     __tablename__ = "user_roles"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
@@ -59,7 +59,7 @@ class UserRole(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy
     user: Mapped[User] = relationship(back_populates="role_rows")
 
 
-class ApiToken(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class ApiToken(TimestampMixin, Model):
     """Only a SHA-256 of the token is kept: tokens are long random strings, so a slow hash adds nothing.
 
     A token works until `expires_at` unless `revoked_at` is set (by its owner, or by a password change).
@@ -78,7 +78,7 @@ class ApiToken(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # 
     user: Mapped[User] = relationship()
 
 
-class UserSession(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class UserSession(Model):
     """A signed-in browser: the cookie carries a random key, this row its SHA-256.
 
     Server-side rows rather than a per-user generation number, because logout must end one browser's

@@ -171,7 +171,7 @@ class Tokens(MethodView):
     @login_required
     @blp.response(200, ApiTokenSchema(many=True))
     @blp.paginate(SelectPage)
-    def get(self) -> Select[tuple[ApiToken]]:
+    def get(self) -> Select[ApiToken]:
         """My working tokens (not expired, not revoked), newest first; never their secrets."""
         return service.my_tokens(current_user)
 

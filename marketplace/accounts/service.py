@@ -213,7 +213,7 @@ def record_token_use(token_id: int) -> None:
     )
 
 
-def my_tokens(user: User) -> Select[tuple[ApiToken]]:
+def my_tokens(user: User) -> Select[ApiToken]:
     """The user's working tokens, newest first (a SELECT, for pagination)."""
     return (
         _live_tokens(utcnow())

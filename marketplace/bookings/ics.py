@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import cast
 
 from icalendar import Calendar, Event, vCalAddress, vText
 
@@ -64,4 +65,4 @@ def ics_for(
         calendar.add("x-wr-calname", name)
     for booking in bookings:
         calendar.add_component(booking_event(booking, stamp))
-    return calendar.to_ical()
+    return cast(bytes, calendar.to_ical())  # icalendar's methods are untyped

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from marketplace.accounts.models import User
 from marketplace.core.models import TimestampMixin
 from marketplace.core.time import utcnow
-from marketplace.extensions import db
+from marketplace.extensions import Model
 from marketplace.mentors.models import MentorProfile
 
 
@@ -54,7 +54,7 @@ class RefundStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-class Booking(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class Booking(TimestampMixin, Model):
     __tablename__ = "bookings"
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="ends_after_start"),
@@ -164,7 +164,7 @@ class Booking(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # F
         return {"amount_cents": self.refund_amount_cents, "status": self.refund_status}
 
 
-class Review(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class Review(Model):
     __tablename__ = "reviews"
     __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),)
 
@@ -177,7 +177,7 @@ class Review(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy m
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class CalendarFeed(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class CalendarFeed(Model):
     """A mentor's private subscription URL; only a hash of its secret is kept, so rotating is the way back."""
 
     __tablename__ = "calendar_feeds"

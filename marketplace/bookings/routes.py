@@ -40,7 +40,7 @@ def _ics(payload: bytes, filename: str) -> Response:
 
 
 def _hold_limit() -> str:
-    return current_app.config["HOLD_RATE_LIMIT"]
+    return str(current_app.config["HOLD_RATE_LIMIT"])
 
 
 def _learner_key() -> str:

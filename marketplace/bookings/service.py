@@ -37,6 +37,7 @@ from marketplace.bookings.state_changes import (
     mentor_takes_bookings,
     transition,
 )
+from marketplace.core.db import rows_matched
 from marketplace.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from marketplace.core.time import as_utc, utcnow
 from marketplace.extensions import db
@@ -62,7 +63,7 @@ def get_booking(user: User, booking_id: int) -> Booking:
     return booking
 
 
-def list_bookings(user: User, role: str | None, status: str | None) -> Select:
+def list_bookings(user: User, role: str | None, status: str | None) -> Select[Booking]:
     stmt = select(Booking).join(Booking.mentor)
     as_learner = Booking.learner_id == user.id
     as_mentor = MentorProfile.user_id == user.id
@@ -128,7 +129,7 @@ def create_booking(
     lock_mentor_calendar(profile.id)
     if not mentor_takes_bookings(profile.id):  # suspended while this request waited for the lock
         raise Unprocessable("This mentor is not taking bookings.", {"mentor_id": ["Not an approved mentor."]})
-    unpaid = db.session.scalar(
+    unpaid = db.session.execute(
         select(func.count())
         .select_from(Booking)
         .where(
@@ -136,7 +137,7 @@ def create_booking(
             Booking.status == BookingStatus.PENDING_PAYMENT.value,
             Booking.hold_expires_at > now,
         )
-    )
+    ).scalar_one()
     if unpaid >= _setting("MAX_UNPAID_HOLDS"):
         raise TooManyRequests("Pay for or cancel your unpaid bookings before holding another slot.")
     expire_lapsed_holds(now, mentor_id=profile.id)
@@ -257,7 +258,7 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
     old_start = booking.start_at
     try:
         with db.session.begin_nested():
-            result = db.session.execute(
+            matched = rows_matched(
                 update(Booking)
                 .where(
                     Booking.id == booking.id, Booking.status.in_(LIVE_STATUSES), Booking.start_at == old_start
@@ -274,7 +275,7 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
     except IntegrityError as exc:
         raise Conflict(_PROBLEM_MESSAGES[SlotProblem.BUSY]) from exc
     db.session.refresh(booking)
-    if result.rowcount != 1:
+    if matched != 1:
         raise Conflict("The booking changed meanwhile; reload it and try again.")
     bump_calendar_versions([booking.mentor_id])
     signals.booking_rescheduled.send(booking.id)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from marketplace.bookings import signals
 from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus, RefundStatus, sources_of
+from marketplace.core.db import rows_matched
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.calendar_version import bump_calendar_versions
@@ -77,11 +78,11 @@ def transition(
     if to.value in LIVE_STATUSES and not set(allowed) <= set(LIVE_STATUSES):
         try:
             with db.session.begin_nested():
-                won = db.session.execute(update_booking).rowcount == 1
+                won = rows_matched(update_booking) == 1
         except IntegrityError:
             won = False
     else:
-        won = db.session.execute(update_booking).rowcount == 1
+        won = rows_matched(update_booking) == 1
     if won:
         bump_calendar_versions(
             [booking.mentor_id]

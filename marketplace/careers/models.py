@@ -15,12 +15,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.careers.content import expected_hike_percent
 from marketplace.core.models import TimestampMixin
-from marketplace.extensions import db
+from marketplace.extensions import Model, db
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
-class CareerPath(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class CareerPath(TimestampMixin, Model):
     __tablename__ = "career_paths"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,7 +66,7 @@ class CareerPath(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  
         return [p.strip() for p in _PARAGRAPH_BREAK.split(self.description) if p.strip()]
 
 
-class CareerPathSkill(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class CareerPathSkill(Model):
     """A skill that defines a path; indexed by skill so "which paths fit these skills" is one lookup."""
 
     __tablename__ = "career_path_skills"

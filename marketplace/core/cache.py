@@ -66,7 +66,7 @@ class ResponseCache:
             with self._lock:
                 entry = self._entries.get(key)
             if entry is None:
-                built = view(*args, **kwargs)
+                built: Response = view(*args, **kwargs)
                 if built.status_code != 200 or "Set-Cookie" in built.headers:
                     return built
                 headers = Headers(

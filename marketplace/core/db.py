@@ -13,10 +13,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, g, request
-from sqlalchemy import Insert, Table, event
+from sqlalchemy import CursorResult, Executable, Insert, Table, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -152,3 +152,8 @@ def autocommit_statements() -> None:
     if is_sqlite() or session.in_transaction() or isinstance(session.get_bind(), Connection):
         return
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def rows_matched(statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the session and say how many rows it matched (a compare-and-set's answer)."""
+    return cast(CursorResult[Any], db.session.execute(statement)).rowcount

@@ -24,7 +24,7 @@ from marketplace.core.api import note_operation
 from marketplace.core.errors import Conflict, Unprocessable
 from marketplace.core.fields import has_control_characters
 from marketplace.core.time import utcnow
-from marketplace.extensions import db
+from marketplace.extensions import Model, db
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -32,7 +32,7 @@ MAX_KEY_LENGTH = 255
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class IdempotencyKey(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class IdempotencyKey(Model):
     __tablename__ = "idempotency_keys"
     __table_args__ = (UniqueConstraint("user_id", "key"),)
 

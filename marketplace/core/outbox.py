@@ -21,16 +21,16 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
 from flask import current_app
 from kombu.exceptions import OperationalError
-from sqlalchemy import JSON, String, event, insert, select, update
+from sqlalchemy import JSON, String, Table, event, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from marketplace.core.time import utcnow
-from marketplace.extensions import db
+from marketplace.extensions import Model, db
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _COMMITTED = "outbox_committed"
 SWEEP_GRACE = timedelta(seconds=20)
 
 
-class OutboxMessage(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class OutboxMessage(Model):
     __tablename__ = "outbox_messages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,7 +55,7 @@ class OutboxMessage(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAl
 
 def enqueue(task: str, **payload: Any) -> int:
     """Schedule `task(**payload)` to run after the current transaction commits, and only then."""
-    table = OutboxMessage.__table__
+    table = cast(Table, OutboxMessage.__table__)
     row = {"task": task, "payload": payload, "created_at": utcnow(), "attempts": 0}
     message_id: int = db.session.connection().execute(insert(table).returning(table.c.id), row).scalar_one()
     db.session.info.setdefault(_PENDING, []).append((message_id, task, payload))

@@ -24,6 +24,7 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.core import outbox
+from marketplace.core.db import rows_matched
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
@@ -70,13 +71,13 @@ def version_of(profile_id: int) -> int | None:
 def set_next_available(profile_id: int, version: int, value: datetime | None) -> bool:
     """Store `value` if the calendar is still at `version`; False when it moved meanwhile, in which
     case the bump that moved it has queued a fresher refresh (so a slow, older one cannot win)."""
-    result = db.session.execute(
+    matched = rows_matched(
         update(MentorProfile)
         .where(MentorProfile.id == profile_id, MentorProfile.calendar_version == version)
         .values(next_available_at=value, **_NOT_A_PROFILE_EDIT)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return matched == 1
 
 
 def stale_next_available(now: datetime, after_id: int, limit: int) -> list[int]:

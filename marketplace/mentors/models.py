@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from marketplace.accounts.models import User
 from marketplace.core.models import TimestampMixin
 from marketplace.core.time import utcnow
-from marketplace.extensions import db
+from marketplace.extensions import Model, db
 from marketplace.mentors.vetting import VettingAction, VettingStatus, next_status
 
 
@@ -20,7 +20,7 @@ class TagKind(enum.StrEnum):
     CAREER_PATH = "career_path"
 
 
-class MentorProfile(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class MentorProfile(TimestampMixin, Model):
     __tablename__ = "mentor_profiles"
     __table_args__ = (
         CheckConstraint("price_cents IS NULL OR price_cents >= 0", name="price_not_negative"),
@@ -108,7 +108,7 @@ class MentorProfile(TimestampMixin, db.Model):  # type: ignore[name-defined,misc
         return before, after
 
 
-class MentorTag(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class MentorTag(Model):
     """Skills, languages and career paths as rows, so every database filters on them with an index."""
 
     __tablename__ = "mentor_tags"
@@ -124,7 +124,7 @@ class MentorTag(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchem
     profile: Mapped[MentorProfile] = relationship(back_populates="tags")
 
 
-class VettingEvent(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class VettingEvent(Model):
     """Append-only audit of every vetting step: who, when, from which state to which, and why."""
 
     __tablename__ = "vetting_events"
@@ -151,7 +151,7 @@ class RevisionStatus(enum.StrEnum):
     WITHDRAWN = "withdrawn"  # the mentor put every field back as it is live
 
 
-class ProfileRevision(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class ProfileRevision(TimestampMixin, Model):
     """Changes to public fields of a submitted profile, waiting for an admin: the live profile (what the
     public sees) takes them only when an admin approves. At most one is pending per profile."""
 
@@ -182,7 +182,7 @@ class ProfileRevision(TimestampMixin, db.Model):  # type: ignore[name-defined,mi
         return self.status == RevisionStatus.PENDING.value
 
 
-class CatalogVersion(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class CatalogVersion(Model):
     """One row whose number moves with every commit that changes what search shows (migration 0008's
     triggers); see `mentors.catalog`."""
 
@@ -192,7 +192,7 @@ class CatalogVersion(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLA
     version: Mapped[int] = mapped_column(BigInteger)
 
 
-class CareerPathMatch(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class CareerPathMatch(Model):
     """How a mentor relates to a path: chose it, and how many of its skills they list.
 
     Written only by database triggers (migration 0004) whenever mentor tags, path skills or paths change,

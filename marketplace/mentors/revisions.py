@@ -122,9 +122,9 @@ def _propose(profile: MentorProfile, public: dict[str, Any]) -> None:
     if pending is not None:
         pending.status = RevisionStatus.REPLACED.value if changes else RevisionStatus.WITHDRAWN.value
         db.session.flush()  # the one pending revision per profile is a unique index
-    if not changes:
-        _record_revision_step(profile, pending, RevisionAction.WITHDRAW, actor=None, note=None)
-        return
+        if not changes:
+            _record_revision_step(profile, pending, RevisionAction.WITHDRAW, actor=None, note=None)
+            return
     revision = ProfileRevision(changes=changes)
     profile.revisions.insert(0, revision)  # the collection is newest first
     db.session.flush()

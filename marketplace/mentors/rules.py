@@ -25,13 +25,13 @@ def language_codes() -> frozenset[str]:
     return frozenset(
         code
         for code in Locale("en").languages
-        if _PLAIN_LANGUAGE.fullmatch(code) and code not in _NOT_LANGUAGES
+        if isinstance(code, str) and _PLAIN_LANGUAGE.fullmatch(code) and code not in _NOT_LANGUAGES
     )
 
 
 def canonical_language(code: str) -> str | None:
     """The CLDR code for `code` (`eng` and `en` give `en`, `iw` gives `he`), or None for no language."""
-    alias = get_global("language_aliases").get(code)
+    alias: str | None = get_global("language_aliases").get(code)
     if alias is not None and alias in language_codes():
         return alias
     return code if code in language_codes() else None

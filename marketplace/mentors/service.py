@@ -137,7 +137,7 @@ def _transition(profile: MentorProfile, action: VettingAction, actor: User | Non
     )
 
 
-def vetting_queue(status: str) -> Select:
+def vetting_queue(status: str) -> Select[MentorProfile]:
     """Profiles in a vetting status, or (`revision_pending`) those with a revision waiting, oldest first."""
     stmt = select(MentorProfile).options(selectinload(MentorProfile.revisions))
     if status == REVISION_PENDING:
@@ -174,7 +174,7 @@ def _has_tag(kind: TagKind, value: str) -> Any:
     )
 
 
-def search(filters: dict[str, Any]) -> Select:
+def search(filters: dict[str, Any]) -> Select[MentorProfile]:
     """Approved mentors only, whatever the filters say, ordered in SQL by `ranking` so pages are cheap.
 
     `career_path` keeps the mentors who match the path (chose it, or share enough of its skills), and
@@ -263,7 +263,7 @@ def _search_terms(text: str) -> list[str]:
     return _WORD.findall(text.lower())[:_MAX_TERMS]
 
 
-def _text_matches(terms: list[str]) -> Select:
+def _text_matches(terms: list[str]) -> Select[int]:
     """Ids of mentors whose name, headline, bio or skills contain every term (as a word prefix)."""
     if is_sqlite():
         fts_query = " AND ".join(f'"{term}"*' for term in terms)

@@ -320,7 +320,7 @@ def _reminder(reminder_id: int, _version: int) -> list[Letter]:
     recipient = (
         db.session.get(User, reminder.user_id, options=[lazyload(User.role_rows)]) if reminder else None
     )
-    if booking is None or recipient is None:
+    if reminder is None or booking is None or recipient is None:
         return []
     hours, minutes = divmod(reminder.offset_minutes, 60)
     lead = f"{hours} hour{'s' if hours != 1 else ''}" if not minutes else f"{reminder.offset_minutes} minutes"

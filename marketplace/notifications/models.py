@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.core.time import utcnow
-from marketplace.extensions import db
+from marketplace.extensions import Model
 
 
 class EmailStatus(enum.StrEnum):
@@ -19,7 +19,7 @@ class EmailStatus(enum.StrEnum):
     FAILED = "failed"  # refused for good (5xx); never retried
 
 
-class SentEmail(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class SentEmail(Model):
     """One message to one recipient, claimed before it goes to SMTP and marked after: the idempotency key.
 
     A redelivered or retried task finds its row and sends nothing more. Only a crash between the SMTP
@@ -51,7 +51,7 @@ class ReminderStatus(enum.StrEnum):
     SKIPPED = "skipped"  # found due only after the session had started (the system was down)
 
 
-class Reminder(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class Reminder(Model):
     """A reminder email due at `due_at` for one participant of a confirmed booking; beat sweeps due rows."""
 
     __tablename__ = "reminders"

@@ -155,7 +155,8 @@ def init_app(app: Flask) -> None:
 
 def gateway() -> StripeGateway:
     try:
-        return current_app.extensions["stripe_gateway"]
+        found: StripeGateway = current_app.extensions["stripe_gateway"]
+        return found
     except KeyError:
         raise PaymentProviderUnavailable(
             "Payments are not configured (STRIPE_SECRET_KEY is empty)."

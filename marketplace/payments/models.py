@@ -8,10 +8,10 @@ from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.core.time import utcnow
-from marketplace.extensions import db
+from marketplace.extensions import Model
 
 
-class StripeEvent(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class StripeEvent(Model):
     """Every webhook event, stored once by its Stripe id before anything acts on it.
 
     Until processed it is retried by the redelivery sweep, each failure pushing `next_attempt_at` further
@@ -55,7 +55,7 @@ class EventState(enum.StrEnum):
     FAILED = "failed"
 
 
-class IssuedIntent(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class IssuedIntent(Model):
     """Every PaymentIntent this deployment opened, and the booking it pays for.
 
     Proof that an intent is ours: an event about any intent not listed here (another product on the same
@@ -77,7 +77,7 @@ class EarningKind(enum.StrEnum):
     DISPUTE_REVERSAL = "dispute_reversal"
 
 
-class EarningEntry(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class EarningEntry(Model):
     """An append-only ledger of what the platform owes each mentor, in the booking's currency.
 
     A paid booking adds its price less the platform fee; a refund or a dispute adds a negative entry for the

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.core.models import TimestampMixin
 from marketplace.core.time import utcnow
-from marketplace.extensions import db
+from marketplace.extensions import Model
 
 
-class AvailabilitySchedule(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class AvailabilitySchedule(TimestampMixin, Model):
     __tablename__ = "availability_schedules"
     __table_args__ = (
         CheckConstraint(
@@ -56,7 +56,7 @@ class AvailabilitySchedule(TimestampMixin, db.Model):  # type: ignore[name-defin
         return next((override for override in self.overrides if override.day == day), None)
 
 
-class RecurringInterval(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class RecurringInterval(Model):
     """A recurring range; no uniqueness here, so a PUT may delete and re-insert the same rows in one flush."""
 
     __tablename__ = "availability_weekly_intervals"
@@ -74,7 +74,7 @@ class RecurringInterval(db.Model):  # type: ignore[name-defined,misc]  # Flask-S
     end: Mapped[str] = mapped_column("end_time", String(5))
 
 
-class DateOverride(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class DateOverride(Model):
     """Replaces the weekly intervals on one mentor-local date; no intervals means a day off."""
 
     __tablename__ = "availability_overrides"
@@ -90,7 +90,7 @@ class DateOverride(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlc
     )
 
 
-class OverrideInterval(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAlchemy makes db.Model at run time
+class OverrideInterval(Model):
     __tablename__ = "availability_override_intervals"
     __table_args__ = (CheckConstraint("start_time < end_time", name="start_before_end"),)
 

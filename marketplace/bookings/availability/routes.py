@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from cachetools import LRUCache, cached
@@ -49,7 +49,7 @@ class Slots(MethodView):
         response = conditional(query.key, f"public, max-age={SLOTS_MAX_AGE_SECONDS}")
         if response.status_code == 200:
             response.set_data(_listing(query))
-            response.mimetype = current_app.json.mimetype
+            response.mimetype = "application/json"
         return response
 
 
@@ -60,4 +60,4 @@ def _listing(query: service.SlotQuery) -> bytes:
         Slot(slot.start.astimezone(query.zone), slot.end.astimezone(query.zone))
         for slot in service.slots_for(query)
     ]
-    return current_app.json.response(SLOT_LIST.dump(zoned)).get_data()
+    return cast(Response, current_app.json.response(SLOT_LIST.dump(zoned))).get_data()

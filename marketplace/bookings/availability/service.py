@@ -89,7 +89,7 @@ _SLOT_HEAD = select(
 ).where(MentorProfile.id == bindparam("mentor_id"))
 
 
-def _public_mentor_row(mentor_id: int) -> Row[Any] | None:
+def _public_mentor_row(mentor_id: int) -> Row[str, list[int], int] | None:
     """What listing slots needs of the mentor's row, None unless the mentor is public. Core on the
     session's connection: on a cache hit this is the request's only query, and the ORM layer would cost
     more than running it."""

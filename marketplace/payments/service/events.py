@@ -114,7 +114,7 @@ def record_failure(event_id: str, error: str) -> bool:
     return False
 
 
-def payment_events(state: EventState) -> Select:
+def payment_events(state: EventState) -> Select[StripeEvent]:
     """Stored events in one state, the most recent first (oldest first for those still to process)."""
     stmt = select(StripeEvent)
     if state is EventState.FAILED:
