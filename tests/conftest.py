@@ -20,6 +20,7 @@ from flask_sqlalchemy.session import _app_ctx_id
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from marketplace.bookings.availability.routes import SLOTS_CACHE
+from marketplace.careers.routes import MENTOR_PAGES
 from marketplace.extensions import db, limiter
 from marketplace.mentors.catalog import CATALOG_RESPONSES
 from tests.helpers import STRIPE_SETTINGS, STRIPE_TEST_SETTINGS, make_test_app
@@ -84,6 +85,7 @@ def clear_process_caches() -> None:
     """Every per-process cache of the app. Tests roll back, so the next test may get the same ids and
     versions (at the same frozen minute): a response cached by an earlier test must not answer for it."""
     CATALOG_RESPONSES.clear()
+    MENTOR_PAGES.clear()
     SLOTS_CACHE.clear()
 
 

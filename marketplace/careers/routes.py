@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response
+from flask import Response, request
 from flask.views import MethodView
 from werkzeug.exceptions import UnprocessableEntity
 
@@ -22,6 +22,7 @@ from marketplace.careers.schemas import (
     TimeZoneArgsSchema,
 )
 from marketplace.core.api import Blueprint
+from marketplace.core.cache import ResponseCache
 from marketplace.core.errors import NotFound
 from marketplace.mentors.catalog import CATALOG_RESPONSES
 
@@ -32,6 +33,11 @@ for _name, _filter in pages.FILTERS.items():
 
 HTML = "text/html"
 PAGE = {"type": "string", "description": "An HTML document"}
+# Mentor pages are cached per process like the catalog's, but also under the mentor's calendar version,
+# since their free times move with every booking. A page is about 30 KB.
+MENTOR_PAGES = ResponseCache(
+    lambda: service.mentor_page_version(int((request.view_args or {})["mentor_id"])), maxsize=512
+)
 SLUG = [{"in": "path", "name": "slug", "description": "A career path's slug", "example": "backend-developer"}]
 
 
@@ -86,6 +92,7 @@ class MentorListPage(MethodView):
 
 @html.route("/mentors/<int:mentor_id>")
 class MentorProfilePage(MethodView):
+    @MENTOR_PAGES
     @html.arguments(TimeZoneArgsSchema, location="query")
     @html.response(
         200, schema=PAGE, content_type=HTML, description="An approved mentor's profile and free times"

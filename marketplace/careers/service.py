@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from marketplace.accounts.models import User
 from marketplace.bookings.availability.service import list_free_slots
@@ -20,7 +20,7 @@ from marketplace.careers.models import CareerPath
 from marketplace.core.errors import NotFound
 from marketplace.core.pagination import page_and_total
 from marketplace.extensions import db
-from marketplace.mentors.models import CareerPathMatch, MentorProfile, MentorTag, TagKind
+from marketplace.mentors.models import CareerPathMatch, CatalogVersion, MentorProfile, MentorTag, TagKind
 from marketplace.mentors.service import path_match_clause, public_profile, search
 from marketplace.mentors.vetting import VettingStatus
 
@@ -188,6 +188,22 @@ class MentorPage:
     slot_days: list[tuple[date, list[datetime]]]
     more_slots: bool
     zone: ZoneInfo
+
+
+# Built once: on a cache hit this is the request's only query.
+_MENTOR_PAGE_VERSION = select(
+    CatalogVersion.version,
+    select(MentorProfile.calendar_version)
+    .where(MentorProfile.id == bindparam("mentor_id"))
+    .scalar_subquery(),
+).where(CatalogVersion.id == 1)
+
+
+def mentor_page_version(mentor_id: int) -> tuple[int, int | None]:
+    """What a mentor's page shows moves with these two: the catalog version (the profile, its tags and
+    paths, names, and the rating a new review changes) and the mentor's calendar version (free times)."""
+    catalog, calendar = db.session.execute(_MENTOR_PAGE_VERSION, {"mentor_id": mentor_id}).one()
+    return catalog, calendar
 
 
 def mentor_page(mentor_id: int, zone: ZoneInfo) -> MentorPage:

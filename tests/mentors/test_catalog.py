@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 
 from marketplace.accounts.models import Role
 from marketplace.careers.models import CareerPath, CareerPathSkill
+from marketplace.careers.routes import MENTOR_PAGES
 from marketplace.extensions import db
 from marketplace.mentors import calendar_version, catalog
 from marketplace.mentors.models import MentorProfile, MentorTag, TagKind
@@ -133,6 +134,7 @@ def test_with_real_commits_a_transaction_bumps_once_and_hand_written_sql_is_seen
     bump once per commit, however many rows it changed, and a change made by plain SQL on another
     connection empties the cache as surely as one made by the app."""
     catalog.CATALOG_RESPONSES.clear()
+    MENTOR_PAGES.clear()
     with fresh_database(database_url, tmp_path, prefix="catalog") as url, temporary_app(url) as app:
         with app.app_context():
             upgrade()
@@ -151,6 +153,7 @@ def test_with_real_commits_a_transaction_bumps_once_and_hand_written_sql_is_seen
         assert after_calendar == before + bumped
         assert suspended_id in [mentor["id"] for mentor in client.get(SEARCH).get_json()]
         assert "Mentor 0" in client.get(f"/careers/{BACKEND}").get_data(as_text=True)
+        assert client.get(f"/mentors/{suspended_id}").status_code == 200
 
         with app.app_context(), db.engine.begin() as connection:
             connection.execute(
@@ -160,4 +163,6 @@ def test_with_real_commits_a_transaction_bumps_once_and_hand_written_sql_is_seen
 
         assert suspended_id not in [mentor["id"] for mentor in client.get(SEARCH).get_json()]
         assert "Mentor 0" not in client.get(f"/careers/{BACKEND}").get_data(as_text=True)
+        assert client.get(f"/mentors/{suspended_id}").status_code == 404
     catalog.CATALOG_RESPONSES.clear()
+    MENTOR_PAGES.clear()

@@ -13,11 +13,12 @@ from flask.testing import FlaskClient
 
 from marketplace.bookings.availability.service import list_free_slots
 from marketplace.extensions import db
+from marketplace.mentors.calendar_version import bump_calendar_versions
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
 from marketplace.scheduling.models import RecurringInterval
 from tests.careers.support import add_review, load_paths, make_mentor, tomorrow
-from tests.factories import AvailabilityScheduleFactory, UserFactory
+from tests.factories import AvailabilityScheduleFactory, BookingFactory, UserFactory
 from tests.pages.html_checks import assert_good_page
 
 BASE = "http://localhost"
@@ -149,6 +150,25 @@ def test_mentor_profile_shows_reviews_and_free_times_in_the_chosen_zone(
     assert starts[0] == (f"{first.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z", f"{first.astimezone(zone):%H:%M}")
     assert len(starts) == len(slots)
     assert 'href="/careers/backend-developer"' in html
+
+
+def test_the_mentor_page_is_kept_until_the_mentors_calendar_moves(client: FlaskClient, world: World) -> None:
+    url = f"/mentors/{world.maria.id}"
+    shown = re.findall(r'data-start="([^"]+)"', _page(client, url))
+    first = list_free_slots(world.maria.id, None, None, UTC, None)[0]
+    BookingFactory(mentor=world.maria, start_at=first.start, end_at=first.end, blocked_until=first.end)
+    db.session.commit()
+
+    kept = re.findall(r'data-start="([^"]+)"', _page(client, url))
+    bump_calendar_versions([world.maria.id])
+    db.session.commit()
+    fresh = re.findall(r'data-start="([^"]+)"', _page(client, url))
+
+    taken = f"{first.start:%Y-%m-%dT%H:%M:%S}Z"
+    assert shown[0] == taken
+    assert kept == shown  # the booking was written past the service, so the version did not move
+    assert taken not in fresh
+    assert len(fresh) < len(shown)
 
 
 def test_a_mentor_offering_no_session_length_has_a_page_without_free_times(
