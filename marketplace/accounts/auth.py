@@ -18,6 +18,7 @@ from marketplace.accounts.models import ApiToken, User
 from marketplace.core.api import CSRF_HEADER
 from marketplace.core.auth import SELF_AUTHENTICATED_ENDPOINTS
 from marketplace.core.db import SAFE_METHODS
+from marketplace.core.pages import posted_field
 from marketplace.core.errors import Forbidden, Unauthorized
 from marketplace.extensions import db, login_manager
 
@@ -49,7 +50,7 @@ def csrf_token() -> str:
 
 def csrf_sent_matches() -> bool:
     """Whether the request carries this session's CSRF token, in the header or in a posted form's field."""
-    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FORM_FIELD, "")
+    sent = request.headers.get(CSRF_HEADER) or posted_field(CSRF_FORM_FIELD) or ""
     expected = session.get(CSRF_SESSION_KEY, "")
     # As bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
     return bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())

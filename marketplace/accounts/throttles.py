@@ -15,6 +15,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
 from marketplace.accounts import service
+from marketplace.core.pages import posted_field
 from marketplace.extensions import limiter
 
 
@@ -30,9 +31,8 @@ def _account_key(email: str) -> str:
 
 
 def _account_in_body() -> str:
-    if request.mimetype in {"application/x-www-form-urlencoded", "multipart/form-data"}:
-        email = request.form.get("email")
-    else:
+    email = posted_field("email")
+    if email is None:
         try:
             body = request.get_json(silent=True)
         except RecursionError:

@@ -22,6 +22,7 @@ SITE_NAME = "Mentor marketplace"
 SCHEMA_ORG = "https://schema.org"
 MAX_NEXT_LENGTH = 2000
 FILL_IN = "Please fill in this field."
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 
 def render_page(
@@ -45,6 +46,15 @@ def render_page(
         **context,
     )
     return Response(html, status=status, mimetype="text/html")
+
+
+def posted_field(name: str) -> str | None:
+    """A field of a posted form, read so the raw body stays readable: an API view that refuses a form
+    with a 415 still sees the body it was sent."""
+    if request.mimetype not in FORM_TYPES:
+        return None
+    request.get_data(cache=True)
+    return request.form.get(name)
 
 
 def safe_next(target: str | None, default: str = "/") -> str:
