@@ -6,7 +6,20 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Select, case, cast, column, exists, func, or_, select, table
+from sqlalchemy import (
+    Float,
+    Select,
+    Subquery,
+    case,
+    cast,
+    column,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+)
 from sqlalchemy.orm import selectinload
 
 from marketplace.accounts.models import Role, User
@@ -200,6 +213,8 @@ def search(filters: dict[str, Any]) -> Select[MentorProfile]:
         stmt = stmt.where(_has_tag(TagKind.SKILL, filters["skill"]))
     if filters.get("language"):
         stmt = stmt.where(_has_tag(TagKind.LANGUAGE, filters["language"]))
+    if filters.get("currency"):
+        stmt = stmt.where(MentorProfile.currency == filters["currency"])
     if filters.get("max_price_cents") is not None:
         stmt = stmt.where(MentorProfile.price_cents <= filters["max_price_cents"])
     if filters.get("available_within_days") is not None:
@@ -207,9 +222,12 @@ def search(filters: dict[str, Any]) -> Select[MentorProfile]:
             MentorProfile.next_available_at <= now + timedelta(days=filters["available_within_days"])
         )
     terms = _search_terms(filters.get("q") or "")
+    text_rank: Any = None
     if terms:
-        stmt = stmt.where(MentorProfile.id.in_(_text_matches(terms)))
-    return stmt.order_by(*_ordering(filters.get("sort", "relevance"), _score(relevance, now)))
+        matches = _text_matches(terms)
+        stmt = stmt.join(matches, matches.c.profile_id == MentorProfile.id)
+        text_rank = matches.c.rank
+    return stmt.order_by(*_ordering(filters.get("sort", "relevance"), _score(relevance, now), text_rank))
 
 
 def path_match_clause() -> Any:
@@ -234,10 +252,18 @@ def _score(relevance: Any, now: datetime) -> Any:
     return ranking.combine(relevance, rating, availability, price)
 
 
-def _ordering(sort: str, score: Any) -> tuple[Any, ...]:
-    """Every sort ends with the score, then the id, so equal keys still page in a stable order."""
+def _ordering(sort: str, score: Any, text_rank: Any = None) -> tuple[Any, ...]:
+    """Every sort ends with the score, then the id, so equal keys still page in a stable order.
+
+    With a text query the best match comes first (`text_rank`, higher is better); prices are compared only
+    within one currency: the price sort lists each currency's mentors together, cheapest first.
+    """
     if sort == "price":
-        keys: tuple[Any, ...] = (MentorProfile.price_cents.is_(None), MentorProfile.price_cents)
+        keys: tuple[Any, ...] = (
+            MentorProfile.price_cents.is_(None),
+            MentorProfile.currency,
+            MentorProfile.price_cents,
+        )
     elif sort == "next_available":
         keys = (MentorProfile.next_available_at.is_(None), MentorProfile.next_available_at)
     elif sort == "rating":
@@ -246,6 +272,8 @@ def _ordering(sort: str, score: Any) -> tuple[Any, ...]:
                 func.coalesce(MentorProfile.rating_avg, 0.0), MentorProfile.rating_count
             ).desc(),
         )
+    elif text_rank is not None:
+        keys = (text_rank.desc(),)
     else:
         keys = ()
     return (*keys, score.desc(), MentorProfile.id)
@@ -256,6 +284,8 @@ def _ordering(sort: str, score: Any) -> tuple[Any, ...]:
 _WORD = re.compile(r"[^\W_]+")
 _MAX_TERMS = 8
 _search_table = table("mentor_search", column("profile_id"), column("rowid"), column("document"))
+# FTS5's rank function is `bm25(table)`, lower for better matches; PostgreSQL's ts_rank is higher.
+_bm25 = func.bm25(literal_column("mentor_search"))
 
 
 def _search_terms(text: str) -> list[str]:
@@ -263,10 +293,17 @@ def _search_terms(text: str) -> list[str]:
     return _WORD.findall(text.lower())[:_MAX_TERMS]
 
 
-def _text_matches(terms: list[str]) -> Select[int]:
-    """Ids of mentors whose name, headline, bio or skills contain every term (as a word prefix)."""
+def _text_matches(terms: list[str]) -> Subquery:
+    """Mentors whose name, headline, bio or skills contain every term (as a word prefix): `profile_id`, and
+    `rank`, how well the text matches (higher is better; term frequency weighed against document length)."""
     if is_sqlite():
         fts_query = " AND ".join(f'"{term}"*' for term in terms)
-        return select(_search_table.c.rowid).where(_search_table.c.document.op("MATCH")(fts_query))
-    ts_query = func.to_tsquery("simple", " & ".join(f"{term}:*" for term in terms))
-    return select(_search_table.c.profile_id).where(_search_table.c.document.op("@@")(ts_query))
+        found = select(_search_table.c.rowid.label("profile_id"), (-_bm25).label("rank")).where(
+            _search_table.c.document.op("MATCH")(fts_query)
+        )
+    else:
+        ts_query = func.to_tsquery("simple", " & ".join(f"{term}:*" for term in terms))
+        found = select(
+            _search_table.c.profile_id, func.ts_rank(_search_table.c.document, ts_query).label("rank")
+        ).where(_search_table.c.document.op("@@")(ts_query))
+    return found.subquery("text_matches")

@@ -237,6 +237,41 @@ def test_text_search_finds_by_name_headline_bio_and_skill(client: FlaskClient) -
     assert set(_ids(client, "?q=%25%25")) == {zelda.id, other.id, accents.id}
 
 
+def test_a_text_query_ranks_the_best_text_match_first(client: FlaskClient) -> None:
+    focused = make_mentor(
+        "Kai Focus",
+        headline="Kubernetes operator",
+        bio="Kubernetes clusters and kubernetes upgrades.",
+        skills=("kubernetes",),
+    )
+    popular = make_mentor(
+        "Pat Popular",
+        headline="Generalist engineer",
+        bio="Python services, databases, team leadership, hiring, roadmaps, and once a kubernetes migration.",
+        skills=("python", "sql"),
+        rating=(5.0, 80),
+        price_cents=1000,
+        next_free=tomorrow(),
+    )
+    db.session.commit()
+
+    assert _ids(client, "?q=kubernetes") == [focused.id, popular.id]
+    assert _ids(client, "?q=kubernetes&sort=rating") == [popular.id, focused.id]
+    assert _ids(client) == [popular.id, focused.id]
+
+
+def test_prices_compare_only_within_one_currency(client: FlaskClient) -> None:
+    usd_high = make_mentor(price_cents=9000, currency="USD")
+    eur_low = make_mentor(price_cents=5000, currency="EUR")
+    usd_low = make_mentor(price_cents=3000, currency="USD")
+    eur_high = make_mentor(price_cents=8000, currency="EUR")
+    db.session.commit()
+
+    assert _ids(client, "?sort=price") == [eur_low.id, eur_high.id, usd_low.id, usd_high.id]
+    assert _ids(client, "?sort=price&currency=usd") == [usd_low.id, usd_high.id]
+    assert _ids(client, "?currency=EUR&max_price_cents=6000") == [eur_low.id]
+
+
 def test_the_search_index_follows_profile_and_name_changes(client: FlaskClient) -> None:
     mentor = make_mentor("Nina Oldname", headline="Kotlin developer", skills=("kotlin",))
     db.session.commit()

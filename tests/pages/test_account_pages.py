@@ -418,3 +418,14 @@ def test_the_verification_link_verifies_on_a_button_press(client: FlaskClient) -
 )
 def test_safe_next_keeps_only_paths_of_this_site(target: str | None, expected: str) -> None:
     assert safe_next(target) == expected
+
+
+def test_career_pages_say_what_is_known_without_editing_notes(client: FlaskClient) -> None:
+    load_paths()
+    slugs = [path["slug"] for path in client.get("/api/v1/career-paths").get_json()]
+
+    for slug in slugs:
+        html = client.get(f"/careers/{slug}").get_data(as_text=True)
+        for note in ("not named in the source", "our assumption", "source page", "editorial"):
+            assert note not in html.lower(), (slug, note)
+    assert len(slugs) >= 12
