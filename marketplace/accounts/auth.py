@@ -18,8 +18,8 @@ from marketplace.accounts.models import ApiToken, User
 from marketplace.core.api import CSRF_HEADER
 from marketplace.core.auth import SELF_AUTHENTICATED_ENDPOINTS
 from marketplace.core.db import SAFE_METHODS
-from marketplace.core.pages import posted_field
 from marketplace.core.errors import Forbidden, Unauthorized
+from marketplace.core.pages import posted_field
 from marketplace.extensions import db, login_manager
 
 CSRF_SESSION_KEY = "csrf_token"
