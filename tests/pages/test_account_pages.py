@@ -17,7 +17,7 @@ from marketplace.accounts.passwords import verify_password
 from marketplace.core.pages import safe_next
 from marketplace.extensions import db
 from tests.accounts.sessions import sign_in as api_sign_in
-from tests.careers.support import load_paths
+from tests.careers.support import load_paths, make_mentor
 from tests.factories import PASSWORD, UserFactory
 from tests.pages.html_checks import assert_good_page
 
@@ -429,3 +429,18 @@ def test_career_pages_say_what_is_known_without_editing_notes(client: FlaskClien
         for note in ("not named in the source", "our assumption", "source page", "editorial"):
             assert note not in html.lower(), (slug, note)
     assert len(slugs) >= 12
+
+
+def test_the_listing_filters_by_currency_with_the_price_in_its_whole_units(client: FlaskClient) -> None:
+    yen = make_mentor("Yui Yen", price_cents=5000, currency="JPY")
+    dollars = make_mentor("Dan Dollar", price_cents=4000, currency="USD")
+    db.session.commit()
+
+    html = client.get("/mentors?currency=JPY&max_price=6000").get_data(as_text=True)
+    usd = client.get("/mentors?currency=usd&max_price=50").get_data(as_text=True)
+
+    assert yen.name in html
+    assert dollars.name not in html
+    assert '<option value="JPY" selected>JPY</option>' in html
+    assert dollars.name in usd
+    assert yen.name not in usd
