@@ -20,7 +20,7 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from marketplace.accounts.models import Role, User
 from marketplace.core.db import is_sqlite
@@ -200,6 +200,8 @@ def search(filters: dict[str, Any]) -> Select[MentorProfile]:
         # Users are read for the page only, after the sort, instead of joined to every candidate.
         .options(selectinload(MentorProfile.user))
     )
+    going_rates = _going_rates()
+    stmt = stmt.outerjoin(going_rates, going_rates.c.currency == MentorProfile.currency)
     relevance: Any = 0.0
     if filters.get("career_path"):
         match = CareerPathMatch
@@ -227,7 +229,9 @@ def search(filters: dict[str, Any]) -> Select[MentorProfile]:
         matches = _text_matches(terms)
         stmt = stmt.join(matches, matches.c.profile_id == MentorProfile.id)
         text_rank = matches.c.rank
-    return stmt.order_by(*_ordering(filters.get("sort", "relevance"), _score(relevance, now), text_rank))
+    return stmt.order_by(
+        *_ordering(filters.get("sort", "relevance"), _score(relevance, now, going_rates.c.cents), text_rank)
+    )
 
 
 def path_match_clause() -> Any:
@@ -235,7 +239,18 @@ def path_match_clause() -> Any:
     return or_(CareerPathMatch.chose == 1, CareerPathMatch.overlap >= ranking.MIN_SKILL_OVERLAP)
 
 
-def _score(relevance: Any, now: datetime) -> Any:
+def _going_rates() -> Subquery:
+    """Per currency, the average hourly price of the approved mentors who charge in it (`ranking`'s T)."""
+    priced = aliased(MentorProfile)
+    return (
+        select(priced.currency.label("currency"), func.avg(cast(priced.price_cents, Float)).label("cents"))
+        .where(priced.vetting_status == VettingStatus.APPROVED.value, priced.price_cents.is_not(None))
+        .group_by(priced.currency)
+        .subquery("going_rates")
+    )
+
+
+def _score(relevance: Any, now: datetime, going_rate: Any) -> Any:
     """`ranking.score` as a SQL expression: the arithmetic is ranking's own, the steps become CASEs."""
     profile = MentorProfile
     availability = case(
@@ -246,7 +261,8 @@ def _score(relevance: Any, now: datetime) -> Any:
         else_=0.0,
     )
     price = case(
-        (profile.price_cents.is_(None), 0.0), else_=ranking.price_score(cast(profile.price_cents, Float))
+        (profile.price_cents.is_(None) | going_rate.is_(None), 0.0),
+        else_=ranking.price_score(cast(profile.price_cents, Float), going_rate),
     )
     rating = ranking.rating_score(func.coalesce(profile.rating_avg, 0.0), cast(profile.rating_count, Float))
     return ranking.combine(relevance, rating, availability, price)
