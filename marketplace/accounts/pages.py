@@ -265,9 +265,7 @@ class VerifyEmailPage(MethodView):
 
     @html.response(200, schema=PAGE, content_type=HTML, description="Confirm the address a link was sent to")
     def get(self) -> Response:
-        return _page(
-            "verify.html", "Verify your email address", Form(values={"token": request.args.get("token", "")})
-        )
+        return self.show(Form(values={"token": request.args.get("token", "")}))
 
     @html.response(303, description="Verified: on to the account page, or to sign in")
     @html.alt_response(400, schema=PAGE, content_type=HTML, description="The link is dead")
@@ -278,10 +276,14 @@ class VerifyEmailPage(MethodView):
                 raise BadRequest(links.INVALID_LINK)
             service.verify_email(data["token"])
         except BadRequest:
-            return _page("verify.html", "Verify your email address", form, 400, dead=True)
+            return self.show(form, 400, dead=True)
         flash("Thank you: your email address is verified.")
         target = "AccountPage" if current_user.is_authenticated else "SignInPage"
         return redirect(url_for(f"account_pages.{target}"), code=303)
+
+    @staticmethod
+    def show(form: Form, status: int = 200, dead: bool = False) -> Response:
+        return _page("verify.html", "Verify your email address", form, status, dead=dead)
 
 
 # --- every posted form: the CSRF token, and refusals as pages ------------------------------------------
@@ -293,6 +295,7 @@ FORMS: dict[str, Callable[[Form, int], Response]] = {
     "account_pages.PasswordChangePage": PasswordChangePage.show,
     "account_pages.ForgotPasswordPage": ForgotPasswordPage.show,
     "account_pages.ResetPasswordPage": ResetPasswordPage.show,
+    "account_pages.VerifyEmailPage": VerifyEmailPage.show,
 }
 
 

@@ -444,3 +444,18 @@ def test_the_listing_filters_by_currency_with_the_price_in_its_whole_units(clien
     assert '<option value="JPY" selected>JPY</option>' in html
     assert dollars.name in usd
     assert yen.name not in usd
+
+
+def test_a_verification_refused_for_its_form_token_keeps_the_link(client: FlaskClient) -> None:
+    user = UserFactory(email_verified=False)
+    db.session.commit()
+    token = links.verification_token(user)
+    client.get(f"/verify-email?token={token}")
+
+    response = client.post("/verify-email", data={"token": token, "csrf_token": "stale"})
+
+    assert response.status_code == 403
+    html = response.get_data(as_text=True)
+    assert "This form has expired" in html
+    assert f'name="token" value="{token}"' in html
+    assert _user(user.email).email_verified is False
