@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from flask import flash, redirect, request, url_for
 from flask.views import MethodView
@@ -47,6 +47,31 @@ PAGE = {"type": "string", "description": "An HTML document"}
 PASSWORDS = ("password", "current_password")
 EXPIRED_FORM = "This form has expired. Please send it again."
 TOO_MANY = "Too many attempts. Please wait a few minutes, then try again."
+
+
+# What a page answers besides its success, each as a page (the form again where there is one).
+REFUSALS = {
+    400: "The link is invalid, expired or already used",
+    401: "Wrong email or password: the form again",
+    403: "The form's CSRF token is missing or stale, or the current password is wrong: the form again",
+    409: "The address is taken: the form again",
+    422: "The form again, with what to change next to each field",
+    429: "Too many attempts: the form again, to send later",
+}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def refusals(*statuses: int) -> Callable[[F], F]:
+    """Document these answers of a view as HTML pages (else the document would say they are JSON)."""
+
+    def decorator(view: F) -> F:
+        for status in statuses:
+            view = html.alt_response(status, schema=PAGE, content_type=HTML, description=REFUSALS[status])(
+                view
+            )
+        return view
+
+    return decorator
 
 
 def _page(template: str, title: str, form: Form | None = None, status: int = 200, **context: Any) -> Response:
@@ -96,7 +121,7 @@ class SignUpPage(MethodView):
         return self.show(Form(values={"role": role if role in ("learner", "mentor") else "learner"}))
 
     @html.response(303, description="Signed up and in: on to `next`, or to the account page")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form, with what to change")
+    @refusals(403, 409, 422, 429)
     def post(self) -> Response:
         data, form = read_form(RegisterSchema(), secret=PASSWORDS)
         if data is None:
@@ -129,8 +154,7 @@ class SignInPage(MethodView):
         return self.show(Form())
 
     @html.response(303, description="Signed in: back to `next` (a path on this site), or home")
-    @html.alt_response(401, schema=PAGE, content_type=HTML, description="Wrong email or password")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form, with what to change")
+    @refusals(401, 403, 422, 429)
     def post(self) -> Response:
         data, form = read_form(CredentialsSchema(), secret=PASSWORDS)
         if data is None:
@@ -150,6 +174,7 @@ class SignInPage(MethodView):
 @html.route("/logout")
 class SignOutPage(MethodView):
     @html.response(303, description="Signed out (the session ends on the server); on to the home page")
+    @refusals(403)
     def post(self) -> Response:
         auth.sign_out()
         flash("You are signed out.")
@@ -160,6 +185,7 @@ class SignOutPage(MethodView):
 class AccountPage(MethodView):
     @signed_in_page
     @html.response(200, schema=PAGE, content_type=HTML, description="My account (anyone else: to sign in)")
+    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
     def get(self) -> Response:
         return _page("account.html", "Your account", user=_user())
 
@@ -170,13 +196,13 @@ class PasswordChangePage(MethodView):
 
     @signed_in_page
     @html.response(200, schema=PAGE, content_type=HTML, description="The change-password form")
+    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
     def get(self) -> Response:
         return self.show(Form())
 
     @signed_in_page
-    @html.response(303, description="Changed; every other session and token of the account ended")
-    @html.alt_response(403, schema=PAGE, content_type=HTML, description="The current password is wrong")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form, with what to change")
+    @html.response(303, description="Changed (other sessions and tokens ended); anyone else: to sign in")
+    @refusals(403, 422, 429)
     def post(self) -> Response:
         data, form = read_form(PasswordChangeSchema(), secret=PASSWORDS)
         if data is None:
@@ -210,7 +236,8 @@ class ForgotPasswordPage(MethodView):
     def get(self) -> Response:
         return self.show(Form())
 
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form, with what to change")
+    @html.response(200, schema=PAGE, content_type=HTML, description="Check your inbox (for any address)")
+    @refusals(403, 422, 429)
     def post(self) -> Response:
         """The same answer whether or not the address has an account."""
         data, form = read_form(PasswordResetRequestSchema())
@@ -229,7 +256,7 @@ class ResetPasswordPage(MethodView):
     decorators = [links_per_address]
 
     @html.response(200, schema=PAGE, content_type=HTML, description="The new-password form of a reset link")
-    @html.alt_response(400, schema=PAGE, content_type=HTML, description="The link is dead: ask for another")
+    @refusals(400)
     def get(self) -> Response:
         token = request.args.get("token", "")
         try:
@@ -239,7 +266,7 @@ class ResetPasswordPage(MethodView):
         return self.show(Form(values={"token": token}))
 
     @html.response(303, description="The password is set: on to sign in with it")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form, with what to change")
+    @refusals(400, 403, 422, 429)
     def post(self) -> Response:
         data, form = read_form(PasswordResetConfirmSchema(), secret=PASSWORDS)
         if data is None:
@@ -268,7 +295,7 @@ class VerifyEmailPage(MethodView):
         return self.show(Form(values={"token": request.args.get("token", "")}))
 
     @html.response(303, description="Verified: on to the account page, or to sign in")
-    @html.alt_response(400, schema=PAGE, content_type=HTML, description="The link is dead")
+    @refusals(400, 403, 429)
     def post(self) -> Response:
         data, form = read_form(SignedLinkSchema())
         try:
