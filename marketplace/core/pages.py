@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Response, render_template, request
 from marshmallow import Schema, ValidationError
@@ -62,10 +61,8 @@ def safe_next(target: str | None, default: str = "/") -> str:
     a scheme (`javascript:`), a protocol-relative `//host` or a backslash a browser reads as a slash."""
     if not target or len(target) > MAX_NEXT_LENGTH or has_control_characters(target):
         return default
+    # A path that starts with one slash has neither a scheme nor a host (RFC 3986, section 4.2).
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return default
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
         return default
     return target
 
