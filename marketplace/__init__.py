@@ -45,6 +45,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
 
     from marketplace import cli, notifications
     from marketplace.accounts import auth, passwords
+    from marketplace.accounts.pages import html as account_pages_blp
     from marketplace.accounts.routes import blp as accounts_blp
     from marketplace.bookings.availability.routes import blp as slots_blp
     from marketplace.bookings.routes import blp as bookings_blp
@@ -91,6 +92,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(calendar_feeds_blp)
     api.register_blueprint(careers_blp)
     api.register_blueprint(pages_blp)
+    api.register_blueprint(account_pages_blp)
     api.register_blueprint(payments_blp)
     api.register_blueprint(webhooks_blp)
     return app

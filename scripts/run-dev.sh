@@ -39,6 +39,7 @@ flask --app wsgi db upgrade
 flask --app wsgi seed-demo
 
 echo
-echo "Mentor marketplace: http://127.0.0.1:${PORT}  (API docs: http://127.0.0.1:${PORT}/api/docs)"
+echo "Mentor marketplace: http://127.0.0.1:${PORT}/  (API docs: http://127.0.0.1:${PORT}/api/docs)"
+echo "Sign in at http://127.0.0.1:${PORT}/login with a demo login above, e.g. ada@demo.test / demo-password-123"
 echo
 honcho start -f Procfile.dev -p "$PORT"

@@ -85,6 +85,12 @@ PUBLIC_OPERATIONS = frozenset(
         ("GET", "/careers/{slug}"),
         ("GET", "/mentors"),
         ("GET", "/mentors/{mentor_id}"),
+        ("GET", "/"),
+        # The account pages: open to all; the signed-in ones send anyone else to sign in.
+        *(("GET", path) for path in ("/signup", "/login", "/account", "/account/password")),
+        *(("GET", path) for path in ("/forgot-password", "/reset-password", "/verify-email")),
+        *(("POST", path) for path in ("/signup", "/login", "/logout", "/account/password")),
+        *(("POST", path) for path in ("/forgot-password", "/reset-password", "/verify-email")),
         ("GET", "/calendar/{token}.ics"),
         ("POST", "/webhooks/stripe"),
     }

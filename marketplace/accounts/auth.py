@@ -19,9 +19,12 @@ from marketplace.core.api import CSRF_HEADER
 from marketplace.core.auth import SELF_AUTHENTICATED_ENDPOINTS
 from marketplace.core.db import SAFE_METHODS
 from marketplace.core.errors import Forbidden, Unauthorized
+from marketplace.core.pages import posted_field
 from marketplace.extensions import db, login_manager
 
 CSRF_SESSION_KEY = "csrf_token"
+# A page's form carries the token in this hidden field, where an API call sends the header.
+CSRF_FORM_FIELD = "csrf_token"
 SESSION_KEY = "session_key"
 # These take credentials in the body (or, for Stripe's deliveries, a signature over it, or a signed link)
 # and act on no signed-in user, so a forged cross-site request gains nothing.
@@ -43,6 +46,14 @@ def csrf_token() -> str:
     if token is None:
         token = session[CSRF_SESSION_KEY] = secrets.token_urlsafe(32)
     return token
+
+
+def csrf_sent_matches() -> bool:
+    """Whether the request carries this session's CSRF token, in the header or in a posted form's field."""
+    sent = request.headers.get(CSRF_HEADER) or posted_field(CSRF_FORM_FIELD) or ""
+    expected = session.get(CSRF_SESSION_KEY, "")
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
+    return bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 def sign_in(user: User) -> None:
@@ -98,6 +109,8 @@ def _record_use_alone(token: ApiToken) -> None:
 
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    # Pages put the token in their forms; flask-login already offers `current_user` to templates.
+    app.context_processor(lambda: {"csrf_token": csrf_token})
 
     @login_manager.user_loader  # type: ignore[untyped-decorator]  # flask-login ships no type information
     def _load_user(user_id: str) -> User | None:
@@ -128,9 +141,5 @@ def init_app(app: Flask) -> None:
             return
         if request.method in SAFE_METHODS or request.endpoint in CSRF_EXEMPT_ENDPOINTS:
             return
-        if current_user.is_authenticated:
-            sent = request.headers.get(CSRF_HEADER, "")
-            expected = session.get(CSRF_SESSION_KEY, "")
-            # As bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
-            if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-                raise Forbidden(f"Missing or invalid {CSRF_HEADER} header.")
+        if current_user.is_authenticated and not csrf_sent_matches():
+            raise Forbidden(f"Missing or invalid {CSRF_HEADER} header.")

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
 from typing import Any, cast
 
-from flask import Response, current_app, request
+from flask import Response
 from flask.views import MethodView
-from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from sqlalchemy import Select
 
@@ -26,77 +23,19 @@ from marketplace.accounts.schemas import (
     TokenSchema,
     UserSchema,
 )
+from marketplace.accounts.throttles import (
+    failed_sign_ins_per_account,
+    failed_sign_ins_per_address,
+    links_per_account,
+    links_per_address,
+    registrations_per_address,
+    wrong_current_passwords,
+)
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_optional, login_required
 from marketplace.core.pagination import SelectPage
-from marketplace.extensions import limiter
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Accounts, sessions and API tokens")
-
-
-# --- throttling ---------------------------------------------------------------------------------------
-# Key functions must never raise: Flask-Limiter takes an exception for a storage outage.
-
-
-def _setting(name: str) -> Callable[[], str]:
-    """A limit read from the app's settings at request time."""
-    return lambda: current_app.config[name]
-
-
-def _account_key(email: str) -> str:
-    """One bucket per normalized address, hashed: bounded keys, and no addresses in the limiter's storage."""
-    normalized = service.normalize_email(email).encode("utf-8", "surrogatepass")
-    return "account:" + hashlib.sha256(normalized).hexdigest()[:32]
-
-
-def _account_in_body() -> str:
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        body = None
-    email = body.get("email") if isinstance(body, dict) else None
-    return _account_key(email if isinstance(email, str) else "")
-
-
-def _signed_in_account() -> str:
-    return _account_key(current_user.email if current_user.is_authenticated else "")
-
-
-def _rejected(*statuses: int) -> Callable[[Response], bool]:
-    """Charge the limit only for these answers (the failures)."""
-    return lambda response: response.status_code in statuses
-
-
-# Failed sign-ins count against the client address and against the account, whichever address tries it;
-# login and token issuing share both buckets, and stacked windows ("5 per minute; 20 per hour") make a
-# persistent guesser wait longer and longer. Only failures count, so signing in often is never throttled.
-# (A limit is tested before the password is checked and charged after: a burst of concurrent guesses can
-# overrun it by the number of requests in flight, which the web workers bound.)
-_failed_sign_ins_per_address = limiter.shared_limit(
-    _setting("LOGIN_RATE_LIMIT"),
-    scope="sign-in-address",
-    key_func=get_remote_address,
-    methods=["POST"],
-    deduct_when=_rejected(401),
-)
-_failed_sign_ins_per_account = limiter.shared_limit(
-    _setting("LOGIN_ACCOUNT_RATE_LIMIT"),
-    scope="sign-in-account",
-    key_func=_account_in_body,
-    methods=["POST"],
-    deduct_when=_rejected(401),
-)
-# A wrong current password on a password change is a guess at the account's password too.
-_wrong_current_passwords = limiter.shared_limit(
-    _setting("LOGIN_ACCOUNT_RATE_LIMIT"),
-    scope="sign-in-account",
-    key_func=_signed_in_account,
-    methods=["PUT"],
-    deduct_when=_rejected(403),
-)
-_links_per_address = limiter.limit(
-    _setting("PASSWORD_RESET_RATE_LIMIT"), key_func=get_remote_address, methods=["POST"]
-)
 
 
 # --- routes ---------------------------------------------------------------------------------------------
@@ -104,9 +43,7 @@ _links_per_address = limiter.limit(
 
 @blp.route("/auth/register")
 class Register(MethodView):
-    decorators = [
-        limiter.limit(_setting("REGISTER_RATE_LIMIT"), key_func=get_remote_address, methods=["POST"])
-    ]
+    decorators = [registrations_per_address]
 
     @blp.arguments(RegisterSchema)
     @blp.response(201, UserSchema)
@@ -124,7 +61,7 @@ class Register(MethodView):
 
 @blp.route("/auth/login")
 class Login(MethodView):
-    decorators = [_failed_sign_ins_per_address, _failed_sign_ins_per_account]
+    decorators = [failed_sign_ins_per_address, failed_sign_ins_per_account]
 
     @blp.arguments(CredentialsSchema)
     @blp.response(200, SessionSchema)
@@ -156,7 +93,7 @@ class Session(MethodView):
 
 @blp.route("/auth/tokens")
 class Tokens(MethodView):
-    decorators = [_failed_sign_ins_per_address, _failed_sign_ins_per_account]
+    decorators = [failed_sign_ins_per_address, failed_sign_ins_per_account]
 
     @blp.arguments(TokenRequestSchema)
     @blp.response(201, TokenSchema)
@@ -188,12 +125,7 @@ class TokenById(MethodView):
 
 @blp.route("/auth/password-reset")
 class PasswordReset(MethodView):
-    decorators = [
-        _links_per_address,
-        limiter.limit(
-            _setting("PASSWORD_RESET_ACCOUNT_RATE_LIMIT"), key_func=_account_in_body, methods=["POST"]
-        ),
-    ]
+    decorators = [links_per_address, links_per_account]
 
     @blp.arguments(PasswordResetRequestSchema)
     @blp.response(202)
@@ -206,7 +138,7 @@ class PasswordReset(MethodView):
 
 @blp.route("/auth/password-reset/confirm")
 class PasswordResetConfirm(MethodView):
-    decorators = [_links_per_address]
+    decorators = [links_per_address]
 
     @blp.arguments(PasswordResetConfirmSchema)
     @blp.response(204)
@@ -218,7 +150,7 @@ class PasswordResetConfirm(MethodView):
 
 @blp.route("/auth/verify-email")
 class EmailVerification(MethodView):
-    decorators = [_links_per_address]
+    decorators = [links_per_address]
 
     @blp.arguments(SignedLinkSchema)
     @blp.response(204)
@@ -238,7 +170,7 @@ class Me(MethodView):
 
 @blp.route("/me/password")
 class MyPassword(MethodView):
-    decorators = [_wrong_current_passwords]
+    decorators = [wrong_current_passwords]
 
     @login_required
     @blp.arguments(PasswordChangeSchema)

@@ -11,15 +11,14 @@ from functools import partial
 from typing import Any
 
 from babel import Locale
-from flask import Response, render_template, request, url_for
+from flask import Response, url_for
 
 from marketplace.careers.models import CareerPath
 from marketplace.careers.service import MentorListing, MentorPage, PathDetail
 from marketplace.core.money import LOCALE, format_money, format_whole_amount, major_units
+from marketplace.core.pages import render_page
 from marketplace.mentors.models import MentorProfile
 
-SITE_NAME = "Mentor marketplace"
-SCHEMA_ORG = "https://schema.org"
 SLOT_DAYS = 14
 # English language names from CLDR, by code (`de`: German).
 LANGUAGE_NAMES = Locale(LOCALE).languages
@@ -74,28 +73,8 @@ FILTERS = {
 # --- rendering ---------------------------------------------------------------------------------------
 
 
-def _render(
-    template: str,
-    *,
-    title: str,
-    description: str,
-    structured_data: dict[str, Any],
-    canonical: str | None = None,
-    status: int = 200,
-    **context: Any,
-) -> Response:
-    """Every page carries a title, a meta description, a canonical link and JSON-LD; base.html shows them."""
-    html = render_template(
-        template,
-        title=title,
-        description=description,
-        canonical=canonical or request.base_url,
-        structured_data={"@context": SCHEMA_ORG, **structured_data},
-        site_name=SITE_NAME,
-        slot_days=SLOT_DAYS,
-        **context,
-    )
-    return Response(html, status=status, mimetype="text/html")
+def _render(template: str, **context: Any) -> Response:
+    return render_page(template, slot_days=SLOT_DAYS, **context)
 
 
 def _path_url(path: CareerPath) -> str:
@@ -116,6 +95,26 @@ def _item_list(name: str, items: list[tuple[str, str]]) -> dict[str, Any]:
             for i, (label, url) in enumerate(items, start=1)
         ],
     }
+
+
+def home(paths: list[CareerPath]) -> Response:
+    return _render(
+        "home.html",
+        title="Find a vetted tech mentor",
+        description="Book a one-to-one session with a vetted mentor for your tech career: search by skill, "
+        f"explore {len(paths)} career paths and pay securely online.",
+        structured_data={
+            "@type": "WebSite",
+            "name": "Mentor marketplace",
+            "url": url_for("pages.HomePage", _external=True),
+            "potentialAction": {
+                "@type": "SearchAction",
+                "target": url_for("pages.MentorListPage", _external=True) + "?q={query}",
+                "query-input": "required name=query",
+            },
+        },
+        paths=paths,
+    )
 
 
 def career_index(paths: list[CareerPath]) -> Response:

@@ -60,6 +60,16 @@ class CareerPathDetail(MethodView):
         return service.path_detail(slug)
 
 
+@html.route("/")
+class HomePage(MethodView):
+    @CATALOG_RESPONSES
+    @html.response(
+        200, schema=PAGE, content_type=HTML, description="The home page: search, career paths, how it works"
+    )
+    def get(self) -> Response:
+        return pages.home(service.list_paths())
+
+
 @html.route("/careers")
 class CareerIndexPage(MethodView):
     @CATALOG_RESPONSES

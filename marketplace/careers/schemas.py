@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import post_load, validate
 
 from marketplace.accounts.schemas import validate_timezone
+from marketplace.core.money import minor_units
 from marketplace.core.validation import QuerySchema, Schema, fields
 from marketplace.mentors.schemas import MentorSearchArgsSchema, PublicMentorSchema
 
@@ -73,5 +74,5 @@ class MentorPageArgsSchema(MentorSearchArgsSchema):
     @post_load
     def _price_in_cents(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         if "max_price" in data:
-            data["max_price_cents"] = data["max_price"] * 100
+            data["max_price_cents"] = minor_units(data["max_price"], data.get("currency", "USD"))
         return data

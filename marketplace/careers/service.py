@@ -137,6 +137,7 @@ class MentorListing:
     page_size: int
     paths: list[CareerPath]
     languages: list[str]
+    currencies: list[str]
 
     @property
     def pages(self) -> int:
@@ -149,7 +150,8 @@ class MentorListing:
 
 
 def mentor_listing(filters: dict[str, Any], page: int, page_size: int = PAGE_SIZE) -> MentorListing:
-    """One page of the search, plus what the filter form offers (paths, languages mentors speak)."""
+    """One page of the search, plus what the filter form offers (paths, languages mentors speak, currencies
+    they charge in)."""
     mentors, total = page_and_total(search(filters), page_size, (page - 1) * page_size)
     languages = (
         select(MentorTag.value)
@@ -169,6 +171,16 @@ def mentor_listing(filters: dict[str, Any], page: int, page_size: int = PAGE_SIZ
         page_size=page_size,
         paths=list_paths(),
         languages=sorted(db.session.scalars(languages)),
+        currencies=sorted(
+            db.session.scalars(
+                select(MentorProfile.currency)
+                .distinct()
+                .where(
+                    MentorProfile.vetting_status == VettingStatus.APPROVED.value,
+                    MentorProfile.currency.is_not(None),
+                )
+            )
+        ),
     )
 
 

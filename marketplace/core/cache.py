@@ -15,7 +15,8 @@ from functools import wraps
 from typing import Any
 
 from cachetools import LRUCache
-from flask import Response, request
+from flask import Response, request, session
+from flask_login import current_user
 from werkzeug.datastructures import Headers
 
 from marketplace.core.db import autocommit_statements
@@ -45,9 +46,14 @@ class ResponseCache:
     move, in the same commit, with every change to what the view shows, and the minute covers what time
     alone changes. Clients revalidate every time (`no-cache`) and get a 304 while the key holds.
     A response that sets a cookie is never kept.
+
+    A page shows the signed-in visitor's name (and a pending flash message) in its header, so a browser
+    signed in with a cookie, or with a message waiting, gets a fresh private answer: the cache holds only
+    what every anonymous visitor sees. API clients (an Authorization header) are served from the cache.
     """
 
     CACHE_CONTROL = "public, no-cache"
+    PERSONAL_CACHE_CONTROL = "private, no-store"
 
     def __init__(self, version: Callable[[], object], maxsize: int) -> None:
         self._version = version
@@ -58,6 +64,10 @@ class ResponseCache:
     def __call__(self, view: Callable[..., Any]) -> Callable[..., Response]:
         @wraps(view)
         def cached_view(*args: Any, **kwargs: Any) -> Response:
+            if _personal():
+                personal: Response = view(*args, **kwargs)
+                personal.headers["Cache-Control"] = self.PERSONAL_CACHE_CONTROL
+                return personal
             autocommit_statements()
             key = f"{request.url}\n{self._version()}\n{utcnow():%Y-%m-%dT%H:%M}"
             response = conditional(key, self.CACHE_CONTROL)
@@ -85,3 +95,11 @@ class ResponseCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _personal() -> bool:
+    """Whether this browser's page differs from an anonymous visitor's (a cookie session only: the user is
+    not looked up unless the session cookie names one)."""
+    if "Authorization" in request.headers:
+        return False
+    return "_flashes" in session or bool(current_user.is_authenticated)

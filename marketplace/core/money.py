@@ -21,6 +21,11 @@ def major_units(minor: int, currency: str) -> Decimal:
     return Decimal(minor).scaleb(-get_currency_precision(currency))
 
 
+def minor_units(major: int, currency: str) -> int:
+    """90 dollars are 9000 cents; 5000 yen are 5000 minor units."""
+    return int(major * 10 ** get_currency_precision(currency))
+
+
 def format_money(minor: int, currency: str, locale: str = LOCALE) -> str:
     """`$90.00`, `€72.50`, `¥5,000`, `CHF120.00`: the currency's own symbol and decimals."""
     return format_currency(major_units(minor, currency), currency, locale=locale)

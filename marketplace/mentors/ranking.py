@@ -16,8 +16,10 @@ checks that the database's order equals sorting by `score`.
   C = 10 reviews: one 5-star review gives 4.09, fifty 4.8s give 4.67, a newcomer starts at 4.0.
 - availability = 1.0 if free within a day, 0.8 within two, 0.5 within a week, 0.25 within two weeks,
   else (nothing free in the horizon, or unknown) 0.
-- price = P / (P + price_cents) with P = 100.00 an hour: cheaper is better, gently (currencies are not
-  converted: the figure only nudges).
+- price = T / (T + price_cents) with T the going rate in the mentor's own currency (the average hourly
+  price of the approved mentors who charge in it): cheaper is better, gently, and a price is compared only
+  with prices in the same currency (a yen amount is never weighed against dollar cents). A mentor at the
+  going rate scores 0.5.
 """
 
 from __future__ import annotations
@@ -42,8 +44,6 @@ PRIOR_WEIGHT = 10.0
 
 # (free within this many days, availability score), soonest first; later or never scores 0.
 AVAILABILITY_STEPS: tuple[tuple[int, float], ...] = ((1, 1.0), (2, 0.8), (7, 0.5), (14, 0.25))
-
-PRICE_HALF_CENTS = 10_000.0
 
 
 class Number(Protocol):
@@ -77,8 +77,9 @@ def rating_score(rating_avg: Number, rating_count: Number) -> Any:
     return (bayesian_rating(rating_avg, rating_count) - 1.0) / 4.0
 
 
-def price_score(price_cents: Number) -> Any:
-    return PRICE_HALF_CENTS / (PRICE_HALF_CENTS + price_cents)
+def price_score(price_cents: Number, going_rate_cents: Number) -> Any:
+    """Both in the same currency's minor units."""
+    return going_rate_cents / (going_rate_cents + price_cents)
 
 
 def availability_score(next_available_at: datetime | None, now: datetime) -> float:
@@ -107,6 +108,8 @@ class Candidate:
     rating_count: int = 0
     next_available_at: datetime | None = None
     price_cents: int | None = None
+    # The average price of the approved mentors in this mentor's currency.
+    going_rate_cents: float | None = None
     chose_path: bool = False
     skill_overlap: int = 0
 
@@ -118,6 +121,8 @@ def score(candidate: Candidate, now: datetime) -> float:
             relevance(int(candidate.chose_path), candidate.skill_overlap),
             rating_score(candidate.rating_avg or 0.0, candidate.rating_count),
             availability_score(candidate.next_available_at, now),
-            0.0 if candidate.price_cents is None else price_score(candidate.price_cents),
+            0.0
+            if candidate.price_cents is None or candidate.going_rate_cents is None
+            else price_score(candidate.price_cents, candidate.going_rate_cents),
         )
     )

@@ -199,6 +199,10 @@ class MentorSearchArgsSchema(QuerySchema):
     skill = fields.String(validate=validate.Length(max=80))
     language = fields.String(validate=validate.Length(max=3))
     max_price_cents = fields.Integer(validate=validate.Range(min=0))
+    currency = fields.String(
+        validate=validate.Length(equal=3),
+        metadata={"description": "Only mentors priced in this ISO 4217 currency (prices compare within one)"},
+    )
     available_within_days = fields.Integer(validate=validate.Range(min=0, max=365))
     q = fields.String(validate=validate.Length(max=200))
     sort = fields.String(load_default="relevance", validate=validate.OneOf(SORTS))
@@ -211,6 +215,8 @@ class MentorSearchArgsSchema(QuerySchema):
         cleaned = {
             key: value.strip() for key, value in data.items() if isinstance(value, str) and value.strip()
         }
+        if "currency" in cleaned:
+            cleaned["currency"] = cleaned["currency"].upper()
         for key in ("career_path", "skill", "language"):
             if key in cleaned:
                 cleaned[key] = cleaned[key].lower()

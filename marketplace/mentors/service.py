@@ -6,8 +6,21 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Select, case, cast, column, exists, func, or_, select, table
-from sqlalchemy.orm import selectinload
+from sqlalchemy import (
+    Float,
+    Select,
+    Subquery,
+    case,
+    cast,
+    column,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy.orm import aliased, selectinload
 
 from marketplace.accounts.models import Role, User
 from marketplace.core.db import is_sqlite
@@ -187,6 +200,8 @@ def search(filters: dict[str, Any]) -> Select[MentorProfile]:
         # Users are read for the page only, after the sort, instead of joined to every candidate.
         .options(selectinload(MentorProfile.user))
     )
+    going_rates = _going_rates()
+    stmt = stmt.outerjoin(going_rates, going_rates.c.currency == MentorProfile.currency)
     relevance: Any = 0.0
     if filters.get("career_path"):
         match = CareerPathMatch
@@ -200,6 +215,8 @@ def search(filters: dict[str, Any]) -> Select[MentorProfile]:
         stmt = stmt.where(_has_tag(TagKind.SKILL, filters["skill"]))
     if filters.get("language"):
         stmt = stmt.where(_has_tag(TagKind.LANGUAGE, filters["language"]))
+    if filters.get("currency"):
+        stmt = stmt.where(MentorProfile.currency == filters["currency"])
     if filters.get("max_price_cents") is not None:
         stmt = stmt.where(MentorProfile.price_cents <= filters["max_price_cents"])
     if filters.get("available_within_days") is not None:
@@ -207,9 +224,14 @@ def search(filters: dict[str, Any]) -> Select[MentorProfile]:
             MentorProfile.next_available_at <= now + timedelta(days=filters["available_within_days"])
         )
     terms = _search_terms(filters.get("q") or "")
+    text_rank: Any = None
     if terms:
-        stmt = stmt.where(MentorProfile.id.in_(_text_matches(terms)))
-    return stmt.order_by(*_ordering(filters.get("sort", "relevance"), _score(relevance, now)))
+        matches = _text_matches(terms)
+        stmt = stmt.join(matches, matches.c.profile_id == MentorProfile.id)
+        text_rank = matches.c.rank
+    return stmt.order_by(
+        *_ordering(filters.get("sort", "relevance"), _score(relevance, now, going_rates.c.cents), text_rank)
+    )
 
 
 def path_match_clause() -> Any:
@@ -217,7 +239,18 @@ def path_match_clause() -> Any:
     return or_(CareerPathMatch.chose == 1, CareerPathMatch.overlap >= ranking.MIN_SKILL_OVERLAP)
 
 
-def _score(relevance: Any, now: datetime) -> Any:
+def _going_rates() -> Subquery:
+    """Per currency, the average hourly price of the approved mentors who charge in it (`ranking`'s T)."""
+    priced = aliased(MentorProfile)
+    return (
+        select(priced.currency.label("currency"), func.avg(cast(priced.price_cents, Float)).label("cents"))
+        .where(priced.vetting_status == VettingStatus.APPROVED.value, priced.price_cents.is_not(None))
+        .group_by(priced.currency)
+        .subquery("going_rates")
+    )
+
+
+def _score(relevance: Any, now: datetime, going_rate: Any) -> Any:
     """`ranking.score` as a SQL expression: the arithmetic is ranking's own, the steps become CASEs."""
     profile = MentorProfile
     availability = case(
@@ -228,16 +261,25 @@ def _score(relevance: Any, now: datetime) -> Any:
         else_=0.0,
     )
     price = case(
-        (profile.price_cents.is_(None), 0.0), else_=ranking.price_score(cast(profile.price_cents, Float))
+        (profile.price_cents.is_(None) | going_rate.is_(None), 0.0),
+        else_=ranking.price_score(cast(profile.price_cents, Float), going_rate),
     )
     rating = ranking.rating_score(func.coalesce(profile.rating_avg, 0.0), cast(profile.rating_count, Float))
     return ranking.combine(relevance, rating, availability, price)
 
 
-def _ordering(sort: str, score: Any) -> tuple[Any, ...]:
-    """Every sort ends with the score, then the id, so equal keys still page in a stable order."""
+def _ordering(sort: str, score: Any, text_rank: Any = None) -> tuple[Any, ...]:
+    """Every sort ends with the score, then the id, so equal keys still page in a stable order.
+
+    With a text query the best match comes first (`text_rank`, higher is better); prices are compared only
+    within one currency: the price sort lists each currency's mentors together, cheapest first.
+    """
     if sort == "price":
-        keys: tuple[Any, ...] = (MentorProfile.price_cents.is_(None), MentorProfile.price_cents)
+        keys: tuple[Any, ...] = (
+            MentorProfile.price_cents.is_(None),
+            MentorProfile.currency,
+            MentorProfile.price_cents,
+        )
     elif sort == "next_available":
         keys = (MentorProfile.next_available_at.is_(None), MentorProfile.next_available_at)
     elif sort == "rating":
@@ -246,6 +288,8 @@ def _ordering(sort: str, score: Any) -> tuple[Any, ...]:
                 func.coalesce(MentorProfile.rating_avg, 0.0), MentorProfile.rating_count
             ).desc(),
         )
+    elif text_rank is not None:
+        keys = (text_rank.desc(),)
     else:
         keys = ()
     return (*keys, score.desc(), MentorProfile.id)
@@ -256,6 +300,8 @@ def _ordering(sort: str, score: Any) -> tuple[Any, ...]:
 _WORD = re.compile(r"[^\W_]+")
 _MAX_TERMS = 8
 _search_table = table("mentor_search", column("profile_id"), column("rowid"), column("document"))
+# FTS5's rank function is `bm25(table)`, lower for better matches; PostgreSQL's ts_rank is higher.
+_bm25 = func.bm25(literal_column("mentor_search"))
 
 
 def _search_terms(text: str) -> list[str]:
@@ -263,10 +309,17 @@ def _search_terms(text: str) -> list[str]:
     return _WORD.findall(text.lower())[:_MAX_TERMS]
 
 
-def _text_matches(terms: list[str]) -> Select[int]:
-    """Ids of mentors whose name, headline, bio or skills contain every term (as a word prefix)."""
+def _text_matches(terms: list[str]) -> Subquery:
+    """Mentors whose name, headline, bio or skills contain every term (as a word prefix): `profile_id`, and
+    `rank`, how well the text matches (higher is better; term frequency weighed against document length)."""
     if is_sqlite():
         fts_query = " AND ".join(f'"{term}"*' for term in terms)
-        return select(_search_table.c.rowid).where(_search_table.c.document.op("MATCH")(fts_query))
-    ts_query = func.to_tsquery("simple", " & ".join(f"{term}:*" for term in terms))
-    return select(_search_table.c.profile_id).where(_search_table.c.document.op("@@")(ts_query))
+        found = select(_search_table.c.rowid.label("profile_id"), (-_bm25).label("rank")).where(
+            _search_table.c.document.op("MATCH")(fts_query)
+        )
+    else:
+        ts_query = func.to_tsquery("simple", " & ".join(f"{term}:*" for term in terms))
+        found = select(
+            _search_table.c.profile_id, func.ts_rank(_search_table.c.document, ts_query).label("rank")
+        ).where(_search_table.c.document.op("@@")(ts_query))
+    return found.subquery("text_matches")

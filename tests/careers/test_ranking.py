@@ -11,7 +11,13 @@ from marketplace.mentors import ranking
 from marketplace.mentors.ranking import Candidate, score
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
-BASE = Candidate(rating_avg=4.6, rating_count=12, next_available_at=NOW + timedelta(days=3), price_cents=8000)
+BASE = Candidate(
+    rating_avg=4.6,
+    rating_count=12,
+    next_available_at=NOW + timedelta(days=3),
+    price_cents=8000,
+    going_rate_cents=10_000,
+)
 
 
 def _ranked(*candidates: Candidate) -> list[Candidate]:
@@ -70,6 +76,15 @@ def test_cheaper_ranks_higher_other_things_equal() -> None:
     assert _ranked(pricey, cheap) == [cheap, pricey]
 
 
+def test_a_price_counts_against_the_going_rate_of_its_own_currency() -> None:
+    """5,000 yen where the going rate is 10,000 yen beats $60 where the going rate is $50."""
+    yen = replace(BASE, price_cents=5000, going_rate_cents=10_000)
+    dollars = replace(BASE, price_cents=6000, going_rate_cents=5000)
+
+    assert _ranked(dollars, yen) == [yen, dollars]
+    assert ranking.price_score(5000, 5000) == 0.5
+
+
 def test_a_path_matches_by_choice_or_by_enough_shared_skills() -> None:
     assert ranking.is_match(chose_path=True, skill_overlap=0)
     assert ranking.is_match(chose_path=False, skill_overlap=ranking.MIN_SKILL_OVERLAP)
@@ -80,6 +95,6 @@ def test_each_part_stays_within_zero_and_one() -> None:
     assert ranking.relevance(1, 100) < 1
     assert ranking.rating_score(5.0, 10_000) <= 1
     assert ranking.rating_score(1.0, 10_000) >= 0
-    assert 0 < ranking.price_score(1_000_000) < ranking.price_score(0) == 1
-    best = Candidate(5.0, 10_000, NOW, 0, chose_path=True, skill_overlap=100)
+    assert 0 < ranking.price_score(1_000_000, 10_000) < ranking.price_score(0, 10_000) == 1
+    best = Candidate(5.0, 10_000, NOW, 0, 10_000, chose_path=True, skill_overlap=100)
     assert 0 < score(best, NOW) <= 1

@@ -168,12 +168,15 @@ def test_the_database_sorts_exactly_by_ranking_score_and_pages_stably(client: Fl
     db.session.commit()
     now = now.replace(second=0, microsecond=0)
 
+    going_rate = sum(m.price_cents for m in mentors) / len(mentors)  # every one approved, in USD
+
     def candidate(profile: object) -> ranking.Candidate:
         return ranking.Candidate(
             rating_avg=profile.rating_avg,
             rating_count=profile.rating_count,
             next_available_at=profile.next_available_at,
             price_cents=profile.price_cents,
+            going_rate_cents=going_rate,
             chose_path=BACKEND in profile.career_paths,
             skill_overlap=len(set(profile.skills) & path_skills),
         )
@@ -235,6 +238,54 @@ def test_text_search_finds_by_name_headline_bio_and_skill(client: FlaskClient) -
     assert _ids(client, "?q=zelda%20react") == []
     assert _ids(client, "?q=n%C3%BA%C3%B1ez") == [accents.id]
     assert set(_ids(client, "?q=%25%25")) == {zelda.id, other.id, accents.id}
+
+
+def test_a_text_query_ranks_the_best_text_match_first(client: FlaskClient) -> None:
+    focused = make_mentor(
+        "Kai Focus",
+        headline="Kubernetes operator",
+        bio="Kubernetes clusters and kubernetes upgrades.",
+        skills=("kubernetes",),
+    )
+    popular = make_mentor(
+        "Pat Popular",
+        headline="Generalist engineer",
+        bio="Python services, databases, team leadership, hiring, roadmaps, and once a kubernetes migration.",
+        skills=("python", "sql"),
+        rating=(5.0, 80),
+        price_cents=1000,
+        next_free=tomorrow(),
+    )
+    db.session.commit()
+
+    assert _ids(client, "?q=kubernetes") == [focused.id, popular.id]
+    assert _ids(client, "?q=kubernetes&sort=rating") == [popular.id, focused.id]
+    assert _ids(client) == [popular.id, focused.id]
+
+
+def test_the_best_match_weighs_a_price_against_its_own_currencys_going_rate(client: FlaskClient) -> None:
+    """9,000 yen is cheap among yen prices; 6,000 cents is dear among dollar prices, though fewer minor
+    units (weighed on one scale, the dollars would rank first)."""
+    cheap_yen = make_mentor(price_cents=9000, currency="JPY")
+    make_mentor(price_cents=30000, currency="JPY")
+    dear_dollars = make_mentor(price_cents=6000, currency="USD")
+    make_mentor(price_cents=2000, currency="USD")
+    db.session.commit()
+
+    ranked = _ids(client)
+    assert ranked.index(cheap_yen.id) < ranked.index(dear_dollars.id)
+
+
+def test_prices_compare_only_within_one_currency(client: FlaskClient) -> None:
+    usd_high = make_mentor(price_cents=9000, currency="USD")
+    eur_low = make_mentor(price_cents=5000, currency="EUR")
+    usd_low = make_mentor(price_cents=3000, currency="USD")
+    eur_high = make_mentor(price_cents=8000, currency="EUR")
+    db.session.commit()
+
+    assert _ids(client, "?sort=price") == [eur_low.id, eur_high.id, usd_low.id, usd_high.id]
+    assert _ids(client, "?sort=price&currency=usd") == [usd_low.id, usd_high.id]
+    assert _ids(client, "?currency=EUR&max_price_cents=6000") == [eur_low.id]
 
 
 def test_the_search_index_follows_profile_and_name_changes(client: FlaskClient) -> None:
