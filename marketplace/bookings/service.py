@@ -33,6 +33,7 @@ from marketplace.bookings.models import (
 )
 from marketplace.bookings.state_changes import (
     expire_lapsed_holds,
+    lock_learner,
     lock_mentor_calendar,
     mentor_takes_bookings,
     transition,
@@ -99,11 +100,6 @@ def _check_slot_or_raise(
     return rules
 
 
-def _lock_learner(learner: User) -> None:
-    """Serialize one learner's concurrent bookings so the unpaid-hold limit cannot be raced past."""
-    db.session.execute(select(User.id).where(User.id == learner.id).with_for_update())
-
-
 def _flush_or_conflict() -> None:
     try:
         with db.session.begin_nested():
@@ -124,8 +120,8 @@ def create_booking(
         raise Unprocessable("You cannot book yourself.", {"mentor_id": ["This is your own profile."]})
     now = utcnow()
     start = as_utc(start)
-    _lock_learner(learner)
-    lock_mentor_calendar(profile.id)
+    lock_mentor_calendar(profile.id)  # the lock order (bookings/models.py): mentor, then learner
+    lock_learner(learner.id)
     if not mentor_takes_bookings(profile.id):  # suspended while this request waited for the lock
         raise Unprocessable("This mentor is not taking bookings.", {"mentor_id": ["Not an approved mentor."]})
     unpaid = db.session.scalar(

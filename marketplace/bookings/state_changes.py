@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from marketplace.accounts.models import User
 from marketplace.bookings import signals
 from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus, RefundStatus, sources_of
 from marketplace.core.time import utcnow
@@ -30,11 +31,23 @@ def lock_mentor_calendar(mentor_id: int) -> None:
     """Serialize every change to one mentor's booked time (new holds, moves, revivals).
 
     Without it, concurrent holds for one slot all pass the free-slot check while the winner is still busy
-    (calling Stripe, writing its PaymentIntent), and PostgreSQL's exclusion checks between their
-    uncommitted rows can deadlock. With it, the losers wait, see the slot taken and get a clean 409.
-    Mentors are independent, and on SQLite writers are serialized anyway.
+    writing its row, and PostgreSQL's exclusion checks between their uncommitted rows can deadlock. With
+    it, the losers wait, see the slot taken and get a clean 409. Mentors are independent, and on SQLite
+    writers are serialized anyway. Second in the lock order (bookings/models.py), before any user or
+    booking; `FOR NO KEY UPDATE`, so rows that merely reference the mentor are inserted without waiting.
     """
-    db.session.execute(select(MentorProfile.id).where(MentorProfile.id == mentor_id).with_for_update())
+    db.session.execute(
+        select(MentorProfile.id).where(MentorProfile.id == mentor_id).with_for_update(key_share=True)
+    )
+
+
+def lock_learner(learner_id: int) -> None:
+    """Serialize one learner's new holds so the unpaid-hold limit cannot be raced past.
+
+    Taken after the mentor's calendar (the lock order in bookings/models.py), as `FOR NO KEY UPDATE`: the
+    payment work inserting reminders for this learner (a foreign key to the row) does not wait for it.
+    """
+    db.session.execute(select(User.id).where(User.id == learner_id).with_for_update(key_share=True))
 
 
 def mentor_takes_bookings(mentor_id: int) -> bool:

@@ -98,7 +98,9 @@ def redeliver_unprocessed(limit: int = 500) -> int:
 def record_failure(event_id: str, error: str) -> bool:
     """Count a failed attempt at an event: retry later, with a doubling delay, or park it after
     `PAYMENT_EVENT_MAX_ATTEMPTS` failures. True when this failure parked it."""
-    event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
+    event = db.session.scalar(
+        select(StripeEvent).where(StripeEvent.id == event_id).with_for_update(key_share=True)
+    )
     if event is None or event.processed_at is not None or event.parked_at is not None:
         return False
     now = utcnow()
@@ -134,7 +136,9 @@ def replay_event(event_id: str) -> StripeEvent:
     """Give a parked (or still pending) event a fresh set of attempts, starting now."""
     event = None
     if STRIPE_ID.fullmatch(event_id):
-        event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
+        event = db.session.scalar(
+            select(StripeEvent).where(StripeEvent.id == event_id).with_for_update(key_share=True)
+        )
     if event is None:
         raise NotFound("No such payment event.")
     if event.processed_at is not None:
@@ -156,7 +160,9 @@ def process_event(event_id: str) -> str | None:
     An event with a body no handler can read is recorded as ignored rather than retried: it would fail
     the same way every time.
     """
-    event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
+    event = db.session.scalar(
+        select(StripeEvent).where(StripeEvent.id == event_id).with_for_update(key_share=True)
+    )
     if event is None or event.processed_at is not None or event.parked_at is not None:
         return None
     handler = _HANDLERS.get(event.type)

@@ -26,16 +26,19 @@ CANCEL_RELEASED_INTENT_TASK = "payments.cancel_released_intent"
 
 
 def locked_booking(condition: Any) -> Booking | None:
-    """The booking, locked for this transaction after its mentor's calendar.
+    """The booking, locked for this transaction after its mentor's calendar, or None.
 
-    Mentor first, then booking: the order the booking service uses too, so a payment racing a
-    reschedule or a new hold of the same mentor waits instead of deadlocking.
+    Mentor first, then booking: the lock order of bookings/models.py, so a payment racing a reschedule
+    or a new hold of the same mentor waits instead of deadlocking. `condition` is checked again under
+    the lock: a sweep that chose the booking earlier sees whether it still qualifies.
     """
     found = db.session.execute(select(Booking.id, Booking.mentor_id).where(condition)).first()
     if found is None:
         return None
     state_changes.lock_mentor_calendar(found.mentor_id)
-    return db.session.scalar(select(Booking).where(Booking.id == found.id).with_for_update(of=Booking))
+    return db.session.scalar(
+        select(Booking).where(Booking.id == found.id, condition).with_for_update(of=Booking, key_share=True)
+    )
 
 
 def refund_duplicate(intent_id: str, amount: int, booking_id: int) -> None:
