@@ -38,6 +38,7 @@ from marketplace.bookings.state_changes import (
     mentor_takes_bookings,
     transition,
 )
+from marketplace.core.db import commit_before_network_call
 from marketplace.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from marketplace.core.time import as_utc, utcnow
 from marketplace.extensions import db
@@ -111,6 +112,7 @@ def _flush_or_conflict() -> None:
 def create_booking(
     learner: User, mentor_id: int, start: datetime, duration_minutes: int, topic: str
 ) -> Booking:
+    """Hold a slot for the learner, with a PaymentIntent to pay for it; committed (see below)."""
     profile = db.session.get(MentorProfile, mentor_id)
     if profile is None:
         raise NotFound("No such mentor.")
@@ -155,12 +157,13 @@ def create_booking(
     db.session.add(booking)
     _flush_or_conflict()
     bump_calendar_versions([profile.id])
-    # The payments module opens the PaymentIntent; it raises (503) when Stripe cannot be reached, which
-    # rolls the hold back with the request, so no slot is ever held without a way to pay for it.
+    # The hold commits before its PaymentIntent is made, so no lock waits on Stripe (the one commit inside a
+    # service: core.db.commit_before_network_call). The payments module then opens the intent in units of its
+    # own, or withdraws the hold and raises (503) when Stripe cannot make it: no slot stays held without a way
+    # to pay for it.
+    commit_before_network_call()
     if not signals.payment_needed.send(booking.id):
         raise RuntimeError("No receiver opens PaymentIntents: a hold must not exist without one.")
-    db.session.flush()
-    signals.booking_held.send(booking.id)
     return booking
 
 

@@ -1,7 +1,8 @@
 """What happened to a booking, for the modules that react to it (notifications, reminders, earnings).
 
 Receivers run synchronously inside the transaction that made the change, so whatever they write (reminder
-rows, outbox messages) commits or rolls back with it. They receive the booking id and must not commit.
+rows, outbox messages) commits or rolls back with it. They receive the booking id and must not commit
+(`payment_needed` aside, see below).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from blinker import Namespace
 
 _signals = Namespace()
 
-# Sent as a hold is made, before `booking_held`: the payments module opens its PaymentIntent. Its receiver
-# raises when Stripe cannot be reached, so the request fails (503) and the hold rolls back with it.
+# Sent once a new hold has committed, with no transaction open (the one signal sent outside one): the payments
+# module opens its PaymentIntent. When Stripe cannot make it, the receiver withdraws the hold and raises (503).
 payment_needed = _signals.signal("payment-needed")
+# Sent in the transaction that gives the hold its PaymentIntent: the hold is now something its learner can pay.
 booking_held = _signals.signal("booking-held")
 booking_confirmed = _signals.signal("booking-confirmed")
 booking_cancelled = _signals.signal("booking-cancelled")
