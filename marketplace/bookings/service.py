@@ -157,13 +157,16 @@ def create_booking(
     db.session.add(booking)
     _flush_or_conflict()
     bump_calendar_versions([profile.id])
+    openers = [opener for _receiver, opener in signals.payment_needed.send(booking.id) if opener]
+    if not openers:
+        raise RuntimeError("No receiver opens PaymentIntents: a hold must not exist without one.")
     # The hold commits before its PaymentIntent is made, so no lock waits on Stripe (the one commit inside a
     # service: core.db.commit_before_network_call). The payments module then opens the intent in units of its
     # own, or withdraws the hold and raises (503) when Stripe cannot make it: no slot stays held without a way
     # to pay for it.
     commit_before_network_call()
-    if not signals.payment_needed.send(booking.id):
-        raise RuntimeError("No receiver opens PaymentIntents: a hold must not exist without one.")
+    for open_payment in openers:
+        open_payment()
     return booking
 
 

@@ -1,8 +1,7 @@
 """What happened to a booking, for the modules that react to it (notifications, reminders, earnings).
 
 Receivers run synchronously inside the transaction that made the change, so whatever they write (reminder
-rows, outbox messages) commits or rolls back with it. They receive the booking id and must not commit
-(`payment_needed` aside, see below).
+rows, outbox messages) commits or rolls back with it. They receive the booking id and must not commit.
 """
 
 from __future__ import annotations
@@ -11,8 +10,9 @@ from blinker import Namespace
 
 _signals = Namespace()
 
-# Sent once a new hold has committed, with no transaction open (the one signal sent outside one): the payments
-# module opens its PaymentIntent. When Stripe cannot make it, the receiver withdraws the hold and raises (503).
+# Sent as a new hold is flushed; a receiver returns what to run once the hold has committed, with no
+# transaction open: the payments module's opens the hold's PaymentIntent, or withdraws the hold and raises
+# (503) when Stripe cannot make it.
 payment_needed = _signals.signal("payment-needed")
 # Sent in the transaction that gives the hold its PaymentIntent: the hold is now something its learner can pay.
 booking_held = _signals.signal("booking-held")

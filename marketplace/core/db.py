@@ -47,6 +47,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Deadlock detected, serialization failure: the unit lost a race, and running it again is the fix.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 SQLITE_BUSY = ("database is locked", "database table is locked")
+SQLITE_UNREACHABLE = ("unable to open database file", "disk I/O error")
 # Connection exceptions (08...) and operator intervention (57P01 admin shutdown ... 57P03 cannot connect now).
 UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "57P")
 FIRST_RETRY_DELAY_SECONDS = 0.02
@@ -144,8 +145,12 @@ def is_unavailable(exc: BaseException) -> bool:
     state = _sqlstate(exc)
     if state is not None:
         return state.startswith(UNAVAILABLE_SQLSTATE_PREFIXES)
+    if not isinstance(exc, OperationalError):
+        return False
     # psycopg reports a failed connection attempt (refused, timed out) without a SQLSTATE.
-    return isinstance(exc, OperationalError) and type(exc.orig).__module__.startswith("psycopg")
+    if type(exc.orig).__module__.startswith("psycopg"):
+        return True
+    return any(text in str(exc.orig) for text in SQLITE_UNREACHABLE)
 
 
 def _wait_before_retry(attempt: int) -> None:
@@ -189,12 +194,12 @@ def commit_before_network_call() -> None:
     """Commit what the current request did so far, so a network call can follow with no lock held.
 
     The request is not re-run as a whole after this (its first part is committed); what it writes
-    afterwards runs in units of its own (`run_in_unit`).
+    afterwards runs in units of its own (`run_in_unit`). The outbox messages of this commit are relayed with
+    those of the next unit (or the request's end), so the call that follows is not delayed by the broker.
     """
     db.session.commit()
     if has_request_context():
         g.setdefault(_COMMITTED_EARLY, True)
-    outbox.relay_committed()
 
 
 def committed_early() -> bool:

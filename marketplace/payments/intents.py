@@ -11,10 +11,12 @@ between is withdrawn by reconciliation (`withdraw_orphaned_holds`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from marketplace.bookings import state_changes
 from marketplace.bookings.models import Booking, BookingStatus
@@ -110,29 +112,22 @@ def _store_for_new_hold(wanted: IntentRequest, intent: Intent) -> bool:
     return True
 
 
-def _new_hold_request(booking_id: int) -> IntentRequest | None:
-    booking = db.session.scalar(
-        select(Booking).where(
-            Booking.id == booking_id,
-            Booking.status == BookingStatus.PENDING_PAYMENT.value,
-            Booking.payment_intent_id.is_(None),
-        )
-    )
-    return None if booking is None else intent_request(booking)
+def opener_for_new_hold(booking_id: int) -> Callable[[], None]:
+    """What to run once the new hold has committed: read now (the booking is in the session already),
+    so the call after the commit needs no transaction of its own before Stripe's."""
+    wanted = intent_request(db.session.get_one(Booking, booking_id))
+    return partial(open_for_new_hold, wanted)
 
 
-def open_for_new_hold(booking_id: int) -> None:
+def open_for_new_hold(wanted: IntentRequest) -> None:
     """Give a just committed hold its PaymentIntent; called with no lock held (see the module's docstring)."""
-    wanted = run_in_unit(_new_hold_request, booking_id)
-    if wanted is None:
-        raise ServiceUnavailable(NOT_HELD)
     try:
         intent = create_at_stripe(wanted)
     except PaymentProviderUnavailable as exc:
-        run_in_unit(state_changes.withdraw_unopened_hold, booking_id)
+        run_in_unit(state_changes.withdraw_unopened_hold, wanted.booking_id)
         raise ServiceUnavailable(NOT_HELD) from exc
     except PaymentRejected as exc:
-        run_in_unit(state_changes.withdraw_unopened_hold, booking_id)
+        run_in_unit(state_changes.withdraw_unopened_hold, wanted.booking_id)
         raise Unprocessable(f"The payment provider refused this booking: {exc}") from exc
     if not run_in_unit(_store_for_new_hold, wanted, intent):
         raise ServiceUnavailable(NOT_HELD)  # withdrawn meanwhile (it took longer than reconciliation waits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from marketplace.bookings import service as bookings
@@ -11,8 +12,8 @@ from marketplace.mentors.vetting import VettingStatus
 from marketplace.payments import intents, service
 
 
-def _open_intent_for_hold(booking_id: int, **_: Any) -> None:
-    intents.open_for_new_hold(booking_id)
+def _open_intent_for_hold(booking_id: int, **_: Any) -> Callable[[], None]:
+    return intents.opener_for_new_hold(booking_id)
 
 
 def _refund_after_cancel(booking_id: int, **_: Any) -> None:
