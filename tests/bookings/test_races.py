@@ -474,6 +474,8 @@ def test_holds_racing_the_payment_work_of_the_same_learner_never_deadlock(world:
     slot while the previous round's hold is confirmed, both released together; every answer must be a 201,
     every confirmation must win, and no 5xx (a deadlock past its retries, a 503) may appear."""
     learner = world.learners[2]
+    server_log = SERVER_LOGS[world.base_url]
+    logged_before = server_log.stat().st_size
     first = world.day(14)
     pending = assert_booked(book(world, learner, first), learner, first, 60)
     for n in range(1, DEADLOCK_ROUNDS + 1):
@@ -486,3 +488,7 @@ def test_holds_racing_the_payment_work_of_the_same_learner_never_deadlock(world:
     rows = bookings(world, first, world.day(16))
     assert [row.status for row in rows] == ["confirmed"] * DEADLOCK_ROUNDS + ["pending_payment"]
     assert_no_overlap(world)
+    # Not even a deadlock retried away: the server ran every request once.
+    with server_log.open(errors="replace") as log:
+        log.seek(logged_before)
+        assert "lost a race" not in log.read()
