@@ -1,7 +1,7 @@
 """Booking creation (`POST /api/v1/bookings`: hold a slot and open its PaymentIntent) under load, with the Stripe
 stand-in answering after a delay, beside `GET /healthz` at the same concurrency in the same run.
 
-    .venv/bin/python -m bench.booking_bench [--stripe-delay 0.3] [--workers 2] [--threads 8] [--duration 10]
+    .venv/bin/python -m bench.booking_bench [--stripe-delay 0.3] [--workers 2] [--threads 16] [--duration 10]
                                             [--strict]
 
 A throwaway PostgreSQL, Redis (the broker the outbox hands work to; no worker runs) and localstripe are
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stripe-delay", type=float, default=0.3, help="seconds (default 0.3)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    parser.add_argument("--threads", type=int, default=16, help="threads per worker (default 16)")
     parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk run (default 10)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args(argv)
