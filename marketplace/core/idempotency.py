@@ -15,6 +15,7 @@ all. A claim left without a response for `ABANDONED_AFTER` (its process died) is
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from typing import Any, TypeVar, cast
 from flask import Response, make_response, request
 from flask_login import current_user
 from sqlalchemy import CursorResult, ForeignKey, String, Text, UniqueConstraint, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.core.api import note_operation
@@ -34,6 +35,7 @@ from marketplace.core.fields import has_control_characters
 from marketplace.core.time import as_utc, utcnow
 from marketplace.extensions import db
 
+log = logging.getLogger(__name__)
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
@@ -118,6 +120,19 @@ def _await_answer(claim: IdempotencyKey, fingerprint: str) -> tuple[IdempotencyK
         claim = found
 
 
+def _release_committed_claim(claim_id: int) -> None:
+    """A request that failed after committing its claim (`commit_before_network_call`) frees its key, so a
+    retry runs afresh; if even that fails, the claim is taken over once `ABANDONED_AFTER` has passed."""
+    if not committed_early():
+        return  # the claim rolls back with the request
+    try:
+        run_in_unit(_withdraw, claim_id)
+    except SQLAlchemyError:
+        log.warning(
+            "idempotency claim %s not withdrawn; it is taken over after %s", claim_id, ABANDONED_AFTER
+        )
+
+
 def _withdraw(claim_id: int) -> None:
     db.session.execute(
         delete(IdempotencyKey)
@@ -150,12 +165,10 @@ def idempotent(view: F) -> F:
         try:
             response = make_response(view(*args, **kwargs))
         except Exception:
-            if committed_early():
-                run_in_unit(_withdraw, claim_id)
+            _release_committed_claim(claim_id)
             raise
         if response.status_code >= 400:
-            if committed_early():
-                run_in_unit(_withdraw, claim_id)
+            _release_committed_claim(claim_id)
             return response
         db.session.execute(
             update(IdempotencyKey)
