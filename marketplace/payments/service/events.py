@@ -1,4 +1,4 @@
-"""Stripe events: webhook intake, processing, and reconciliation for the events that never came.
+"""Stripe events: webhook intake and processing (`reconcile` asks Stripe about the events that never came).
 
 Stripe may deliver an event twice, late, or out of order. Events are stored once by id and processed by a
 worker through the outbox; every booking change they cause is a compare-and-swap on the booking's state, so
@@ -9,31 +9,23 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, or_, select
 
 from marketplace.bookings import service as bookings
 from marketplace.bookings import signals, state_changes
 from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
 from marketplace.core import outbox
-from marketplace.core.db import insert_unless_exists, run_in_unit
+from marketplace.core.db import insert_unless_exists
 from marketplace.core.errors import Conflict, NotFound
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.payments import intents
-from marketplace.payments.gateway import (
-    STRIPE_ID,
-    Intent,
-    PaymentProviderUnavailable,
-    PaymentRejected,
-    gateway,
-    verify_webhook,
-)
+from marketplace.payments.gateway import STRIPE_ID, verify_webhook
 from marketplace.payments.models import EventState, IssuedIntent, StripeEvent
 from marketplace.payments.service.ledger import sync_ledger
 from marketplace.payments.service.refunds import locked_booking, refund_duplicate
@@ -46,15 +38,6 @@ NOT_OURS = "ignored: not ours"
 MAX_RETRY_DELAY = timedelta(hours=1)
 MAX_ROW_ID = 2**31 - 1  # the largest integer key the databases hold
 _DECIMAL = re.compile(r"[0-9]{1,10}")
-# Lapsed holds are left this long for an in-flight webhook before reconciliation asks Stripe itself.
-RECONCILE_GRACE = timedelta(minutes=2)
-RECONCILE_WINDOW = timedelta(hours=24)
-_CANCELLABLE_INTENT = {
-    "requires_payment_method",
-    "requires_confirmation",
-    "requires_action",
-    "requires_capture",
-}
 
 
 # --- intake ----------------------------------------------------------------------------------------
@@ -337,87 +320,3 @@ _HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "charge.refunded": _on_charge_refunded,
     "charge.dispute.created": _on_dispute_created,
 }
-
-
-# --- reconciliation --------------------------------------------------------------------------------
-
-
-def _unsettled(now: datetime) -> tuple[Any, ...]:
-    return (
-        Booking.payment_intent_id.is_not(None),
-        Booking.payment_reconciled_at.is_(None),
-        or_(
-            (Booking.status == BookingStatus.PENDING_PAYMENT.value)
-            & (Booking.hold_expires_at <= now - RECONCILE_GRACE),
-            (Booking.status == BookingStatus.EXPIRED.value) & (Booking.updated_at >= now - RECONCILE_WINDOW),
-        ),
-    )
-
-
-def unsettled_holds(now: datetime, limit: int = 100) -> list[int]:
-    """Lapsed holds no webhook settled, oldest first."""
-    return list(
-        db.session.scalars(select(Booking.id).where(*_unsettled(now)).order_by(Booking.id).limit(limit))
-    )
-
-
-def reconcile_payments(limit: int = 100) -> dict[str, int]:
-    """Ask Stripe about lapsed holds no webhook settled, so a lost webhook never loses a paid booking; and
-    withdraw holds a crash left without a PaymentIntent. Returns how many ended how.
-
-    One short unit per booking, retried on its own: one that fails (a deadlock past its retries, a Stripe
-    error) is counted and left for the next run, and neither rolls back nor holds up the others. Stripe is
-    asked with no transaction open; the answer is applied under the locks after checking the booking again.
-    """
-    now = utcnow()
-    counts: Counter[str] = Counter()
-    for booking_id in run_in_unit(unsettled_holds, now, limit):
-        try:
-            counts[reconcile_one(booking_id, now)] += 1
-        except Exception:
-            log.exception("reconciling booking %s failed; the next run tries again", booking_id)
-            counts["failed"] += 1
-    for booking_id in run_in_unit(state_changes.unopened_holds, now - RECONCILE_GRACE):
-        try:
-            counts["withdrawn"] += run_in_unit(state_changes.withdraw_unopened_hold, booking_id)
-        except Exception:
-            log.exception("withdrawing hold %s failed; the next run tries again", booking_id)
-            counts["failed"] += 1
-    return {outcome: count for outcome, count in counts.items() if count}
-
-
-def _intent_to_check(booking_id: int, now: datetime) -> str | None:
-    return db.session.scalar(
-        select(Booking.payment_intent_id).where(Booking.id == booking_id, *_unsettled(now))
-    )
-
-
-def reconcile_one(booking_id: int, now: datetime) -> str:
-    """Read the booking's intent, ask Stripe about it (cancelling one still unpaid), apply the answer."""
-    intent_id = run_in_unit(_intent_to_check, booking_id, now)
-    if intent_id is None:
-        return "settled meanwhile"
-    try:
-        intent: Intent = gateway().retrieve_intent(intent_id)
-        if intent.status in _CANCELLABLE_INTENT:
-            intent = gateway().cancel_intent(intent.id)
-    except PaymentProviderUnavailable:
-        return "provider unavailable"
-    except PaymentRejected:
-        return "rejected"
-    if intent.status == "processing":
-        return "processing"
-    return run_in_unit(_apply_reconciled, booking_id, intent_id, intent.status, now)
-
-
-def _apply_reconciled(booking_id: int, intent_id: str, status: str, now: datetime) -> str:
-    booking = locked_booking(
-        (Booking.id == booking_id) & (Booking.payment_intent_id == intent_id) & and_(*_unsettled(now))
-    )
-    if booking is None:
-        return "settled meanwhile"
-    booking.payment_reconciled_at = utcnow()
-    if status == "succeeded":
-        return settle_paid_booking(booking)
-    state_changes.expire_lapsed_holds(mentor_id=booking.mentor_id)
-    return "expired"
