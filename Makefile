@@ -68,6 +68,7 @@ bench: system-deps $(STAMP)
 	$(BIN)/python -m bench.slots_bench
 	$(BIN)/python -m bench.http_bench $(HTTP_BENCH_ARGS)
 	$(BIN)/python -m bench.webhook_bench
+	$(BIN)/python -m bench.booking_bench
 	$(BIN)/python -m bench.careers_bench
 	$(BIN)/python -m bench.mentor_page_bench
 	$(BIN)/python -m bench.reminders_bench

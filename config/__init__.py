@@ -52,6 +52,12 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     # Pooled connections idle at least this long are pinged before use (core.db.ping_idle_connections).
     DATABASE_PING_AFTER_IDLE_SECONDS = float(os.environ.get("DATABASE_PING_AFTER_IDLE_SECONDS", "1"))
+    # A unit of work (a request, a task, a sweep's item) that deadlocks or fails to serialize runs again, up to
+    # this many attempts in all; a request that still fails, or finds the database out of reach, answers 503
+    # with this Retry-After. A PostgreSQL that does not answer fails a connection attempt after the timeout.
+    DATABASE_RETRY_ATTEMPTS = _int("DATABASE_RETRY_ATTEMPTS", 4)
+    DATABASE_RETRY_AFTER_SECONDS = _int("DATABASE_RETRY_AFTER_SECONDS", 2)
+    DATABASE_CONNECT_TIMEOUT_SECONDS = _int("DATABASE_CONNECT_TIMEOUT_SECONDS", 3)
     REDIS_URL = os.environ.get("REDIS_URL") or None
 
     # Celery: Redis when configured, else SQLAlchemy transport on a SQLite file so the embedded default
@@ -132,6 +138,9 @@ class Config:
     STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
     PLATFORM_FEE_PERCENT = _int("PLATFORM_FEE_PERCENT", 20)
     STRIPE_TIMEOUT_SECONDS = _int("STRIPE_TIMEOUT_SECONDS", 10)
+    # Stripe calls a request waits for (a new hold's PaymentIntent, a retried payment) get this shorter
+    # timeout and no retry; workers keep STRIPE_TIMEOUT_SECONDS and STRIPE_MAX_NETWORK_RETRIES.
+    STRIPE_REQUEST_TIMEOUT_SECONDS = _int("STRIPE_REQUEST_TIMEOUT_SECONDS", 5)
     STRIPE_MAX_NETWORK_RETRIES = _int("STRIPE_MAX_NETWORK_RETRIES", 1)
     # Written into the metadata of every PaymentIntent opened here; events about intents without it are
     # ignored. Deployments sharing one Stripe account need different values.

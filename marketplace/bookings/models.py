@@ -1,3 +1,22 @@
+"""Bookings and their state machine; and the one order in which every path locks rows.
+
+Lock order (every request, task, sweep and CLI command takes row locks in this order, and only this order):
+
+1. the unit's own bookkeeping row, if it has one: the `stripe_events` row being processed (one per unit);
+2. `mentor_profiles`: the mentor's calendar (`state_changes.lock_mentor_calendar`), several in id order;
+3. `users`: the learner (`state_changes.lock_learner`), to count their unpaid holds;
+4. `bookings`: in id order (`transition`, `transition_all`, `payments`' `locked_booking`);
+5. rows hanging off a booking (reminders, earning entries, issued intents, outbox rows): inserted or
+   updated last, never locked first.
+
+Every explicit lock is `FOR NO KEY UPDATE`, the lock an UPDATE that keeps the key takes: lockers of one row
+still queue behind each other, but inserting a row that references it (a booking's learner, a reminder's
+user, an earning's mentor) takes only `FOR KEY SHARE`, which does not wait for it. So foreign keys add no
+edge to the wait graph, and the order above is all there is to keep. A deadlock or serialization failure
+that still happens (the exclusion constraint between uncommitted rows) re-runs the whole unit of work
+(`core.db`). No network call (Stripe, SMTP, the broker) is made while any of these locks is held.
+"""
+
 from __future__ import annotations
 
 import enum

@@ -83,8 +83,17 @@ class Bookings(MethodView):
     @blp.alt_response(409, description="The slot is not free, or you let go of it too recently")
     @blp.alt_response(422, description="The time is not a slot of this mentor")
     @blp.alt_response(429, description="Too many unpaid holds, or too many holds made recently")
+    @blp.alt_response(
+        503,
+        description="The payment provider (or the database) cannot be reached now: nothing is held; "
+        "retry after `Retry-After` seconds",
+    )
     def post(self, data: dict[str, Any]) -> Booking:
-        """Hold a slot until `hold_expires_at`; send `Idempotency-Key` to retry safely."""
+        """Hold a slot until `hold_expires_at`; send `Idempotency-Key` to retry safely.
+
+        A 201 always carries the hold's PaymentIntent (`payment.client_secret`). When Stripe cannot make one
+        within `STRIPE_REQUEST_TIMEOUT_SECONDS`, the hold is withdrawn and the answer is 503 with
+        `Retry-After`: the slot was not held, and a retry (with the same `Idempotency-Key`) runs afresh."""
         return service.create_booking(
             current_user, data["mentor_id"], data["start"], data["duration_minutes"], data["topic"]
         )

@@ -33,11 +33,12 @@ from marketplace.bookings.models import (
 )
 from marketplace.bookings.state_changes import (
     expire_lapsed_holds,
+    lock_learner,
     lock_mentor_calendar,
     mentor_takes_bookings,
     transition,
 )
-from marketplace.core.db import rows_matched
+from marketplace.core.db import commit_before_network_call, rows_matched
 from marketplace.core.errors import Conflict, Forbidden, NotFound, TooManyRequests, Unprocessable
 from marketplace.core.time import as_utc, utcnow
 from marketplace.extensions import db
@@ -100,11 +101,6 @@ def _check_slot_or_raise(
     return rules
 
 
-def _lock_learner(learner: User) -> None:
-    """Serialize one learner's concurrent bookings so the unpaid-hold limit cannot be raced past."""
-    db.session.execute(select(User.id).where(User.id == learner.id).with_for_update())
-
-
 def _flush_or_conflict() -> None:
     try:
         with db.session.begin_nested():
@@ -116,6 +112,7 @@ def _flush_or_conflict() -> None:
 def create_booking(
     learner: User, mentor_id: int, start: datetime, duration_minutes: int, topic: str
 ) -> Booking:
+    """Hold a slot for the learner, with a PaymentIntent to pay for it; committed (see below)."""
     profile = db.session.get(MentorProfile, mentor_id)
     if profile is None:
         raise NotFound("No such mentor.")
@@ -125,8 +122,8 @@ def create_booking(
         raise Unprocessable("You cannot book yourself.", {"mentor_id": ["This is your own profile."]})
     now = utcnow()
     start = as_utc(start)
-    _lock_learner(learner)
-    lock_mentor_calendar(profile.id)
+    lock_mentor_calendar(profile.id)  # the lock order (bookings/models.py): mentor, then learner
+    lock_learner(learner.id)
     if not mentor_takes_bookings(profile.id):  # suspended while this request waited for the lock
         raise Unprocessable("This mentor is not taking bookings.", {"mentor_id": ["Not an approved mentor."]})
     unpaid = db.session.execute(
@@ -160,12 +157,16 @@ def create_booking(
     db.session.add(booking)
     _flush_or_conflict()
     bump_calendar_versions([profile.id])
-    # The payments module opens the PaymentIntent; it raises (503) when Stripe cannot be reached, which
-    # rolls the hold back with the request, so no slot is ever held without a way to pay for it.
-    if not signals.payment_needed.send(booking.id):
+    openers = [opener for _receiver, opener in signals.payment_needed.send(booking.id) if opener]
+    if not openers:
         raise RuntimeError("No receiver opens PaymentIntents: a hold must not exist without one.")
-    db.session.flush()
-    signals.booking_held.send(booking.id)
+    # The hold commits before its PaymentIntent is made, so no lock waits on Stripe (the one commit inside a
+    # service: core.db.commit_before_network_call). The payments module then opens the intent in units of its
+    # own, or withdraws the hold and raises (503) when Stripe cannot make it: no slot stays held without a way
+    # to pay for it.
+    commit_before_network_call()
+    for open_payment in openers:
+        open_payment()
     return booking
 
 

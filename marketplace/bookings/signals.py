@@ -10,9 +10,11 @@ from blinker import Namespace
 
 _signals = Namespace()
 
-# Sent as a hold is made, before `booking_held`: the payments module opens its PaymentIntent. Its receiver
-# raises when Stripe cannot be reached, so the request fails (503) and the hold rolls back with it.
+# Sent as a new hold is flushed; a receiver returns what to run once the hold has committed, with no
+# transaction open: the payments module's opens the hold's PaymentIntent, or withdraws the hold and raises
+# (503) when Stripe cannot make it.
 payment_needed = _signals.signal("payment-needed")
+# Sent in the transaction that gives the hold its PaymentIntent: the hold is now something its learner can pay.
 booking_held = _signals.signal("booking-held")
 booking_confirmed = _signals.signal("booking-confirmed")
 booking_cancelled = _signals.signal("booking-cancelled")

@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from marketplace.accounts.models import User
 from marketplace.bookings import signals
 from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus, RefundStatus, sources_of
 from marketplace.core.db import rows_matched
@@ -31,11 +32,23 @@ def lock_mentor_calendar(mentor_id: int) -> None:
     """Serialize every change to one mentor's booked time (new holds, moves, revivals).
 
     Without it, concurrent holds for one slot all pass the free-slot check while the winner is still busy
-    (calling Stripe, writing its PaymentIntent), and PostgreSQL's exclusion checks between their
-    uncommitted rows can deadlock. With it, the losers wait, see the slot taken and get a clean 409.
-    Mentors are independent, and on SQLite writers are serialized anyway.
+    writing its row, and PostgreSQL's exclusion checks between their uncommitted rows can deadlock. With
+    it, the losers wait, see the slot taken and get a clean 409. Mentors are independent, and on SQLite
+    writers are serialized anyway. Second in the lock order (bookings/models.py), before any user or
+    booking; `FOR NO KEY UPDATE`, so rows that merely reference the mentor are inserted without waiting.
     """
-    db.session.execute(select(MentorProfile.id).where(MentorProfile.id == mentor_id).with_for_update())
+    db.session.execute(
+        select(MentorProfile.id).where(MentorProfile.id == mentor_id).with_for_update(key_share=True)
+    )
+
+
+def lock_learner(learner_id: int) -> None:
+    """Serialize one learner's new holds so the unpaid-hold limit cannot be raced past.
+
+    Taken after the mentor's calendar (the lock order in bookings/models.py), as `FOR NO KEY UPDATE`: the
+    payment work inserting reminders for this learner (a foreign key to the row) does not wait for it.
+    """
+    db.session.execute(select(User.id).where(User.id == learner_id).with_for_update(key_share=True))
 
 
 def mentor_takes_bookings(mentor_id: int) -> bool:
@@ -168,6 +181,68 @@ def release_unpaid_hold(booking_id: int, reason: str) -> bool:
     return won
 
 
+def announce_hold(booking_id: int) -> None:
+    """The hold has its PaymentIntent now (the payments module stored it): its learner can pay for it."""
+    signals.booking_held.send(booking_id)
+
+
+def withdraw_unopened_hold(booking_id: int) -> bool:
+    """Take back a hold whose PaymentIntent could not be made, as if it had never been made; True if it was.
+
+    Nobody was told of it (its request answered 503 or never answered, and `booking_held` is only sent with
+    the intent), so it is deleted rather than cancelled: no mail, no cooldown for its learner, no row in
+    their list. A hold that got its intent meanwhile is left alone.
+    """
+    unopened = (
+        Booking.id == booking_id,
+        Booking.status == BookingStatus.PENDING_PAYMENT.value,
+        Booking.payment_intent_id.is_(None),
+    )
+    mentor_id = db.session.scalar(select(Booking.mentor_id).where(*unopened))
+    if mentor_id is None:
+        return False
+    lock_mentor_calendar(mentor_id)
+    deleted = rows_matched(delete(Booking).where(*unopened).execution_options(synchronize_session=False))
+    if deleted:
+        bump_calendar_versions([mentor_id])
+    return bool(deleted)
+
+
+def unopened_holds(older_than: datetime) -> list[int]:
+    """Holds still without a PaymentIntent since before `older_than`: their request died between the hold's
+    commit and the intent's (a crash), since a living one gives up within its Stripe timeout."""
+    return list(
+        db.session.scalars(
+            select(Booking.id)
+            .where(
+                Booking.status == BookingStatus.PENDING_PAYMENT.value,
+                Booking.payment_intent_id.is_(None),
+                Booking.created_at < older_than,
+            )
+            .order_by(Booking.id)
+        )
+    )
+
+
+def mentors_with_lapsed_holds(now: datetime) -> list[int]:
+    """The mentors `expire_lapsed_holds` has work for, so a sweep can take them one short unit at a time."""
+    return _mentors_with(BookingStatus.EXPIRED, (Booking.hold_expires_at <= now,))
+
+
+def mentors_with_finished_sessions(now: datetime) -> list[int]:
+    """The mentors `complete_finished` has work for."""
+    return _mentors_with(BookingStatus.COMPLETED, (Booking.end_at <= _completion_cutoff(now),))
+
+
+def _mentors_with(to: BookingStatus, conditions: tuple[Any, ...]) -> list[int]:
+    allowed = Booking.status.in_(_from_states(to, None))
+    return list(
+        db.session.scalars(
+            select(Booking.mentor_id).where(*conditions, allowed).distinct().order_by(Booking.mentor_id)
+        )
+    )
+
+
 def expire_lapsed_holds(now: datetime | None = None, mentor_id: int | None = None) -> list[int]:
     """Unpaid holds past their time become expired; returns the ids this call expired."""
     now = now or utcnow()
@@ -203,11 +278,17 @@ def cancel_unpaid_holds(mentor_id: int, reason: str) -> list[int]:
     return cancelled
 
 
-def complete_finished(now: datetime | None = None) -> list[int]:
+def _completion_cutoff(now: datetime) -> datetime:
+    return now - timedelta(minutes=int(current_app.config["COMPLETION_GRACE_MINUTES"]))
+
+
+def complete_finished(now: datetime | None = None, mentor_id: int | None = None) -> list[int]:
     """Confirmed sessions become completed a grace period after their end, leaving time to report a no-show."""
     now = now or utcnow()
-    cutoff = now - timedelta(minutes=int(current_app.config["COMPLETION_GRACE_MINUTES"]))
-    completed = transition_all(BookingStatus.COMPLETED, (Booking.end_at <= cutoff,), updated_at=now)
+    finished: tuple[Any, ...] = (Booking.end_at <= _completion_cutoff(now),)
+    if mentor_id is not None:
+        finished += (Booking.mentor_id == mentor_id,)
+    completed = transition_all(BookingStatus.COMPLETED, finished, updated_at=now)
     for booking_id in completed:
         signals.booking_completed.send(booking_id)
     return completed

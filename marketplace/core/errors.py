@@ -49,7 +49,15 @@ class TooManyRequests(DomainError):
 
 
 class ServiceUnavailable(DomainError):
+    """A dependency (the payment provider, the database) is out of reach for now: answered with `Retry-After`."""
+
     status_code = HTTPStatus.SERVICE_UNAVAILABLE
+
+    def __init__(
+        self, message: str, errors: dict[str, Any] | None = None, retry_after_seconds: int = 5
+    ) -> None:
+        super().__init__(message, errors)
+        self.retry_after_seconds = retry_after_seconds
 
 
 def error_body(status: int, message: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -88,6 +96,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError) -> Response:
-        return error_response(int(error.status_code), error.message, error.errors)
+        response = error_response(int(error.status_code), error.message, error.errors)
+        if isinstance(error, ServiceUnavailable):
+            response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
 
     app.register_error_handler(HTTPException, http_error_response)

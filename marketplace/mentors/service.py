@@ -64,7 +64,9 @@ def own_profile(user: User) -> MentorProfile:
 
 def _locked(where: Any) -> MentorProfile | None:
     """The profile, its row locked: edits and revision decisions on one profile run one after another."""
-    return db.session.scalar(select(MentorProfile).where(where).with_for_update(of=MentorProfile))
+    return db.session.scalar(
+        select(MentorProfile).where(where).with_for_update(of=MentorProfile, key_share=True)
+    )
 
 
 def save_own_profile(user: User, data: dict[str, Any]) -> MentorProfile:

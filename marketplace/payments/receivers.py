@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from marketplace.bookings import service as bookings
 from marketplace.bookings import signals, state_changes
-from marketplace.bookings.models import Booking
-from marketplace.extensions import db
 from marketplace.mentors.signals import vetting_transition
 from marketplace.mentors.vetting import VettingStatus
 from marketplace.payments import intents, service
 
 
-def _open_intent_for_hold(booking_id: int, **_: Any) -> None:
-    intents.open_for(db.session.get_one(Booking, booking_id))
+def _open_intent_for_hold(booking_id: int, **_: Any) -> Callable[[], None]:
+    return intents.opener_for_new_hold(booking_id)
 
 
 def _refund_after_cancel(booking_id: int, **_: Any) -> None:

@@ -1,3 +1,6 @@
+"""Payment tasks. Each database step is a unit of its own (`run_in_unit`: retried after a lost race), and no
+Stripe call is made inside one."""
+
 from __future__ import annotations
 
 import logging
@@ -5,7 +8,7 @@ import logging
 from celery.exceptions import SoftTimeLimitExceeded
 
 from marketplace.core.celery import task
-from marketplace.core.db import read_only_transactions, unit_of_work
+from marketplace.core.db import read_only_transactions, run_in_unit
 from marketplace.payments import service
 
 log = logging.getLogger(__name__)
@@ -21,8 +24,7 @@ def process_events(items: list[str]) -> int:
     processed = 0
     for event_id in items:
         try:
-            with unit_of_work():
-                processed += service.process_event(event_id) is not None
+            processed += run_in_unit(service.process_event, event_id) is not None
         except SoftTimeLimitExceeded:
             _record_failure(event_id, "timed out")
             raise
@@ -34,33 +36,38 @@ def process_events(items: list[str]) -> int:
 
 def _record_failure(event_id: str, error: str) -> None:
     try:
-        with unit_of_work():
-            service.record_failure(event_id, error)
+        run_in_unit(service.record_failure, event_id, error)
     except Exception:  # the event stays unprocessed and is retried; only the count is lost
         log.exception("failure of stripe event %s not recorded", event_id)
+
+
+def _released_intent(booking_id: int) -> str | None:
+    with read_only_transactions():
+        return service.released_intent(booking_id)
 
 
 @task(service.CANCEL_RELEASED_INTENT_TASK)
 def cancel_released_intent(booking_id: int) -> str:
     """Read the released hold's intent in a transaction of its own, then call Stripe with none open."""
-    with unit_of_work(), read_only_transactions():
-        intent_id = service.released_intent(booking_id)
+    intent_id = run_in_unit(_released_intent, booking_id)
     return service.cancel_released_intent(intent_id) if intent_id else "nothing to cancel"
 
 
 @task("payments.execute_refund")
 def execute_refund(booking_id: int) -> str | None:
-    with unit_of_work():
-        return service.execute_refund(booking_id)
+    return service.execute_refund(booking_id)
+
+
+@task(service.REFUND_DUPLICATE_TASK)
+def refund_duplicate(intent_id: str, amount: int, booking_id: int) -> str:
+    return service.refund_duplicate_now(intent_id, amount, booking_id)
 
 
 @task("payments.reconcile", max_retries=0)
 def reconcile() -> dict[str, int]:
-    with unit_of_work():
-        return service.reconcile_payments()
+    return service.reconcile_payments()
 
 
 @task("payments.redeliver_unprocessed", max_retries=0)
 def redeliver_unprocessed() -> int:
-    with unit_of_work():
-        return service.redeliver_unprocessed()
+    return run_in_unit(service.redeliver_unprocessed)

@@ -30,7 +30,7 @@ def _own_profile(user: User, *, for_update: bool = False) -> MentorProfile:
         # Every write to a mentor's availability locks their profile row first, so on PostgreSQL two
         # concurrent first PUTs (or POSTs of one date) queue instead of failing on a unique constraint.
         # SQLite writers are already serialized by BEGIN IMMEDIATE and ignore FOR UPDATE.
-        stmt = stmt.with_for_update(of=MentorProfile)
+        stmt = stmt.with_for_update(of=MentorProfile, key_share=True)
     profile: MentorProfile | None = db.session.scalar(stmt)
     if profile is None:
         raise NotFound("Create your mentor profile first (PUT /api/v1/me/mentor-profile).")

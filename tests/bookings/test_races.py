@@ -463,3 +463,32 @@ def test_a_reschedule_racing_new_bookings_into_its_target_gets_one_winner(world:
             won_id = assert_booked(next(r for r in responses if r.status_code == 201), winner, target, 60)
             assert [(b.id, b.start_at) for b in live] == [(booking_id, source), (won_id, target)]
     assert_no_overlap(world)
+
+
+DEADLOCK_ROUNDS = 12
+
+
+def test_holds_racing_the_payment_work_of_the_same_learner_never_deadlock(world: World) -> None:
+    """Issue 11's deadlock: a hold locked its learner, then the mentor; the payment work locks the mentor, the
+    booking, then (by the foreign keys of the reminder rows it inserts) the learner. Each round holds a new
+    slot while the previous round's hold is confirmed, both released together; every answer must be a 201,
+    every confirmation must win, and no 5xx (a deadlock past its retries, a 503) may appear."""
+    learner = world.learners[2]
+    server_log = SERVER_LOGS[world.base_url]
+    logged_before = server_log.stat().st_size
+    first = world.day(14)
+    pending = assert_booked(book(world, learner, first), learner, first, 60)
+    for n in range(1, DEADLOCK_ROUNDS + 1):
+        start = world.day(14, hours=2 * n)
+        hold, confirmed = all_at_once(
+            [partial(book, world, learner, start), partial(confirm, world, pending)]
+        )
+        assert confirmed
+        pending = assert_booked(hold, learner, start, 60)
+    rows = bookings(world, first, world.day(16))
+    assert [row.status for row in rows] == ["confirmed"] * DEADLOCK_ROUNDS + ["pending_payment"]
+    assert_no_overlap(world)
+    # Not even a deadlock retried away: the server ran every request once.
+    with server_log.open(errors="replace") as log:
+        log.seek(logged_before)
+        assert "lost a race" not in log.read()

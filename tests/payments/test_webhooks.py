@@ -309,17 +309,19 @@ def test_booking_answers_503_and_holds_nothing_when_stripe_is_down(
     client: FlaskClient, mentor: MentorProfile, learner: ApiUser
 ) -> None:
     app = client.application
-    working = app.extensions["stripe_gateway"]
-    app.extensions["stripe_gateway"] = StripeGateway(
+    working = app.extensions["stripe_request_gateway"]
+    app.extensions["stripe_request_gateway"] = StripeGateway(
         "sk_test_x", f"http://127.0.0.1:{free_port()}", timeout=2, max_network_retries=0
     )
     try:
         response = book(learner, mentor, THURSDAY_10)
     finally:
-        app.extensions["stripe_gateway"] = working
+        app.extensions["stripe_request_gateway"] = working
 
     body = assert_error_shape(response, 503)
     assert "not held" in body["message"]
+    assert response.headers["Retry-After"] == "5"
+    # The hold was committed before Stripe was called, and withdrawn when it could not be reached.
     assert db.session.scalar(select(func.count()).select_from(Booking)) == 0
     assert book(learner, mentor, THURSDAY_10).status_code == 201
 

@@ -1,4 +1,4 @@
-"""Stripe events: webhook intake, processing, and reconciliation for the events that never came.
+"""Stripe events: webhook intake and processing (`reconcile` asks Stripe about the events that never came).
 
 Stripe may deliver an event twice, late, or out of order. Events are stored once by id and processed by a
 worker through the outbox; every booking change they cause is a compare-and-swap on the booking's state, so
@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, or_, select
 
 from marketplace.bookings import service as bookings
 from marketplace.bookings import signals, state_changes
@@ -25,14 +25,7 @@ from marketplace.core.errors import Conflict, NotFound
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.payments import intents
-from marketplace.payments.gateway import (
-    STRIPE_ID,
-    Intent,
-    PaymentProviderUnavailable,
-    PaymentRejected,
-    gateway,
-    verify_webhook,
-)
+from marketplace.payments.gateway import STRIPE_ID, verify_webhook
 from marketplace.payments.models import EventState, IssuedIntent, StripeEvent
 from marketplace.payments.service.ledger import sync_ledger
 from marketplace.payments.service.refunds import locked_booking, refund_duplicate
@@ -45,15 +38,6 @@ NOT_OURS = "ignored: not ours"
 MAX_RETRY_DELAY = timedelta(hours=1)
 MAX_ROW_ID = 2**31 - 1  # the largest integer key the databases hold
 _DECIMAL = re.compile(r"[0-9]{1,10}")
-# Lapsed holds are left this long for an in-flight webhook before reconciliation asks Stripe itself.
-RECONCILE_GRACE = timedelta(minutes=2)
-RECONCILE_WINDOW = timedelta(hours=24)
-_CANCELLABLE_INTENT = {
-    "requires_payment_method",
-    "requires_confirmation",
-    "requires_action",
-    "requires_capture",
-}
 
 
 # --- intake ----------------------------------------------------------------------------------------
@@ -98,7 +82,9 @@ def redeliver_unprocessed(limit: int = 500) -> int:
 def record_failure(event_id: str, error: str) -> bool:
     """Count a failed attempt at an event: retry later, with a doubling delay, or park it after
     `PAYMENT_EVENT_MAX_ATTEMPTS` failures. True when this failure parked it."""
-    event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
+    event = db.session.scalar(
+        select(StripeEvent).where(StripeEvent.id == event_id).with_for_update(key_share=True)
+    )
     if event is None or event.processed_at is not None or event.parked_at is not None:
         return False
     now = utcnow()
@@ -134,7 +120,9 @@ def replay_event(event_id: str) -> StripeEvent:
     """Give a parked (or still pending) event a fresh set of attempts, starting now."""
     event = None
     if STRIPE_ID.fullmatch(event_id):
-        event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
+        event = db.session.scalar(
+            select(StripeEvent).where(StripeEvent.id == event_id).with_for_update(key_share=True)
+        )
     if event is None:
         raise NotFound("No such payment event.")
     if event.processed_at is not None:
@@ -156,7 +144,9 @@ def process_event(event_id: str) -> str | None:
     An event with a body no handler can read is recorded as ignored rather than retried: it would fail
     the same way every time.
     """
-    event = db.session.scalar(select(StripeEvent).where(StripeEvent.id == event_id).with_for_update())
+    event = db.session.scalar(
+        select(StripeEvent).where(StripeEvent.id == event_id).with_for_update(key_share=True)
+    )
     if event is None or event.processed_at is not None or event.parked_at is not None:
         return None
     handler = _HANDLERS.get(event.type)
@@ -330,47 +320,3 @@ _HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "charge.refunded": _on_charge_refunded,
     "charge.dispute.created": _on_dispute_created,
 }
-
-
-# --- reconciliation --------------------------------------------------------------------------------
-
-
-def reconcile_payments(limit: int = 100) -> dict[str, int]:
-    """Ask Stripe about lapsed holds no webhook settled, so a lost webhook never loses a paid booking."""
-    now = utcnow()
-    unsettled = (
-        Booking.payment_intent_id.is_not(None),
-        Booking.payment_reconciled_at.is_(None),
-        or_(
-            (Booking.status == BookingStatus.PENDING_PAYMENT.value)
-            & (Booking.hold_expires_at <= now - RECONCILE_GRACE),
-            (Booking.status == BookingStatus.EXPIRED.value) & (Booking.updated_at >= now - RECONCILE_WINDOW),
-        ),
-    )
-    ids = db.session.scalars(select(Booking.id).where(*unsettled).order_by(Booking.id).limit(limit)).all()
-    counts: dict[str, int] = {}
-    for booking_id in ids:
-        # Locked one at a time, mentor first, and checked again: a webhook may have settled it meanwhile.
-        booking = locked_booking((Booking.id == booking_id) & and_(*unsettled))
-        if booking is not None:
-            outcome = _reconcile(booking)
-            counts[outcome] = counts.get(outcome, 0) + 1
-    return counts
-
-
-def _reconcile(booking: Booking) -> str:
-    try:
-        intent: Intent = gateway().retrieve_intent(booking.payment_intent_id or "")
-        if intent.status in _CANCELLABLE_INTENT:
-            intent = gateway().cancel_intent(intent.id)
-    except PaymentProviderUnavailable:
-        return "provider unavailable"
-    except PaymentRejected:
-        return "rejected"
-    if intent.status == "processing":
-        return "processing"
-    booking.payment_reconciled_at = utcnow()
-    if intent.status == "succeeded":
-        return settle_paid_booking(booking)
-    state_changes.expire_lapsed_holds(mentor_id=booking.mentor_id)
-    return "expired"

@@ -4,6 +4,7 @@ or replace an intent, each made once (idempotency keys) and never while a row lo
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -14,68 +15,125 @@ from marketplace.bookings import state_changes
 from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
-from marketplace.core.errors import Conflict, Forbidden
+from marketplace.core.db import commit_before_network_call, run_in_unit
+from marketplace.core.errors import Conflict, Forbidden, ServiceUnavailable, Unprocessable
 from marketplace.extensions import db
 from marketplace.payments import intents
-from marketplace.payments.gateway import PaymentProviderUnavailable, PaymentRejected, gateway
+from marketplace.payments.gateway import (
+    PaymentProviderUnavailable,
+    PaymentRejected,
+    RefundResult,
+    gateway,
+    request_gateway,
+)
 from marketplace.payments.service.ledger import sync_ledger
 
 log = logging.getLogger(__name__)
 
 CANCEL_RELEASED_INTENT_TASK = "payments.cancel_released_intent"
+REFUND_DUPLICATE_TASK = "payments.refund_duplicate"
 
 
 def locked_booking(condition: Any) -> Booking | None:
-    """The booking, locked for this transaction after its mentor's calendar.
+    """The booking, locked for this transaction after its mentor's calendar, or None.
 
-    Mentor first, then booking: the order the booking service uses too, so a payment racing a
-    reschedule or a new hold of the same mentor waits instead of deadlocking.
+    Mentor first, then booking: the lock order of bookings/models.py, so a payment racing a reschedule
+    or a new hold of the same mentor waits instead of deadlocking. `condition` is checked again under
+    the lock: a sweep that chose the booking earlier sees whether it still qualifies.
     """
     found = db.session.execute(select(Booking.id, Booking.mentor_id).where(condition)).first()
     if found is None:
         return None
     state_changes.lock_mentor_calendar(found.mentor_id)
-    return db.session.scalar(select(Booking).where(Booking.id == found.id).with_for_update(of=Booking))
+    return db.session.scalar(
+        select(Booking).where(Booking.id == found.id, condition).with_for_update(of=Booking, key_share=True)
+    )
 
 
 def refund_duplicate(intent_id: str, amount: int, booking_id: int) -> None:
-    """A second payment for a booking already settled (an intent it replaced was paid too): give it back."""
-    if amount <= 0:
-        return
+    """A second payment for a booking already settled (an intent it replaced was paid too): give it back,
+    after the commit (`REFUND_DUPLICATE_TASK`), since no Stripe call is made while the event's locks are held."""
+    if amount > 0:
+        outbox.enqueue(REFUND_DUPLICATE_TASK, intent_id=intent_id, amount=amount, booking_id=booking_id)
+
+
+def refund_duplicate_now(intent_id: str, amount: int, booking_id: int) -> str:
+    """The task's half of `refund_duplicate`: call with no transaction open."""
     log.warning("refunding payment %s in full: duplicate payment for booking %s", intent_id, booking_id)
     try:
-        gateway().refund(
+        result = gateway().refund(
             intent_id=intent_id, amount=amount, idempotency_key=f"intent:{intent_id}:orphan-refund"
         )
     except PaymentProviderUnavailable as exc:
         raise TransientError(str(exc)) from exc
+    return result.status
 
 
-def execute_refund(booking_id: int) -> str | None:
-    """Carry out the refund the cancellation policy recorded, once (Stripe's idempotency key backs it up)."""
-    booking = locked_booking(Booking.id == booking_id)
-    if booking is None or booking.refund_status != RefundStatus.PENDING.value or booking.refund_reference:
+@dataclass(frozen=True)
+class RefundToMake:
+    intent_id: str
+    amount: int
+    idempotency_key: str
+
+
+def _refund_pending(booking_id: int) -> Any:
+    return (
+        (Booking.id == booking_id)
+        & (Booking.refund_status == RefundStatus.PENDING.value)
+        & Booking.refund_reference.is_(None)
+    )
+
+
+def refund_to_make(booking_id: int) -> RefundToMake | None:
+    """What `execute_refund` must ask Stripe for; None when nothing (one with nothing to pay back is closed)."""
+    booking = db.session.scalar(select(Booking).where(_refund_pending(booking_id)))
+    if booking is None:
         return None
     if not booking.payment_intent_id or not booking.refund_amount_cents:
-        booking.refund_status = RefundStatus.NONE.value
-        return "nothing to refund"
-    try:
-        result = gateway().refund(
-            intent_id=booking.payment_intent_id,
-            amount=booking.refund_amount_cents,
-            idempotency_key=f"booking:{booking.id}:refund",
-        )
-    except PaymentProviderUnavailable as exc:
-        raise TransientError(str(exc)) from exc
-    except PaymentRejected as exc:
+        locked = locked_booking(_refund_pending(booking_id))
+        if locked is not None:
+            locked.refund_status = RefundStatus.NONE.value
+        return None
+    return RefundToMake(
+        booking.payment_intent_id, booking.refund_amount_cents, f"booking:{booking.id}:refund"
+    )
+
+
+def record_refund(booking_id: int, result: RefundResult | None, refused: str | None = None) -> str | None:
+    """Apply Stripe's answer to a refund, under the booking's locks, if the refund is still pending."""
+    booking = locked_booking(_refund_pending(booking_id))
+    if booking is None:
+        return None
+    if result is None:
         booking.refund_status = RefundStatus.FAILED.value
-        log.error("refund of booking %s refused: %s", booking.id, exc)
+        log.error("refund of booking %s refused: %s", booking.id, refused)
         return "refused"
     booking.refund_reference = result.id
     if result.status == "succeeded":
         booking.refund_status = RefundStatus.SUCCEEDED.value
         sync_ledger(booking)
     return result.status
+
+
+def execute_refund(booking_id: int) -> str | None:
+    """Carry out the refund the cancellation policy recorded, once (Stripe's idempotency key backs it up).
+
+    Three steps, and no lock held while Stripe answers: read what to refund (a unit), ask Stripe with no
+    transaction open, apply the answer (a unit that checks the refund is still pending). The pending refund
+    itself was written with the cancellation, so a crash between the steps leaves it to be tried again.
+    """
+    refund = run_in_unit(refund_to_make, booking_id)
+    if refund is None:
+        return None
+    try:
+        result = gateway().refund(
+            intent_id=refund.intent_id, amount=refund.amount, idempotency_key=refund.idempotency_key
+        )
+    except PaymentProviderUnavailable as exc:
+        raise TransientError(str(exc)) from exc
+    except PaymentRejected as exc:
+        return run_in_unit(record_refund, booking_id, None, str(exc))
+    return run_in_unit(record_refund, booking_id, result)
 
 
 def on_booking_cancelled(booking_id: int) -> None:
@@ -122,20 +180,32 @@ def cancel_released_intent(intent_id: str) -> str:
 
 
 def retry_payment(user: User, booking_id: int) -> Booking:
-    """A fresh PaymentIntent for a held booking, e.g. after a declined card; the old one is cancelled."""
+    """A fresh PaymentIntent for a held booking, e.g. after a declined card; the old one is cancelled.
+
+    Read and checked first, then that transaction ends (`commit_before_network_call`), so Stripe is called
+    with no transaction open; the new intent is stored only if the booking still waits for this attempt.
+    """
     booking = bookings.get_booking(user, booking_id)
     if not booking.is_learner(user):
         raise Forbidden("Only the learner pays for a booking.")
     if not booking.can_pay(user):
         raise Conflict("Only a booking still held for payment can be paid.")
-    if booking.payment_intent_id:
+    current_intent, wanted = booking.payment_intent_id, intents.intent_request(booking)
+    commit_before_network_call()
+    if current_intent:
         try:
-            gateway().cancel_intent(booking.payment_intent_id)
+            request_gateway().cancel_intent(current_intent)
         except PaymentRejected as exc:
             # Typically it succeeded or is processing: the webhook will settle the booking.
             raise Conflict("The current payment can no longer be replaced; wait for it to settle.") from exc
         except PaymentProviderUnavailable:
             pass
-    intents.open_for(booking)
-    db.session.flush()
-    return booking
+    try:
+        intent = intents.create_at_stripe(wanted)
+    except PaymentProviderUnavailable as exc:
+        raise ServiceUnavailable("The payment provider cannot be reached; please try again shortly.") from exc
+    except PaymentRejected as exc:
+        raise Unprocessable(f"The payment provider refused this booking: {exc}") from exc
+    if not run_in_unit(intents.store, wanted, intent):
+        raise Conflict("The booking changed meanwhile; reload it and try again.")
+    return bookings.get_booking(user, booking_id)
