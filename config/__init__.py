@@ -64,6 +64,10 @@ class Config:
 
     # Redis redelivers a task unacknowledged this long (its worker died); longer than any retry delay.
     CELERY_VISIBILITY_TIMEOUT = _int("CELERY_VISIBILITY_TIMEOUT", 3600)
+    # An outbox row handed to the broker and not completed by its consumer within this long is sent again
+    # (the wait doubles per delivery); after OUTBOX_MAX_ATTEMPTS deliveries it is parked for an admin.
+    OUTBOX_REDELIVER_AFTER_SECONDS = _int("OUTBOX_REDELIVER_AFTER_SECONDS", 600)
+    OUTBOX_MAX_ATTEMPTS = _int("OUTBOX_MAX_ATTEMPTS", 6)
     CELERY_BEAT_SCHEDULE_FILE = os.environ.get(
         "CELERY_BEAT_SCHEDULE_FILE", str(INSTANCE_DIR / "celerybeat-schedule")
     )

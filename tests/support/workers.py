@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from marketplace.core.celery import QUEUES
 from tests.support.servers import PROJECT_ROOT
 
 WORKER_START_TIMEOUT = 60.0
@@ -54,8 +55,9 @@ class Worker:
                 self.kill()
 
 
-def start_worker(name: str, directory: Path, env: dict[str, str]) -> Worker:
-    """A solo-pool worker with `env` (database, broker, ...) on top of this process's; ready when returned."""
+def start_worker(name: str, directory: Path, env: dict[str, str], queues: tuple[str, ...] = QUEUES) -> Worker:
+    """A solo-pool worker of `queues` (all by default) with `env` (database, broker, ...) on top of this
+    process's; ready when returned."""
     log_path = directory / f"{name}.log"
     environment = {
         **os.environ,
@@ -68,6 +70,7 @@ def start_worker(name: str, directory: Path, env: dict[str, str]) -> Worker:
     cmd = [
         sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=info",
         "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-Q", ",".join(queues),
     ]  # fmt: skip
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
