@@ -29,7 +29,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
@@ -174,6 +174,18 @@ def redelivery_delay(attempt: int) -> timedelta:
     base = timedelta(seconds=float(current_app.config["OUTBOX_REDELIVER_AFTER_SECONDS"]))
     delay: timedelta = base * 2 ** max(0, attempt - 1)
     return min(delay, MAX_REDELIVERY_DELAY)
+
+
+def run_committed_here(tasks: Collection[str]) -> int:
+    """Run the committed rows of `tasks` in this process now, rather than through the broker (for a command
+    whose output must already reflect them); the rest of the commit's rows stay for `relay_committed`."""
+    committed = db.session.info.get(_COMMITTED, [])
+    mine = [entry for entry in committed if entry[0] not in (None, _BATCHED) and entry[1] in tasks]
+    db.session.info[_COMMITTED] = [entry for entry in committed if entry not in mine]
+    celery = current_app.extensions["celery"]
+    for message_id, task, payload, *_ in mine:
+        celery.tasks[task].apply(kwargs=payload, task_id=f"outbox-{message_id}-1", throw=True)
+    return len(mine)
 
 
 def relay_pending(limit: int = 500) -> int:
