@@ -12,8 +12,8 @@ from marketplace.accounts import service as accounts
 from marketplace.careers import service as careers
 from marketplace.careers.content import ContentError, load_career_paths
 from marketplace.core import outbox
-from marketplace.mentors import calendar_version
 from marketplace.extensions import db
+from marketplace.mentors import calendar_version
 
 
 @click.command("create-admin")
