@@ -26,7 +26,7 @@ from flask import Flask
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError as DatabaseError
 
-from marketplace.core import outbox
+from marketplace.core import embedded_broker, outbox
 from marketplace.extensions import db
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ PAYMENTS_QUEUE = "payments"
 MAIL_QUEUE = "mail"
 UPKEEP_QUEUE = "upkeep"
 QUEUES = (PAYMENTS_QUEUE, MAIL_QUEUE, UPKEEP_QUEUE)
+# `sqla+<database URL>` (the embedded default) runs on kombu's SQLAlchemy transport with its polling tuned.
+EMBEDDED_PREFIX = "sqla+"
+EMBEDDED_TRANSPORT = "marketplace.core.embedded_broker:Transport"
 # Task name -> queue; a task not named here runs on upkeep.
 TASK_ROUTES: dict[str, dict[str, str]] = {
     "payments.process_events": {"queue": PAYMENTS_QUEUE},
@@ -95,9 +98,11 @@ def celery_init_app(app: Flask, task_modules: Iterable[str]) -> Celery[Any]:
     for module in modules:
         importlib.import_module(module)
     broker_url = app.config["CELERY_BROKER_URL"]
+    embedded_broker.Transport.polling_interval = float(app.config.get("CELERY_BROKER_POLLING_INTERVAL", 0.01))
     celery = Celery(app.name, task_cls=FlaskTask, include=modules)
     celery.conf.update(
-        broker_url=broker_url,
+        broker_url=broker_url.removeprefix(EMBEDDED_PREFIX),
+        broker_transport=EMBEDDED_TRANSPORT if broker_url.startswith(EMBEDDED_PREFIX) else None,
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
@@ -147,9 +152,6 @@ def _transport_options(broker_url: str, visibility_timeout: int = 3600) -> dict[
     so a task of a killed worker is picked up soon after the timeout, also when tests shorten it. Short
     socket timeouts and a health check every few seconds notice a dead Redis at once, so the worker starts
     reconnecting within seconds of its return.
-
-    The embedded default's SQLAlchemy transport polls its table: once a second by default, which with one
-    task in flight per process drains about two tasks a second; polling every 10 ms keeps up with a burst.
     """
     if broker_url.startswith(("redis://", "rediss://")):
         return {
@@ -162,6 +164,4 @@ def _transport_options(broker_url: str, visibility_timeout: int = 3600) -> dict[
             "health_check_interval": 5,
             "retry_on_timeout": True,
         }
-    if broker_url.startswith("sqla+"):
-        return {"polling_interval": 0.01}
     return {}
