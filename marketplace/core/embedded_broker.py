@@ -12,5 +12,5 @@ from __future__ import annotations
 from kombu.transport import sqlalchemy
 
 
-class Transport(sqlalchemy.Transport):  # type: ignore[misc]  # kombu ships no type hints
+class Transport(sqlalchemy.Transport):
     polling_interval = 0.01
