@@ -51,18 +51,19 @@ def _completed_after_sweeps(world: World, user_id: int) -> bool:
 def test_the_worker_survives_a_redis_restart_and_a_lost_message_is_sent_again(
     world: World, backend: str
 ) -> None:
-    worker = world.start_worker("w1")
+    worker = world.start_worker("w1", pool=("--pool=prefork", "--concurrency=2"))  # as the Procfile runs it
     world.app.config["OUTBOX_REDELIVER_AFTER_SECONDS"] = 1
-    world.sink.stalls_left = 1  # the first delivery hangs at RCPT: the worker holds an unacknowledged task
+    world.sink.stalls_left = 2  # the first deliveries hang at RCPT: both processes hold unacknowledged tasks
 
     first = _register(world, "first@example.test")
-    assert world.sink.stalled.wait(30), "the worker did not start sending"
-    lost = _register(world, "lost@example.test")  # waits in Redis behind the stalled task
+    second = _register(world, "second@example.test")
+    wait_until(lambda: world.sink.stalls_left == 0, 30, "both worker processes sending")
+    lost = _register(world, "lost@example.test")  # waits in Redis behind the stalled tasks
     assert _welcome_row(world, lost).published_at is not None
 
     world.redis.stop()  # without persistence: the waiting message is gone
     world.sink.release.set()
-    time.sleep(2)  # the worker finds the broker gone, with the stalled task's acknowledgement undeliverable
+    time.sleep(2)  # the worker finds the broker gone, with the stalled tasks' acknowledgements undeliverable
     world.redis.start()
 
     after = _register(world, "after@example.test")  # sent after the restart: the worker must take it
@@ -76,8 +77,13 @@ def test_the_worker_survives_a_redis_restart_and_a_lost_message_is_sent_again(
 
     time.sleep(SETTLE_SECONDS)
     recipients = sorted(address for m in world.sink.messages for address in m.rcpt_tos)
-    assert recipients == ["after@example.test", "first@example.test", "lost@example.test"]
-    assert all(_welcome_row(world, user).completed_at is not None for user in (first, lost, after))
+    assert recipients == [
+        "after@example.test",
+        "first@example.test",
+        "lost@example.test",
+        "second@example.test",
+    ]
+    assert all(_welcome_row(world, user).completed_at is not None for user in (first, second, lost, after))
     assert _welcome_row(world, lost).attempts == 2
     assert worker.proc.poll() is None, worker.log()[-3000:]
     assert "Unrecoverable error" not in worker.log()
