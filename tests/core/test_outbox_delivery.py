@@ -5,11 +5,13 @@ retried by them."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_migrate import upgrade
 from sqlalchemy import select
 from sqlalchemy.orm import scoped_session
 
@@ -22,7 +24,8 @@ from marketplace.extensions import db
 from marketplace.mentors import calendar_version
 from marketplace.mentors.calendar_version import REFRESH_TASK
 from tests.factories import MentorProfileFactory, UserFactory
-from tests.helpers import ApiUser, assert_error_shape
+from tests.helpers import ApiUser, assert_error_shape, temporary_app
+from tests.support.servers import free_port
 
 
 @pytest.fixture
@@ -140,3 +143,25 @@ def test_admins_list_parked_rows_and_retry_them(
     assert_error_shape(admin.post(f"/api/v1/admin/outbox/{message_id}/retry"), 409)
     assert_error_shape(admin.post(f"/api/v1/admin/outbox/{done_id + 1000}/retry"), 404)
     assert_error_shape(admin.get("/api/v1/admin/outbox?state=lost"), 422)
+
+
+def test_the_web_answers_while_redis_is_down_and_the_row_waits_for_the_sweep(tmp_path: Path) -> None:
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    with temporary_app(
+        f"sqlite:///{tmp_path / 'app.db'}",
+        CELERY_BROKER_URL=dead_redis,
+        CELERY_TASK_ALWAYS_EAGER=False,
+        RATELIMIT_STORAGE_URI=dead_redis,
+    ) as app:
+        with app.app_context():
+            upgrade()
+        response = app.test_client().post(
+            "/api/v1/auth/register",
+            json={"email": "ada@example.test", "password": "x" * 12, "name": "Ada", "role": "learner"},
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        with app.app_context():
+            (row,) = db.session.scalars(select(OutboxMessage)).all()
+            assert (row.published_at, row.attempts, row.state) == (None, 0, "pending")
+            assert row.last_error.startswith("OperationalError")
+            assert row.next_attempt_at is not None  # the sweep sends it once Redis is back
