@@ -71,9 +71,8 @@ class OutboxMessage(db.Model):  # type: ignore[name-defined,misc]  # Flask-SQLAl
     # When the sweep (re)sends it unless completed; NULL once completed or parked.
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     completed_at: Mapped[datetime | None]  # its consumer did the work
-    parked_at: Mapped[datetime | None] = mapped_column(
-        index=True
-    )  # given up after OUTBOX_MAX_ATTEMPTS deliveries: an admin's to retry
+    # Given up after OUTBOX_MAX_ATTEMPTS deliveries: an admin's to retry.
+    parked_at: Mapped[datetime | None] = mapped_column(index=True)
 
     @property
     def state(self) -> str:
