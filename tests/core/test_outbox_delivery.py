@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import time_machine
@@ -13,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import scoped_session
 
 from marketplace.accounts.models import Role
@@ -165,3 +167,37 @@ def test_the_web_answers_while_redis_is_down_and_the_row_waits_for_the_sweep(tmp
             assert (row.published_at, row.attempts, row.state) == (None, 0, "pending")
             assert row.last_error.startswith("OperationalError")
             assert row.next_attempt_at is not None  # the sweep sends it once Redis is back
+
+
+def test_work_done_but_not_marked_is_left_to_the_sweep(
+    app: Flask, db_session: scoped_session, broker_without_consumers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message_id = _enqueue_refresh()
+
+    def database_gone(_message_id: int) -> None:
+        raise OperationalError("UPDATE outbox_messages", {}, Exception("the database restarted"))
+
+    monkeypatch.setattr(outbox, "complete", database_gone)
+    task = app.extensions["celery"].tasks[REFRESH_TASK]
+    result = task.apply(kwargs=_row(message_id).payload, task_id=f"outbox-{message_id}-1", throw=True)
+
+    assert result.successful()  # the work stands; the row is sent again and the repeat does no harm
+    assert _row(message_id).state == "pending"
+
+
+def test_a_failure_that_cannot_be_recorded_leaves_the_row_to_the_sweep(
+    app: Flask, db_session: scoped_session, broker_without_consumers: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message_id = _enqueue_refresh()
+
+    def broken(*_: Any) -> None:
+        raise OperationalError("SELECT", {}, Exception("the database restarted"))
+
+    monkeypatch.setattr(calendar_version, "version_of", broken)
+    monkeypatch.setattr(outbox, "record_failure", broken)
+    task = app.extensions["celery"].tasks[REFRESH_TASK]
+
+    assert task.apply(kwargs=_row(message_id).payload, task_id=f"outbox-{message_id}-1", throw=False).failed()
+    assert task.apply(kwargs=_row(message_id).payload, throw=False).failed()  # not from the outbox: no row
+    row = _row(message_id)
+    assert (row.state, row.last_error) == ("pending", None)

@@ -141,3 +141,42 @@ def test_admins_list_failed_mails_and_send_them_again(
     assert_error_shape(admin.post(f"/api/v1/admin/emails/{failed['id'] + 1000}/retry"), 404)
     learner = ApiUser(client, UserFactory(roles=(Role.LEARNER,)))
     assert_error_shape(learner.get("/api/v1/admin/emails"), 403)
+
+
+def test_a_database_error_while_rendering_is_retried_not_recorded(
+    db_session: scoped_session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = UserFactory()
+
+    def lazy_load_fails(*_: Any) -> Any:
+        raise OperationalError("SELECT", {}, Exception("the database restarted"))
+
+    monkeypatch.setattr(service, "render", lazy_load_fails)
+
+    with pytest.raises(OperationalError):
+        service.deliver(Kind.WELCOME, user.id)
+    assert _rows(user) == []
+
+
+def test_a_reminder_still_unsent_when_the_retries_run_out_is_recorded_failed(
+    db_session: scoped_session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = UserFactory()
+    db.session.add(SentEmail(kind=Kind.REMINDER.value, object_id=7, recipient=user.email, status="pending"))
+    db.session.commit()
+
+    def smtp_away(_reminder_id: int) -> bool:
+        raise TransientError("SMTP unavailable")
+
+    monkeypatch.setattr(service, "send_reminder", smtp_away)
+    task = current_app.extensions["celery"].tasks["notifications.send_reminder"]
+    monkeypatch.setattr(task, "max_retries", 0)
+
+    with pytest.raises(TransientError):
+        run_task("notifications.send_reminder", reminder_id=7)
+    status, error = db.session.execute(
+        select(SentEmail.status, SentEmail.last_error)
+        .where(SentEmail.kind == Kind.REMINDER.value)
+        .execution_options(populate_existing=True)
+    ).one()
+    assert (status, error) == ("failed", "out of retries: SMTP unavailable")
