@@ -72,3 +72,5 @@ bench: system-deps $(STAMP)
 	$(BIN)/python -m bench.careers_bench
 	$(BIN)/python -m bench.mentor_page_bench
 	$(BIN)/python -m bench.reminders_bench
+	$(BIN)/python -m bench.embedded_broker_bench
+	$(BIN)/python -m bench.confirmation_latency_bench

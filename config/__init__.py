@@ -68,8 +68,16 @@ class Config:
         or (f"sqla+sqlite:///{INSTANCE_DIR / 'celery-broker.db'}")
     )
 
+    # How often workers poll the embedded default's broker table (the SQLAlchemy transport; kombu's default
+    # of 1 s drains about 2 tasks a second). Not used with Redis, which pushes.
+    CELERY_BROKER_POLLING_INTERVAL = float(os.environ.get("CELERY_BROKER_POLLING_INTERVAL", "0.01"))
+
     # Redis redelivers a task unacknowledged this long (its worker died); longer than any retry delay.
     CELERY_VISIBILITY_TIMEOUT = _int("CELERY_VISIBILITY_TIMEOUT", 3600)
+    # An outbox row handed to the broker and not completed by its consumer within this long is sent again
+    # (the wait doubles per delivery); after OUTBOX_MAX_ATTEMPTS deliveries it is parked for an admin.
+    OUTBOX_REDELIVER_AFTER_SECONDS = _int("OUTBOX_REDELIVER_AFTER_SECONDS", 600)
+    OUTBOX_MAX_ATTEMPTS = _int("OUTBOX_MAX_ATTEMPTS", 6)
     CELERY_BEAT_SCHEDULE_FILE = os.environ.get(
         "CELERY_BEAT_SCHEDULE_FILE", str(INSTANCE_DIR / "celerybeat-schedule")
     )

@@ -54,10 +54,11 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.careers.routes import blp as careers_blp
     from marketplace.careers.routes import html as pages_blp
     from marketplace.core import db as transactions
-    from marketplace.core import docs, errors, logs, ops, request_log, security_headers
+    from marketplace.core import docs, errors, logs, ops, outbox_routes, request_log, security_headers
     from marketplace.core.celery import celery_init_app
     from marketplace.extensions import api, db, limiter, migrate
     from marketplace.mentors.routes import blp as mentors_blp
+    from marketplace.notifications.routes import blp as notifications_blp
     from marketplace.payments import gateway, receivers
     from marketplace.payments.routes import blp as payments_blp
     from marketplace.payments.routes import webhooks as webhooks_blp
@@ -95,6 +96,8 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(account_pages_blp)
     api.register_blueprint(payments_blp)
     api.register_blueprint(webhooks_blp)
+    api.register_blueprint(notifications_blp)
+    api.register_blueprint(outbox_routes.blp)
     return app
 
 

@@ -11,7 +11,9 @@ from marketplace import demo
 from marketplace.accounts import service as accounts
 from marketplace.careers import service as careers
 from marketplace.careers.content import ContentError, load_career_paths
+from marketplace.core import outbox
 from marketplace.extensions import db
+from marketplace.mentors import calendar_version
 
 
 @click.command("create-admin")
@@ -38,6 +40,10 @@ def seed_demo_command() -> None:
         )
     created = demo.seed()
     db.session.commit()
+    # The mentors' first free slots (what search shows and sorts by) are computed before the URL is printed,
+    # not after the queue reaches them; the mails go through the queue.
+    outbox.run_committed_here({calendar_version.REFRESH_TASK})
+    outbox.relay_committed()
     click.echo(f"Demo data: {created} new accounts.")
     for role, email, password in demo.DEMO_LOGINS:
         click.echo(f"  {role:<8} {email} / {password}")

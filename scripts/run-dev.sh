@@ -42,4 +42,6 @@ echo
 echo "Mentor marketplace: http://127.0.0.1:${PORT}/  (API docs: http://127.0.0.1:${PORT}/api/docs)"
 echo "Sign in at http://127.0.0.1:${PORT}/login with a demo login above, e.g. ada@demo.test / demo-password-123"
 echo
-honcho start -f Procfile.dev -p "$PORT"
+# Each process runs under a restart loop: one that dies comes back, the others keep running.
+bash scripts/supervised-procfile.sh Procfile.dev > instance/Procfile.dev.supervised
+honcho start -f instance/Procfile.dev.supervised -d . -p "$PORT"

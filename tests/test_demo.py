@@ -42,6 +42,8 @@ def test_seed_demo_is_idempotent_and_its_logins_work(app: Flask, client: FlaskCl
     ).all()
     assert all(rules_for(profile) is not None for profile in approved)
     assert all(profile.rating_count >= 1 for profile in approved)
+    # Search shows them with their first free slot at once: computed by the command, not left to a queue.
+    assert all(profile.next_available_at is not None for profile in approved)
     for line in first.output.splitlines()[1:]:
         _role, email, _slash, password = line.split()
         assert (

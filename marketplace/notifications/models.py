@@ -16,7 +16,7 @@ class EmailStatus(enum.StrEnum):
     PENDING = "pending"  # not sent yet; free to claim (first try, or after a temporary failure)
     SENDING = "sending"  # claimed by a worker at `claimed_at`; taken over only after the lease
     SENT = "sent"
-    FAILED = "failed"  # refused for good (5xx); never retried
+    FAILED = "failed"  # refused for good (5xx), unrenderable, or out of retries: listed for admins to retry
 
 
 class SentEmail(Model):
@@ -36,7 +36,7 @@ class SentEmail(Model):
     recipient: Mapped[str] = mapped_column(String(254))
     # Distinguishes repeats of one kind on one object: a booking's SEQUENCE, a payment attempt.
     version: Mapped[int] = mapped_column(default=0)
-    status: Mapped[str] = mapped_column(String(16), default=EmailStatus.PENDING.value)
+    status: Mapped[str] = mapped_column(String(16), default=EmailStatus.PENDING.value, index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]

@@ -9,6 +9,11 @@ the mailer, then commits `sent`. A redelivered or retried task finds `sent` and 
 one finds a live claim and retries later. The one window for a duplicate is a crash after the SMTP server
 accepted the message and before `sent` was committed: after the lease another attempt sends it again, with
 the same Message-ID.
+
+Nothing fails silently: a message that cannot be rendered, that the server refuses for good (5xx) or that is
+still undelivered when the task runs out of retries is recorded as `failed` with its error, listed for
+admins (`failed_emails`) and sent again on their request (`retry_email`). Header text is made one line at
+rendering, so a name stored with a line break (before input was checked) cannot break a message.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import unicodedata
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
@@ -23,13 +29,14 @@ from typing import Any, cast
 
 from flask import current_app
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import CursorResult, and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, Select, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from marketplace.bookings.models import Booking
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
 from marketplace.core.db import unit_of_work
+from marketplace.core.errors import Conflict, NotFound
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import VettingEvent
@@ -60,14 +67,20 @@ def message_id(kind: Kind, object_id: int, version: int, recipient: str, domain:
     return f"<{kind.value}.{object_id}.{version}.{digest}@{domain}>"
 
 
+def header_text(text: str) -> str:
+    """One line for a header: control characters (a CR/LF in a name stored before input was checked)
+    become spaces, and runs of white space one space."""
+    return " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in text).split())
+
+
 def render(letter: Letter, kind: Kind, object_id: int, version: int) -> EmailMessage:
     sender = current_app.config["MAIL_DEFAULT_SENDER"]
     domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
     context = {**letter.context, "recipient": letter.recipient}
     message = EmailMessage()
-    message["Subject"] = letter.subject
+    message["Subject"] = header_text(letter.subject)
     message["From"] = sender
-    message["To"] = formataddr((letter.recipient.name, letter.recipient.email))
+    message["To"] = formataddr((header_text(letter.recipient.name), letter.recipient.email))
     message["Date"] = format_datetime(utcnow())
     message["Message-ID"] = message_id(kind, object_id, version, letter.recipient.email, domain)
     message.set_content(templates.get_template(f"{letter.template}.txt").render(context))
@@ -160,11 +173,19 @@ def deliver(kind: Kind, object_id: int, version: int = 0) -> int:
     Raises `TransientError` (after trying every recipient) when some could not be sent yet, so the task
     is retried with backoff; the ones already sent are skipped on the retry.
     """
+    outgoing: list[tuple[str, EmailMessage]] = []
+    unrenderable: list[tuple[str, str]] = []
     with unit_of_work():
-        outgoing = [
-            (letter.recipient.email, render(letter, kind, object_id, version))
-            for letter in compose(kind, object_id, version)
-        ]
+        for letter in compose(kind, object_id, version):
+            try:
+                outgoing.append((letter.recipient.email, render(letter, kind, object_id, version)))
+            except SQLAlchemyError:
+                raise  # the database, not the message: worth a retry
+            except Exception as exc:
+                log.exception("%s mail for %s cannot be rendered", kind.value, letter.recipient.email)
+                unrenderable.append((letter.recipient.email, f"rendering failed: {exc!r}"))
+    for recipient, error in unrenderable:
+        _record_failure(kind, object_id, recipient, version, error)
     sent = 0
     deferred: list[str] = []
     for recipient, message in outgoing:
@@ -193,6 +214,66 @@ def deliver(kind: Kind, object_id: int, version: int = 0) -> int:
     return sent
 
 
+def _record_failure(kind: Kind, object_id: int, recipient: str, version: int, error: str) -> None:
+    """Mark one recipient's message failed (unless it was sent), creating its row if need be."""
+    with unit_of_work():
+        try:
+            with db.session.begin_nested():
+                db.session.add(
+                    SentEmail(
+                        kind=kind.value,
+                        object_id=object_id,
+                        recipient=recipient,
+                        version=version,
+                        status=EmailStatus.FAILED.value,
+                        last_error=error[:500],
+                    )
+                )
+            return
+        except IntegrityError:
+            pass
+        db.session.execute(
+            update(SentEmail)
+            .where(_key(kind, object_id, recipient, version), SentEmail.status != EmailStatus.SENT.value)
+            .values(status=EmailStatus.FAILED.value, last_error=error[:500])
+            .execution_options(synchronize_session=False)
+        )
+
+
+def give_up(kind: Kind, object_id: int, version: int, error: str) -> None:
+    """The task is out of retries: what is still waiting to be sent is failed, for an admin to see."""
+    with unit_of_work():
+        db.session.execute(
+            update(SentEmail)
+            .where(
+                SentEmail.kind == kind.value,
+                SentEmail.object_id == object_id,
+                SentEmail.version == version,
+                SentEmail.status == EmailStatus.PENDING.value,
+            )
+            .values(status=EmailStatus.FAILED.value, last_error=f"out of retries: {error}"[:500])
+            .execution_options(synchronize_session=False)
+        )
+
+
+def emails_in(status: EmailStatus) -> Select[SentEmail]:
+    """Messages by status, newest first (for the admin listing)."""
+    return select(SentEmail).where(SentEmail.status == status.value).order_by(SentEmail.id.desc())
+
+
+def retry_email(email_id: int) -> SentEmail:
+    """An admin's retry of a failed message: pending again, and a send task after the commit."""
+    email = db.session.get(SentEmail, email_id)
+    if email is None:
+        raise NotFound("No such email.")
+    if email.status != EmailStatus.FAILED.value:
+        raise Conflict(f"Only a failed email can be retried; this one is {email.status}.")
+    email.status = EmailStatus.PENDING.value
+    db.session.flush()
+    request_email(Kind(email.kind), email.object_id, email.version)
+    return email
+
+
 def send_reminder(reminder_id: int) -> bool:
     """Send one claimed reminder, unless its session started or it is no longer confirmed meanwhile."""
     with unit_of_work():
@@ -201,6 +282,7 @@ def send_reminder(reminder_id: int) -> bool:
     deliver(Kind.REMINDER, reminder_id)
     with unit_of_work():
         reminders.mark_sent(reminder_id)
+        outbox.complete_current()
     return True
 
 

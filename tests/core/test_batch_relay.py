@@ -13,6 +13,7 @@ import pytest
 import redis
 from celery import Celery
 
+from marketplace.core.celery import PAYMENTS_QUEUE
 from marketplace.core.outbox import BatchRelay
 from marketplace.payments.service import PROCESS_EVENTS_TASK
 from tests.helpers import temporary_app
@@ -40,9 +41,9 @@ def celery_app(broker_url: str) -> Iterator[Celery]:
 
 
 def _published(broker_url: str) -> list[dict[str, Any]]:
-    """The task messages waiting on Celery's default queue, as (task name, keyword arguments)."""
+    """The task messages waiting on the payments queue, as (task name, keyword arguments)."""
     messages = []
-    for raw in redis.Redis.from_url(broker_url).lrange("celery", 0, -1):
+    for raw in redis.Redis.from_url(broker_url).lrange(PAYMENTS_QUEUE, 0, -1):
         envelope = json.loads(raw)
         _args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
         messages.append({"task": envelope["headers"]["task"], "kwargs": kwargs})

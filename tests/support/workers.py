@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from marketplace.core.celery import QUEUES
 from tests.support.servers import PROJECT_ROOT
 
 WORKER_START_TIMEOUT = 60.0
@@ -54,8 +55,16 @@ class Worker:
                 self.kill()
 
 
-def start_worker(name: str, directory: Path, env: dict[str, str]) -> Worker:
-    """A solo-pool worker with `env` (database, broker, ...) on top of this process's; ready when returned."""
+def start_worker(
+    name: str,
+    directory: Path,
+    env: dict[str, str],
+    queues: tuple[str, ...] = QUEUES,
+    pool: tuple[str, ...] = ("--pool=solo",),
+) -> Worker:
+    """A worker of `queues` (all by default) with `env` (database, broker, ...) on top of this process's,
+    in a solo pool unless `pool` says otherwise (e.g. `("--pool=prefork", "--concurrency=2")`); ready when
+    returned."""
     log_path = directory / f"{name}.log"
     environment = {
         **os.environ,
@@ -66,8 +75,9 @@ def start_worker(name: str, directory: Path, env: dict[str, str]) -> Worker:
         **env,
     }
     cmd = [
-        sys.executable, "-m", "celery", "-A", "workers", "worker", "--pool=solo", "--loglevel=info",
+        sys.executable, "-m", "celery", "-A", "workers", "worker", *pool, "--loglevel=info",
         "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-Q", ",".join(queues),
     ]  # fmt: skip
     with log_path.open("ab") as log:
         proc = subprocess.Popen(

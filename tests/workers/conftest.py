@@ -91,7 +91,7 @@ class World:
     directory: Path
     workers: list[Worker] = field(default_factory=list)
 
-    def start_worker(self, name: str, **env: str) -> Worker:
+    def start_worker(self, name: str, pool: tuple[str, ...] = ("--pool=solo",), **env: str) -> Worker:
         worker = start_worker(
             name,
             self.directory,
@@ -104,6 +104,7 @@ class World:
                 "MAIL_PORT": str(self.sink.port),
                 **env,
             },
+            pool=pool,
         )
         self.workers.append(worker)
         return worker
