@@ -1,7 +1,7 @@
 """gunicorn settings read from the working directory by every `gunicorn wsgi:app` (Procfile, tests).
 
 Threaded workers (gthread): a client that sends its headers or body slowly holds one thread, not a whole
-process, and gunicorn 23+ hands a connection to a thread only once its request has begun to arrive, so a
+process, and gunicorn hands a connection to a thread only once its request has begun to arrive, so a
 few idle sockets cannot stop `/healthz` from answering. Many slow clients are nginx's to absorb: it buffers
 each request whole before passing it on (docs/deploy.md). The app is safe to share between threads: each
 thread has its own database session (Flask-SQLAlchemy scopes sessions to the app context) and the
