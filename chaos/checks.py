@@ -148,13 +148,19 @@ def _mentor_share(amount_cents: int) -> int:
 
 def ledger_matches_payments(sim: ProdSim, record: Record) -> Check:
     """Per booking: the ledger holds the mentor's share of what Stripe captured less what it refunded."""
-    stripe = requests.Session()
-    stripe.headers["Authorization"] = f"Bearer {STRIPE_SETTINGS['STRIPE_SECRET_KEY']}"
     expected: Counter[int] = Counter()
+    with requests.Session() as stripe:
+        stripe.headers["Authorization"] = f"Bearer {STRIPE_SETTINGS['STRIPE_SECRET_KEY']}"
+        refunds_of = {
+            paid.payment_intent_id: stripe.get(
+                f"{sim.stripe.api_base}/v1/refunds",
+                params={"payment_intent": paid.payment_intent_id},
+                timeout=30,
+            ).json()["data"]
+            for paid in record.paid
+        }
     for paid in record.paid:
-        refunds = stripe.get(
-            f"{sim.stripe.api_base}/v1/refunds", params={"payment_intent": paid.payment_intent_id}, timeout=30
-        ).json()["data"]
+        refunds = refunds_of[paid.payment_intent_id]
         refunded = sum(refund["amount"] for refund in refunds if refund.get("status") == "succeeded")
         expected[paid.booking_id] += _mentor_share(paid.amount_cents) - (
             _mentor_share(refunded) if refunded else 0

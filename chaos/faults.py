@@ -176,7 +176,7 @@ def slow_loris(sim: ProdSim, sockets: int, seconds: float) -> Fault:
 
         trickler = threading.Thread(target=trickle, daemon=True)
         trickler.start()
-        probe = requests.Session()
+        probe = stack.enter_context(requests.Session())
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             began = time.perf_counter()

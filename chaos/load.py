@@ -128,12 +128,17 @@ class Actor(threading.Thread):
         return response
 
     def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.step()
-            except Exception as exc:  # a load thread reports and goes on; the checks judge
-                self.record.add_client_error(f"{self.name} step", exc)
-            self.stop_event.wait(self.rng.uniform(0.3, 1.2))
+        with self.http:
+            while not self.stop_event.is_set():
+                try:
+                    self.step()
+                except Exception as exc:  # a load thread reports and goes on; the checks judge
+                    self.record.add_client_error(f"{self.name} step", exc)
+                self.stop_event.wait(self.rng.uniform(0.3, 1.2))
+        self.closing()
+
+    def closing(self) -> None:
+        """What the thread closes besides its HTTP session when the load stops."""
 
     def step(self) -> None:
         raise NotImplementedError
@@ -145,6 +150,9 @@ class Learner(Actor):
         self.mentor_ids = mentor_ids
         self.stripe = stripe
         self.confirmed: list[int] = []
+
+    def closing(self) -> None:
+        self.stripe.session.close()
 
     def free_slots(self, mentor_id: int) -> list[str]:
         today = datetime.now(UTC).date()

@@ -12,6 +12,7 @@ Usage: `python -m chaos.prodsim [--port PORT] [--seed]` (`make prod-sim`).
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import secrets
@@ -171,10 +172,24 @@ class Postgres:
     data_dir: Path
 
     def restart(self) -> None:
-        cmd = [str(postgres_bindir() / "pg_ctl"), "restart", "-D", str(self.data_dir), "-m", "fast", "-w"]
+        log = self.data_dir.parent / "postgres.log"
+        cmd = [
+            str(postgres_bindir() / "pg_ctl"),
+            "restart",
+            "-D",
+            str(self.data_dir),
+            "-m",
+            "fast",
+            "-w",
+            "-l",
+            str(log),
+        ]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, cwd="/tmp", check=True, capture_output=True, timeout=60)
+        # The new server's output goes to its log: a pipe here would stay open as long as it runs.
+        subprocess.run(
+            cmd, cwd="/tmp", check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60
+        )
 
 
 @dataclass
@@ -244,8 +259,8 @@ def production_env(directory: Path, database_url: str, redis_url: str, stripe: L
             "BEAT_LOCK_TIMEOUT_SECONDS": str(lock_timeout),
             # The load plays many learners from one address: their holds are not what is being limited here.
             "HOLD_RATE_LIMIT": "100000 per hour",
-            # Reminders that fall due during a run of minutes, for sessions booked a few hours ahead.
-            "REMINDER_OFFSETS_MINUTES": "1440,240,210,180,150,120,90,60",
+            # Reminders that fall due during a run of a minute or more, for sessions booked a few hours ahead.
+            "REMINDER_OFFSETS_MINUTES": ",".join(str(minutes) for minutes in [1440, *range(360, 59, -4)]),
             "WEB_CONCURRENCY": "2",
             "WEB_THREADS": "4",
             "WORKER_CONCURRENCY": "2",
@@ -321,6 +336,7 @@ def prod_sim(
             redis = stack.enter_context(redis_server_handle())
             stripe = stack.enter_context(localstripe_server())
             smtp = stack.enter_context(smtp_server())
+            quiet_sink_logs()
             with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as connection:
                 row = connection.execute("SHOW data_directory").fetchone()
                 assert row is not None
@@ -381,10 +397,15 @@ def prod_sim(
             def stop_all() -> None:
                 supervisor.stopping.set()
                 with supervisor.lock:
-                    for service in reversed(services):
+                    for service in services:
                         service.supervised = False
-                for service in reversed(services):
-                    service.stop()
+                # nginx first (no new requests), then everything else at once.
+                nginx.stop()
+                stoppers = [threading.Thread(target=service.stop) for service in services]
+                for stopper in stoppers:
+                    stopper.start()
+                for stopper in stoppers:
+                    stopper.join()
 
             stack.callback(stop_all)
             for service in services:
@@ -415,6 +436,11 @@ def prod_sim(
             print(f"logs kept in {directory / 'logs'}", file=sys.stderr)
         else:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def quiet_sink_logs() -> None:
+    """The SMTP sink runs in this process: its per-command log lines are not this command's output."""
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 def exit_cleanly_on_signals() -> None:

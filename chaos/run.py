@@ -79,7 +79,7 @@ def run_chaos(plan: Plan) -> Outcome:
         actors = start_load(sim.base_url, sim.stripe.api_base, world, record, stop)
         _say(f"load running through {sim.base_url}")
         steps = injections(sim, plan)
-        gap = max(3.0, (plan.duration - 60) / (len(steps) + 1)) if plan.duration else 3.0
+        gap = max(3.0, (plan.duration - 60) / (len(steps) + 1)) if plan.duration else 1.0
         done: list[Fault] = []
         try:
             for inject in steps:
