@@ -18,7 +18,8 @@ from chaos.faults import Fault
 from chaos.load import Paid, Record
 from chaos.prodsim import STRIPE_SETTINGS, ProdSim
 
-# After the last fault ends, every paid booking must be confirmed (or refunded) within this long.
+# After the last fault ends, every paid booking must be confirmed (or refunded), and every mail owed be at
+# the sink, within this long.
 SETTLE_SECONDS = 60.0
 # A request that ended this soon after a fault's end still counts as inside that fault's window.
 WINDOW_GRACE_SECONDS = 5.0
@@ -90,8 +91,9 @@ def _digest(address: str) -> str:
 
 
 def mails_once(sim: ProdSim) -> Check:
-    """Every confirmation (learner and mentor of each booking ever confirmed) and every reminder that fell
-    due is at the sink exactly once; no message at all arrived twice."""
+    """Every confirmation owed and every reminder that fell due is at the sink exactly once; no message at
+    all arrived twice. (Reminders of a booking cancelled or moved since are gone from `reminders`; the ones
+    sent are still in `sent_emails`.)"""
     received: Counter[tuple[str, int, str]] = Counter()
     duplicates: Counter[str] = Counter(m.message["Message-ID"] for m in sim.smtp.messages)
     for message in sim.smtp.messages:
@@ -116,11 +118,12 @@ def mails_once(sim: ProdSim) -> Check:
         ).fetchall()
         reminders = connection.execute(
             """
+            SELECT object_id, recipient, status FROM sent_emails WHERE kind = 'reminder' AND status = 'sent'
+            UNION
             SELECT r.id, u.email, r.status FROM reminders r JOIN users u ON u.id = r.user_id
               JOIN bookings b ON b.id = r.booking_id
-            WHERE r.status = 'sent'
-               OR (r.due_at < now() - make_interval(secs => %s)
-                   AND b.status = 'confirmed' AND b.start_at > now())
+            WHERE r.due_at < now() - make_interval(secs => %s) AND r.status != 'skipped'
+              AND b.status = 'confirmed' AND b.start_at > now()
             """,
             (REMINDER_SLACK_SECONDS,),
         ).fetchall()
@@ -140,6 +143,16 @@ def mails_once(sim: ProdSim) -> Check:
         f"{len(sim.smtp.messages)} messages at the sink; {len(wrong)} wrong, {len(twice)} duplicated"
         + (f": {(wrong + list(twice))[:6]}" if wrong or twice else ""),
     )
+
+
+def _eventually(check: Callable[[], Check], deadline: float) -> Check:
+    """`check` again every second until it passes or `deadline` (wall clock) has passed: mail is sent by
+    workers after the commit that asks for it, so the last confirmations may still be on their way."""
+    result = check()
+    while not result.ok and time.time() < deadline:
+        time.sleep(1.0)
+        result = check()
+    return result
 
 
 def _mentor_share(amount_cents: int) -> int:
@@ -220,24 +233,35 @@ def server_errors(sim: ProdSim, faults: list[Fault]) -> tuple[Check, dict[str, i
     )
 
 
-def healthz_under_slow_loris(faults: list[Fault]) -> Check:
+def healthz_under_slow_loris(faults: list[Fault], limit_ms: float | None) -> Check:
+    """The p99 of /healthz through nginx with the sockets open; without a limit, that it was measured and
+    every probe answered 200 (the fault's `recovered`)."""
     figures = [fault.healthz_p99_ms for fault in faults if fault.healthz_p99_ms is not None]
     worst = max(figures) if figures else float("inf")
+    answered = all(fault.recovered for fault in faults if fault.healthz_p99_ms is not None)
+    if limit_ms is None:
+        return Check(
+            "/healthz answered through nginx with slow-loris sockets open",
+            bool(figures) and answered,
+            f"p99 {worst:.1f} ms (not held to a limit in the short run)" if figures else "not measured",
+        )
     return Check(
-        f"/healthz p99 through nginx under {HEALTHZ_P99_LIMIT_MS:.0f} ms with slow-loris sockets open",
-        worst < HEALTHZ_P99_LIMIT_MS,
+        f"/healthz p99 through nginx under {limit_ms:.0f} ms with slow-loris sockets open",
+        worst < limit_ms and answered,
         f"p99 {worst:.1f} ms" if figures else "not measured",
     )
 
 
-def run_checks(sim: ProdSim, record: Record, faults: list[Fault]) -> tuple[list[Check], dict[str, int]]:
+def run_checks(
+    sim: ProdSim, record: Record, faults: list[Fault], healthz_limit_ms: float | None = HEALTHZ_P99_LIMIT_MS
+) -> tuple[list[Check], dict[str, int]]:
     last_fault_end = max((fault.ended for fault in faults), default=time.time())
     checks: list[Callable[[], Check]] = [
         lambda: double_bookings(sim),
         lambda: paid_settled(sim, record, last_fault_end),
-        lambda: mails_once(sim),
+        lambda: _eventually(lambda: mails_once(sim), last_fault_end + SETTLE_SECONDS),
         lambda: ledger_matches_payments(sim, record),
-        lambda: healthz_under_slow_loris(faults),
+        lambda: healthz_under_slow_loris(faults, healthz_limit_ms),
     ]
     results = [check() for check in checks]
     errors, per_fault = server_errors(sim, faults)

@@ -150,6 +150,7 @@ class Learner(Actor):
         self.mentor_ids = mentor_ids
         self.stripe = stripe
         self.confirmed: list[int] = []
+        self.unpaid: list[int] = []
 
     def closing(self) -> None:
         self.stripe.session.close()
@@ -170,9 +171,9 @@ class Learner(Actor):
 
     def step(self) -> None:
         choice = self.rng.random()
-        if self.confirmed and choice < 0.15:
+        if self.confirmed and choice < 0.05:
             self.cancel()
-        elif self.confirmed and choice < 0.3:
+        elif self.confirmed and choice < 0.13:
             self.reschedule()
         else:
             self.hold_and_pay()
@@ -194,11 +195,20 @@ class Learner(Actor):
             },
             headers={"Idempotency-Key": str(uuid.uuid4())},
         )
+        if response is not None and response.status_code == 429 and self.unpaid:
+            # Too many unpaid holds: give up the oldest one.
+            self.call(
+                "POST",
+                f"/api/v1/bookings/{self.unpaid.pop(0)}/cancel",
+                "cancel hold",
+                json={"reason": "chaos"},
+            )
         if response is None or response.status_code != 201:
             return
         booking = response.json()
-        if self.rng.random() < 0.15:
-            return  # left unpaid: the hold lapses
+        if self.rng.random() < 0.1:
+            self.unpaid.append(booking["id"])
+            return  # left unpaid: it lapses, or is cancelled when the learner needs another hold
         intent_id = booking["payment"]["payment_intent_id"]
         try:
             outcome = self.stripe.pay(intent_id)

@@ -261,9 +261,7 @@ def production_env(directory: Path, database_url: str, redis_url: str, stripe: L
             "HOLD_RATE_LIMIT": "100000 per hour",
             # Reminders that fall due during a run of a minute or more, for sessions booked a few hours ahead.
             "REMINDER_OFFSETS_MINUTES": ",".join(str(minutes) for minutes in [1440, *range(360, 59, -4)]),
-            "WEB_CONCURRENCY": "2",
             "WEB_THREADS": "4",
-            "WORKER_CONCURRENCY": "2",
             "PYTHONUNBUFFERED": "1",
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         }
@@ -321,9 +319,14 @@ def _migrate(env: dict[str, str], log: Path) -> None:
 
 @contextmanager
 def prod_sim(
-    port: int = 0, lock_timeout: int = 15, web_instances: int = 2, machines: int = 2, beats: int = 2
+    port: int = 0, lock_timeout: int = 15, machines: int = 2, worker_processes: int = 2
 ) -> Iterator[ProdSim]:
-    """Start the whole shape; yields it running and healthy; stops everything on exit, error or not."""
+    """Start the whole shape; yields it running and healthy; stops everything on exit, error or not.
+
+    Two web instances of two processes each (one dying leaves its instance serving) and two beats;
+    `machines` sets of the Procfile's workers, each of `worker_processes` (WORKER_CONCURRENCY).
+    """
+    web_instances = beats = 2
     directory = Path(tempfile.mkdtemp(prefix="prod-sim-"))
     logs = directory / "logs"
     logs.mkdir()
@@ -342,6 +345,7 @@ def prod_sim(
                 assert row is not None
                 postgres = Postgres(database_url, Path(row[0]))
             env = production_env(directory, database_url, redis.url, stripe, smtp, lock_timeout)
+            env.update({"WEB_CONCURRENCY": "2", "WORKER_CONCURRENCY": str(worker_processes)})
             _migrate(env, logs / "release.log")
 
             port = port or free_port()
