@@ -129,11 +129,11 @@ def mails_once(sim: ProdSim) -> Check:
         ).fetchall()
     wrong: list[str] = []
     for booking_id, address in confirmed:
-        count = received[("booking_confirmed", booking_id, _digest(str(address)))]
+        count = received[("booking_confirmed", int(str(booking_id)), _digest(str(address)))]
         if count != 1:
             wrong.append(f"confirmation of booking {booking_id} to {address}: {count}")
     for reminder_id, address, status in reminders:
-        count = received[("reminder", reminder_id, _digest(str(address)))]
+        count = received[("reminder", int(str(reminder_id)), _digest(str(address)))]
         if count != 1:
             wrong.append(f"reminder {reminder_id} ({status}) to {address}: {count}")
     return Check(

@@ -219,36 +219,41 @@ class Learner(Actor):
             self.record.add_paid(Paid(booking["id"], intent_id, booking["price_cents"], time.time()))
             self.confirmed.append(booking["id"])
 
-    def _confirmed_booking(self) -> int | None:
+    def _confirmed_booking(self) -> dict[str, Any] | None:
+        """One of this learner's paid bookings that is still confirmed (as the API shows it), if any."""
         booking_id = self.rng.choice(self.confirmed)
         response = self.call("GET", f"/api/v1/bookings/{booking_id}", "booking")
         if response is None or response.status_code != 200:
             return None
-        status = response.json()["status"]
-        if status != "confirmed":
-            if status != "pending_payment":
+        booking: dict[str, Any] = response.json()
+        if booking["status"] != "confirmed":
+            if booking["status"] != "pending_payment":
                 self.confirmed.remove(booking_id)
             return None
-        return booking_id
+        return booking
 
     def cancel(self) -> None:
-        booking_id = self._confirmed_booking()
-        if booking_id is None:
+        booking = self._confirmed_booking()
+        if booking is None:
             return
         response = self.call(
-            "POST", f"/api/v1/bookings/{booking_id}/cancel", "cancel", json={"reason": "chaos"}
+            "POST", f"/api/v1/bookings/{booking['id']}/cancel", "cancel", json={"reason": "chaos"}
         )
         if response is not None and response.status_code == 200:
-            self.confirmed.remove(booking_id)
+            self.confirmed.remove(booking["id"])
 
     def reschedule(self) -> None:
-        booking_id = self._confirmed_booking()
-        if booking_id is None:
+        booking = self._confirmed_booking()
+        if booking is None:
             return
-        slots = self.free_slots(self.rng.choice(self.mentor_ids))
+        slots = self.free_slots(booking["mentor_id"])
         if slots:
-            self.call("POST", f"/api/v1/bookings/{booking_id}/reschedule", "reschedule",
-                      json={"start": self.rng.choice(slots)})  # fmt: skip
+            self.call(
+                "POST",
+                f"/api/v1/bookings/{booking['id']}/reschedule",
+                "reschedule",
+                json={"start": self.rng.choice(slots)},
+            )
 
 
 class Mentor(Actor):

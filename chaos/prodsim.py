@@ -479,8 +479,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  Stripe stand-in: {sim.stripe.api_base}; SMTP sink: {sim.smtp.host}:{sim.smtp.port}")
         print(f"  logs: {sim.directory / 'logs'}\n", flush=True)
-        while True:
-            time.sleep(3600)
+        # Until Ctrl-C or SIGTERM (SystemExit): the supervisor thread runs as long as the shape does.
+        while sim.supervisor.is_alive():
+            sim.supervisor.join(3600)
     return 0
 
 
