@@ -23,8 +23,11 @@ from tests.support.stripe_client import StripeTestClient
 
 PRICE_CENTS = 6000
 REQUEST_TIMEOUT = 30.0
-# Sessions are booked a few hours ahead, so reminders (prodsim's offsets) fall due during a run.
-BOOKING_HORIZON_HOURS = 6
+# Most sessions are booked a few hours ahead, so reminders (prodsim's offsets) fall due during a run; the
+# others more than a day ahead, where cancelling refunds in full and rescheduling is allowed
+# (CANCELLATION_FULL_REFUND_HOURS, 24).
+SOON_HOURS = 6
+LATER_HOURS = (25, 48)
 
 
 @dataclass(frozen=True)
@@ -155,19 +158,26 @@ class Learner(Actor):
     def closing(self) -> None:
         self.stripe.session.close()
 
-    def free_slots(self, mentor_id: int) -> list[str]:
+    def free_slots(self, mentor_id: int, later: bool) -> list[str]:
+        """The mentor's free hour-long slots starting within SOON_HOURS, or (`later`) in LATER_HOURS."""
         today = datetime.now(UTC).date()
         response = self.call(
             "GET",
             f"/api/v1/mentors/{mentor_id}/slots",
             "slots",
-            params={"from": today.isoformat(), "to": (today + timedelta(days=1)).isoformat(), "duration": 60,
+            params={"from": today.isoformat(), "to": (today + timedelta(days=2)).isoformat(), "duration": 60,
                     "tz": "UTC"},
         )  # fmt: skip
         if response is None or response.status_code != 200:
             return []
-        soon = datetime.now(UTC) + timedelta(hours=BOOKING_HORIZON_HOURS)
-        return [slot["start"] for slot in response.json() if datetime.fromisoformat(slot["start"]) < soon]
+        now = datetime.now(UTC)
+        if later:
+            first, last = now + timedelta(hours=LATER_HOURS[0]), now + timedelta(hours=LATER_HOURS[1])
+        else:
+            first, last = now, now + timedelta(hours=SOON_HOURS)
+        return [
+            slot["start"] for slot in response.json() if first < datetime.fromisoformat(slot["start"]) < last
+        ]
 
     def step(self) -> None:
         choice = self.rng.random()
@@ -180,7 +190,7 @@ class Learner(Actor):
 
     def hold_and_pay(self) -> None:
         mentor_id = self.rng.choice(self.mentor_ids)
-        slots = self.free_slots(mentor_id)
+        slots = self.free_slots(mentor_id, later=self.rng.random() < 0.4)
         if not slots:
             return
         response = self.call(
@@ -246,7 +256,7 @@ class Learner(Actor):
         booking = self._confirmed_booking()
         if booking is None:
             return
-        slots = self.free_slots(booking["mentor_id"])
+        slots = self.free_slots(booking["mentor_id"], later=True)
         if slots:
             self.call(
                 "POST",
