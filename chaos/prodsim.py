@@ -278,7 +278,7 @@ def _nginx_config(directory: Path, port: int, web_ports: list[int]) -> Path:
     if os.geteuid() == 0:
         user = "user root root;"  # workers as the run's own user: they read and write only its directory
     upstreams = "\n".join(
-        f"        server {HOST}:{web_port} max_fails=1 fail_timeout=3s;" for web_port in web_ports
+        f"        server {HOST}:{web_port} max_fails=3 fail_timeout=3s;" for web_port in web_ports
     )
     text = TEMPLATE.read_text()
     for name, value in {
