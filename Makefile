@@ -14,7 +14,7 @@ UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --p
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint typecheck format lock system-deps clean
+.PHONY: run test lint typecheck format lock system-deps clean prod-sim chaos
 
 # Every dependency comes from the dev lock, pinned and hash-checked; the project itself adds none. `pip check`
 # fails when pyproject.toml names a dependency the lock lacks (run `make lock`).
@@ -38,6 +38,16 @@ system-deps:
 
 run: $(STAMP)
 	@bash scripts/run-dev.sh
+
+# `make prod-sim`: the production shape on loopback (nginx, two web instances, workers, two beats, PostgreSQL,
+# Redis, Stripe stand-in, SMTP sink; chaos/prodsim.py), with a few mentors and learners; Ctrl-C stops it all.
+prod-sim: system-deps $(STAMP)
+	$(BIN)/python -m chaos.prodsim --seed
+
+# `make chaos`: load through nginx while faults are injected one after another, then the invariants' table;
+# fails when one broke. CHAOS_ARGS go to `python -m chaos`, e.g. `make chaos CHAOS_ARGS="--duration 600"`.
+chaos: system-deps $(STAMP)
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 # A narrowed run (PYTEST_ARGS) reports coverage without holding it to the floor.
 test: system-deps $(STAMP)

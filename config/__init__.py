@@ -81,6 +81,9 @@ class Config:
     CELERY_BEAT_SCHEDULE_FILE = os.environ.get(
         "CELERY_BEAT_SCHEDULE_FILE", str(INSTANCE_DIR / "celerybeat-schedule")
     )
+    # With REDIS_URL set, beat keeps its schedule and a lock in Redis (celery-redbeat): a standby beat waits
+    # beside the active one and takes over within this many seconds after the active one dies.
+    BEAT_LOCK_TIMEOUT_SECONDS = _int("BEAT_LOCK_TIMEOUT_SECONDS", 30)
 
     # Reverse proxies in front of the app (nginx, a load balancer) whose X-Forwarded-* headers are trusted:
     # 0 trusts none, so a client cannot pick its own address for rate limits.

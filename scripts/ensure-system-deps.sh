@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the system programs the test suite and dev runner start for real are installed:
-# PostgreSQL (+contrib, for btree_gist), redis-server and chromium (browser tests).
+# PostgreSQL (+contrib, for btree_gist), redis-server, chromium (browser tests) and nginx (the production
+# shape of chaos/, `make prod-sim`).
 # Idempotent and quiet when everything is present. As root it apt-installs only what is missing
 # (one `apt-get update`); otherwise it prints what to install and exits 1.
 set -euo pipefail
@@ -34,6 +35,7 @@ elif ! have_btree_gist; then
 fi
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0

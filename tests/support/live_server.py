@@ -1,7 +1,7 @@
 """The real web server, for tests that need several processes writing to one database: gunicorn.
 
-`live_server(url)` runs ``gunicorn wsgi:app`` with four sync workers on a free loopback port against
-``url``, waits until ``/healthz`` answers, yields the base URL and, on exit (error or not), stops it.
+`live_server(url)` runs ``gunicorn wsgi:app`` with four threaded workers (gunicorn.conf.py) on a free loopback
+port against ``url``, waits until ``/healthz`` answers, yields the base URL and, on exit (error or not), stops it.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def live_server(
     log_path: Path | None = None,
     workers: int = WORKERS,
 ) -> Iterator[str]:
-    """Run ``gunicorn wsgi:app`` (sync workers) on ``database_url``; yields ``http://127.0.0.1:PORT``.
+    """Run ``gunicorn wsgi:app`` (threaded workers) on ``database_url``; yields ``http://127.0.0.1:PORT``.
 
     ``env`` is added to (and overrides) the inherited environment, e.g. ``{"MAX_UNPAID_HOLDS": "1000"}``;
     a value of None removes the variable.
