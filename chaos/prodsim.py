@@ -261,6 +261,11 @@ def production_env(directory: Path, database_url: str, redis_url: str, stripe: L
             "HOLD_RATE_LIMIT": "100000 per hour",
             # Reminders that fall due during a run of a minute or more, for sessions booked a few hours ahead.
             "REMINDER_OFFSETS_MINUTES": ",".join(str(minutes) for minutes in [1440, *range(360, 59, -4)]),
+            # Redis here keeps nothing across a stop (as one without persistence would), so messages it held
+            # are lost and the outbox must send them again. Production waits 10 minutes before doing so; the
+            # checks wait 60 s after the last fault, so the run shortens that wait and a killed sender's claim.
+            "OUTBOX_REDELIVER_AFTER_SECONDS": "20",
+            "MAIL_CLAIM_LEASE_SECONDS": "30",
             "WEB_THREADS": "4",
             "PYTHONUNBUFFERED": "1",
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
