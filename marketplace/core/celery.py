@@ -118,9 +118,9 @@ def celery_init_app(app: Flask, task_modules: Iterable[str]) -> Celery[Any]:
         broker_connection_retry=True,
         broker_connection_max_retries=None,
         broker_connection_timeout=3,
-        # Tasks running when the connection drops are cancelled and redelivered (acks_late), rather than
-        # finishing with an acknowledgement that can no longer reach the broker.
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # Tasks running when the connection drops finish their work (a mail half sent is not cut off and sent
+        # again); their acknowledgement is lost, so the message comes back and finds the work done.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options=_transport_options(
             broker_url, int(app.config.get("CELERY_VISIBILITY_TIMEOUT", 3600))
         ),

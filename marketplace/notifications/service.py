@@ -31,11 +31,12 @@ from flask import current_app
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy import CursorResult, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from marketplace.bookings.models import Booking
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
-from marketplace.core.db import unit_of_work
+from marketplace.core.db import is_unavailable, unit_of_work
 from marketplace.core.errors import Conflict, NotFound
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
@@ -151,6 +152,14 @@ def _claim(kind: Kind, object_id: int, recipient: str, version: int) -> Claim:
     return Claim.BUSY if status == EmailStatus.SENDING.value else Claim.DONE
 
 
+# A message that went out but is not recorded as sent would go out again once its claim lapses, so recording
+# the outcome outlasts a database restart.
+@retry(
+    retry=retry_if_exception(is_unavailable),
+    stop=stop_after_delay(30),
+    wait=wait_exponential(multiplier=0.2, max=5),
+    reraise=True,
+)
 def _finish(
     kind: Kind, object_id: int, recipient: str, version: int, status: EmailStatus, error: str | None = None
 ) -> None:

@@ -4,6 +4,9 @@ break makes a one-line header, not a message that cannot be rendered."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -48,6 +51,39 @@ def test_a_name_stored_with_a_line_break_makes_one_line_headers(
     assert mail.rcpt_tos == [user.email]
     assert mail.message["To"].addresses[0].display_name == "Eve Bcc: victim@example.test"
     assert mail.message["Bcc"] is None
+    assert _rows(user) == [(EmailStatus.SENT.value, None)]
+
+
+def test_a_sent_message_is_recorded_sent_through_a_database_restart(
+    mailbox: SmtpSink, db_session: scoped_session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the send not recorded, the claim would lapse and the message go out a second time."""
+    user = UserFactory()
+    failures_left = 0
+    real_unit, real_send = service.unit_of_work, service.mailer.send
+
+    @contextmanager
+    def unit_during_a_restart() -> Iterator[None]:
+        nonlocal failures_left
+        if failures_left:
+            failures_left -= 1
+            raise OperationalError(
+                "UPDATE", {}, Exception("terminating connection"), connection_invalidated=True
+            )
+        with real_unit():
+            yield
+
+    def send_then_restart(message: EmailMessage) -> None:
+        nonlocal failures_left
+        real_send(message)
+        failures_left = 2  # the database goes away just after the message went out
+
+    monkeypatch.setattr(service, "unit_of_work", unit_during_a_restart)
+    monkeypatch.setattr(service.mailer, "send", send_then_restart)
+
+    assert service.deliver(Kind.WELCOME, user.id) == 1
+    assert service.deliver(Kind.WELCOME, user.id) == 0
+    assert len(mailbox.messages) == 1
     assert _rows(user) == [(EmailStatus.SENT.value, None)]
 
 
