@@ -8,6 +8,7 @@ is applied in a short unit of its own (`run_in_unit`) that checks again what it 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -58,14 +59,16 @@ def onboarding_link(user: User, return_url: str, refresh_url: str) -> dict[str, 
     profile = own_profile(user)
     account = _account_of(profile.id)
     account_id = account.stripe_account_id if account else None
-    mentor_id, made_at = profile.id, profile.created_at
+    # Two first calls at once make one account; the email keeps the key unique to this person should
+    # mentor ids ever be reused (a database restored or rebuilt against the same Stripe account).
+    key = f"mentor:{profile.id}:{hashlib.sha256(user.email.encode()).hexdigest()[:16]}:account"
+    mentor_id = profile.id
     commit_before_network_call()
     try:
         if account_id is None:
             made = request_gateway().create_account(
                 metadata={intents.DEPLOYMENT_KEY: intents.deployment_id(), "mentor_id": str(mentor_id)},
-                # The profile's creation time keeps the key unique to this profile across databases.
-                idempotency_key=f"mentor:{mentor_id}:{made_at.timestamp():.0f}:account",
+                idempotency_key=key,
             )
             account_id = run_in_unit(_store_account, mentor_id, made)
         link = request_gateway().onboarding_link(
