@@ -254,6 +254,30 @@ def test_a_disputed_session_is_not_transferred(
     assert _transfers(stripe_client, account_id) == []
 
 
+def test_a_dispute_after_the_transfer_takes_the_mentors_share_back(
+    client: FlaskClient,
+    clock: time_machine.Coordinates,
+    mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
+    account_id = _account_id(mentor)
+    _complete(client, stripe_client, account_id)
+    booking_id = _paid_booking(client, learner, mentor, stripe_client)
+    _settle(clock, hours_after_end=25)
+    assert [t["amount"] for t in _transfers(stripe_client, account_id)] == [4800]
+
+    intent_id = db.session.get_one(Booking, booking_id).payment_intent_id
+    deliver(
+        client, "charge.dispute.created", {"id": "dp_2", "object": "dispute", "payment_intent": intent_id}
+    )
+    [transfer] = _transfers(stripe_client, account_id)
+    assert (transfer["amount_reversed"], transfer["reversed"]) == (4800, True)
+    assert mentor_api.get("/api/v1/me/payouts").get_json()["balance_cents"] == 0
+
+
 def test_payout_events_of_our_accounts_are_recorded_and_others_ignored(
     client: FlaskClient, mentor: MentorProfile, mentor_api: ApiUser, stripe_client: StripeTestClient
 ) -> None:

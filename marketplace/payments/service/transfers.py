@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import exists, func, select, update
 
 from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
+from marketplace.core import outbox
 from marketplace.core.celery import TransientError
 from marketplace.core.db import insert_unless_exists, run_in_unit
 from marketplace.core.time import utcnow
@@ -32,6 +33,7 @@ from marketplace.payments.models import (
     MentorTransfer,
     PayoutAccount,
 )
+from marketplace.payments.service.ledger import REVERSE_TRANSFER_TASK
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,9 @@ def _record_transfer(wanted: TransferToMake, transfer_id: str, amount_reversed: 
         created_at=utcnow(),
     )
     _point_entries_at(wanted.booking_id, transfer_id)
+    # A refund or dispute recorded while Stripe was making the transfer found no transfer to reverse yet.
+    if reversal_to_make(wanted.booking_id) is not None:
+        outbox.enqueue(REVERSE_TRANSFER_TASK, booking_id=wanted.booking_id)
 
 
 def _point_entries_at(booking_id: int, transfer_id: str) -> None:
