@@ -148,6 +148,8 @@ class Config:
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
     STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
     PLATFORM_FEE_PERCENT = _int("PLATFORM_FEE_PERCENT", 20)
+    # A completed session is transferred to its mentor this long after its end (the no-show report window).
+    PAYOUT_DELAY_HOURS = _int("PAYOUT_DELAY_HOURS", 24)
     STRIPE_TIMEOUT_SECONDS = _int("STRIPE_TIMEOUT_SECONDS", 10)
     # Stripe calls a request waits for (a new hold's PaymentIntent, a retried payment) get this shorter
     # timeout and no retry; workers keep STRIPE_TIMEOUT_SECONDS and STRIPE_MAX_NETWORK_RETRIES.

@@ -244,9 +244,16 @@ BODY_FILLERS: dict[str, Callable[[World], Any]] = {
     "Cancel": lambda world: {"reason": "Matrix"},
     "Reschedule": lambda world: {"start": world.free_start},
     "ReviewCreate": lambda world: {"rating": 5, "comment": "Matrix"},
+    # A mentor gets a link to their own payout account only.
+    "OnboardingArgs": lambda world: {
+        "return_url": "https://marketplace.test/payouts",
+        "refresh_url": "https://marketplace.test/payouts/refresh",
+    },
 }
 
-QUERY_FILLERS: dict[str, Callable[[World], str]] = {}
+QUERY_FILLERS: dict[str, Callable[[World], str]] = {
+    "return_url": lambda world: "https://marketplace.test/payouts"
+}
 
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

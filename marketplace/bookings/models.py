@@ -6,8 +6,8 @@ Lock order (every request, task, sweep and CLI command takes row locks in this o
 2. `mentor_profiles`: the mentor's calendar (`state_changes.lock_mentor_calendar`), several in id order;
 3. `users`: the learner (`state_changes.lock_learner`), to count their unpaid holds;
 4. `bookings`: in id order (`transition`, `transition_all`, `payments`' `locked_booking`);
-5. rows hanging off a booking (reminders, earning entries, issued intents, outbox rows): inserted or
-   updated last, never locked first.
+5. rows hanging off a booking or a mentor (reminders, earning entries, issued intents, outbox rows, a
+   mentor's transfers and payout account): inserted or updated last, never locked first.
 
 Every explicit lock is `FOR NO KEY UPDATE`, the lock an UPDATE that keeps the key takes: lockers of one row
 still queue behind each other, but inserting a row that references it (a booking's learner, a reminder's

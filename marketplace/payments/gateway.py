@@ -43,6 +43,30 @@ class RefundResult:
     status: str
 
 
+@dataclass(frozen=True)
+class ConnectedAccount:
+    id: str
+    charges_enabled: bool
+    payouts_enabled: bool
+    transfers_enabled: bool
+    details_submitted: bool
+    requirements_due: list[str]
+    disabled_reason: str | None
+
+
+@dataclass(frozen=True)
+class OnboardingLink:
+    url: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    id: str
+    amount: int
+    amount_reversed: int
+
+
 class StripeGateway:
     def __init__(
         self, secret_key: str, api_base: str | None, timeout: float, max_network_retries: int
@@ -66,7 +90,13 @@ class StripeGateway:
             raise PaymentRejected(str(exc)) from exc
 
     def create_intent(
-        self, *, amount: int, currency: str, metadata: dict[str, str], idempotency_key: str
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        transfer_group: str,
+        idempotency_key: str,
     ) -> Intent:
         intent = self._call(
             self._client.v1.payment_intents.create,
@@ -75,6 +105,7 @@ class StripeGateway:
                 "currency": currency.lower(),
                 "metadata": metadata,
                 "payment_method_types": ["card"],
+                "transfer_group": transfer_group,
             },
             options={"idempotency_key": idempotency_key},
         )
@@ -94,6 +125,71 @@ class StripeGateway:
         )
         return RefundResult(id=refund.id, status=refund.status)
 
+    def charge_of(self, intent_id: str) -> str | None:
+        """The id of the PaymentIntent's successful charge (a transfer's `source_transaction`)."""
+        data = self._call(self._client.v1.payment_intents.retrieve, intent_id).to_dict()
+        charge = data.get("latest_charge")
+        return str(charge.get("id") if isinstance(charge, dict) else charge) if charge else None
+
+    def create_account(self, *, metadata: dict[str, str], idempotency_key: str) -> ConnectedAccount:
+        account = self._call(
+            self._client.v1.accounts.create,
+            params={
+                "type": "express",
+                "metadata": metadata,
+                "capabilities": {"transfers": {"requested": True}},
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+        return connected_account(account.to_dict())
+
+    def onboarding_link(self, *, account_id: str, refresh_url: str, return_url: str) -> OnboardingLink:
+        link = self._call(
+            self._client.v1.account_links.create,
+            params={
+                "account": account_id,
+                "refresh_url": refresh_url,
+                "return_url": return_url,
+                "type": "account_onboarding",
+            },
+        )
+        return OnboardingLink(url=link.url, expires_at=int(link.expires_at))
+
+    def create_transfer(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        destination: str,
+        source_transaction: str,
+        transfer_group: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> TransferResult:
+        transfer = self._call(
+            self._client.v1.transfers.create,
+            params={
+                "amount": amount,
+                "currency": currency.lower(),
+                "destination": destination,
+                "source_transaction": source_transaction,
+                "transfer_group": transfer_group,
+                "metadata": metadata,
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+        return TransferResult(transfer.id, int(transfer.amount), int(transfer.amount_reversed))
+
+    def reverse_transfer(self, transfer_id: str, *, amount: int, idempotency_key: str) -> int:
+        """Reverse `amount` of a transfer; returns the amount reversed by this reversal."""
+        reversal = self._call(
+            self._client.v1.transfers.reversals.create,
+            transfer_id,
+            params={"amount": amount},
+            options={"idempotency_key": idempotency_key},
+        )
+        return int(reversal.amount)
+
 
 def _intent(obj: Any) -> Intent:
     data = obj.to_dict()
@@ -104,6 +200,24 @@ def _intent(obj: Any) -> Intent:
         amount=int(data["amount"]),
         currency=str(data["currency"]).upper(),
         metadata=dict(data.get("metadata") or {}),
+    )
+
+
+def connected_account(data: dict[str, Any]) -> ConnectedAccount:
+    """A connected account's state, from the API's answer or an `account.updated` event."""
+    requirements = data.get("requirements") or {}
+    capabilities = data.get("capabilities") or {}
+    due = requirements.get("currently_due") or []
+    return ConnectedAccount(
+        id=str(data["id"]),
+        charges_enabled=data.get("charges_enabled") is True,
+        payouts_enabled=data.get("payouts_enabled") is True,
+        transfers_enabled=isinstance(capabilities, dict) and capabilities.get("transfers") == "active",
+        details_submitted=data.get("details_submitted") is True,
+        requirements_due=[str(item)[:100] for item in due][:50] if isinstance(due, list) else [],
+        disabled_reason=str(requirements["disabled_reason"])[:255]
+        if requirements.get("disabled_reason")
+        else None,
     )
 
 

@@ -32,6 +32,11 @@ DEPLOYMENT_KEY = "marketplace"
 NOT_HELD = "The payment provider cannot be reached; the slot was not held. Please try again shortly."
 
 
+def transfer_group(booking_id: int) -> str:
+    """Ties a booking's PaymentIntent, its charge and the transfer to the mentor together at Stripe."""
+    return f"booking-{booking_id}"
+
+
 def deployment_id() -> str:
     return str(current_app.config["PAYMENTS_DEPLOYMENT_ID"])
 
@@ -45,6 +50,7 @@ class IntentRequest:
     amount: int
     currency: str
     metadata: dict[str, str]
+    transfer_group: str
 
     @property
     def idempotency_key(self) -> str:
@@ -64,6 +70,7 @@ def intent_request(booking: Booking) -> IntentRequest:
             "learner_id": str(booking.learner_id),
             "description": f"Mentoring session #{booking.id}, {booking.duration_minutes} min",
         },
+        transfer_group=transfer_group(booking.id),
     )
 
 
@@ -73,6 +80,7 @@ def create_at_stripe(wanted: IntentRequest) -> Intent:
         amount=wanted.amount,
         currency=wanted.currency,
         metadata=wanted.metadata,
+        transfer_group=wanted.transfer_group,
         idempotency_key=wanted.idempotency_key,
     )
 

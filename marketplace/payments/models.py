@@ -82,7 +82,7 @@ class EarningEntry(Model):
 
     A paid booking adds its price less the platform fee; a refund or a dispute adds a negative entry for the
     mentor's share of it. One entry per booking and kind, so replays cannot double-count. `payout_reference`
-    stays empty until a transfer (Stripe Connect, later) settles the entry.
+    names the Stripe Transfer that paid the entry to the mentor (`MentorTransfer`), once one did.
     """
 
     __tablename__ = "earning_entries"
@@ -96,3 +96,72 @@ class EarningEntry(Model):
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     payout_reference: Mapped[str | None] = mapped_column(String(255))
+
+
+class PayoutAccount(Model):
+    """A mentor's Stripe Express account, made on their first onboarding request; its state as the last
+    `account.updated` told it. Connect events about any account not listed here are not ours."""
+
+    __tablename__ = "payout_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.id", ondelete="RESTRICT"), unique=True)
+    stripe_account_id: Mapped[str] = mapped_column(String(255), unique=True)
+    charges_enabled: Mapped[bool] = mapped_column(default=False)
+    payouts_enabled: Mapped[bool] = mapped_column(default=False)
+    # The `transfers` capability is active: transfers to the account can be made.
+    transfers_enabled: Mapped[bool] = mapped_column(default=False)
+    details_submitted: Mapped[bool] = mapped_column(default=False)
+    requirements_due: Mapped[list[str]] = mapped_column(JSON, default=list)
+    disabled_reason: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def status(self) -> str:
+        """`enabled` (transfers and payouts work), `restricted` (submitted, but Stripe wants more) or
+        `onboarding` (the mentor has not finished Stripe's form)."""
+        if self.transfers_enabled and self.payouts_enabled:
+            return AccountStatus.ENABLED.value
+        if self.details_submitted:
+            return AccountStatus.RESTRICTED.value
+        return AccountStatus.ONBOARDING.value
+
+
+class AccountStatus(enum.StrEnum):
+    NONE = "none"
+    ONBOARDING = "onboarding"
+    RESTRICTED = "restricted"
+    ENABLED = "enabled"
+
+
+class MentorTransfer(Model):
+    """The one Stripe Transfer that paid a mentor for a settled booking (idempotency key per booking), and
+    how much of it was reversed after refunds or a lost dispute."""
+
+    __tablename__ = "mentor_transfers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="RESTRICT"), unique=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.id", ondelete="RESTRICT"), index=True)
+    stripe_transfer_id: Mapped[str] = mapped_column(String(255), unique=True)
+    amount_cents: Mapped[int]
+    amount_reversed_cents: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConnectPayout(Model):
+    """A payout from a mentor's connected account to their bank, as `payout.paid`/`payout.failed` told it."""
+
+    __tablename__ = "connect_payouts"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    payout_account_id: Mapped[int] = mapped_column(
+        ForeignKey("payout_accounts.id", ondelete="CASCADE"), index=True
+    )
+    amount_cents: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

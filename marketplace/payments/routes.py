@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import request
+from flask import redirect, request
 from flask.views import MethodView
 from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from marketplace.bookings.models import Booking
 from marketplace.bookings.schemas import BookingSchema
@@ -20,8 +22,12 @@ from marketplace.payments.models import EventState, StripeEvent
 from marketplace.payments.schemas import (
     EarningsSchema,
     MentorBalanceSchema,
+    OnboardingArgsSchema,
+    OnboardingLinkSchema,
     PaymentEventArgsSchema,
     PaymentEventSchema,
+    PayoutsSchema,
+    RefreshArgsSchema,
     WebhookAckSchema,
 )
 
@@ -77,6 +83,43 @@ class MyEarnings(MethodView):
     def get(self) -> dict[str, Any]:
         """What the platform owes you, per currency, and the latest ledger entries."""
         return service.earnings_of(current_user)
+
+
+@blp.route("/me/payouts/onboarding")
+class PayoutOnboarding(MethodView):
+    @login_required
+    @blp.arguments(OnboardingArgsSchema)
+    @blp.response(201, OnboardingLinkSchema)
+    @blp.alt_response(403, description="Only mentor accounts are paid out")
+    @blp.alt_response(503, description="Stripe cannot be reached")
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A single-use, short-lived Stripe onboarding link; your Express account is made on the first call."""
+        return service.onboarding_link(current_user, args["return_url"], args["refresh_url"])
+
+
+@blp.route("/me/payouts/onboarding/refresh")
+class PayoutOnboardingRefresh(MethodView):
+    @login_required
+    @blp.arguments(RefreshArgsSchema, location="query")
+    @blp.response(302, description="To a fresh onboarding link")
+    @blp.alt_response(403, description="Only mentor accounts are paid out")
+    def get(self, args: dict[str, Any]) -> Response:
+        """A `refresh_url` for onboarding links: Stripe sends the browser here when a link expired or was used;
+        the signed-in mentor is sent on to a new link (whose own refresh URL is this one again)."""
+        here = f"{request.base_url}?{urlencode({'return_url': args['return_url']})}"
+        link = service.onboarding_link(current_user, args["return_url"], here)
+        return redirect(link["url"], 302)
+
+
+@blp.route("/me/payouts")
+class MyPayouts(MethodView):
+    @login_required
+    @blp.response(200, PayoutsSchema)
+    @blp.alt_response(403, description="Only mentor accounts are paid out")
+    @blp.alt_response(404, description="No mentor profile")
+    def get(self) -> dict[str, Any]:
+        """Your payout account's state, money on its way to you, and the transfers made to you."""
+        return service.payouts_of(current_user)
 
 
 @blp.route("/admin/earnings")

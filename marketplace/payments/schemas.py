@@ -57,3 +57,48 @@ class PaymentEventSchema(Schema):
     last_error = fields.String(allow_none=True)
     next_attempt_at = fields.DateTime(allow_none=True)
     parked_at = fields.DateTime(allow_none=True)
+
+
+class OnboardingArgsSchema(Schema):
+    return_url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    refresh_url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+
+
+class RefreshArgsSchema(QuerySchema):
+    return_url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+
+
+class OnboardingLinkSchema(Schema):
+    url = fields.String()
+    expires_at = fields.DateTime()
+
+
+class TransferSchema(Schema):
+    id = fields.String(attribute="stripe_transfer_id")
+    booking_id = fields.Integer()
+    amount_cents = fields.Integer()
+    amount_reversed_cents = fields.Integer()
+    currency = fields.String()
+    created_at = fields.DateTime()
+
+
+class PayoutSchema(Schema):
+    id = fields.String()
+    amount_cents = fields.Integer()
+    currency = fields.String()
+    status = fields.String()
+    failure_message = fields.String(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+class PayoutsSchema(Schema):
+    account_status = fields.String()
+    charges_enabled = fields.Boolean()
+    payouts_enabled = fields.Boolean()
+    requirements_due = fields.List(fields.String())
+    disabled_reason = fields.String(allow_none=True)
+    currency = fields.String()
+    balance_cents = fields.Integer()
+    pending_cents = fields.Integer()
+    transfers = fields.List(fields.Nested(TransferSchema))
+    payouts = fields.List(fields.Nested(PayoutSchema))

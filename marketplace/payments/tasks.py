@@ -71,3 +71,14 @@ def reconcile() -> dict[str, int]:
 @task("payments.redeliver_unprocessed", max_retries=0)
 def redeliver_unprocessed() -> int:
     return run_in_unit(service.redeliver_unprocessed)
+
+
+@task("payments.transfer_settled", max_retries=0)
+def transfer_settled() -> dict[str, int]:
+    """Beat: pay mentors for settled sessions, one booking per unit, Stripe called between units."""
+    return service.transfer_settled()
+
+
+@task(service.REVERSE_TRANSFER_TASK)
+def reverse_transfer(booking_id: int) -> str:
+    return service.reverse_transfer(booking_id)

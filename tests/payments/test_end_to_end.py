@@ -35,9 +35,10 @@ class Shop:
     learner_token: str
     mentor_id: int
     stripe: StripeTestClient
+    mentor_token: str
 
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.learner_token}"}
+    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token or self.learner_token}"}
         return requests.request(method, self.base_url + path, headers=headers, timeout=TIMEOUT, **kwargs)
 
     def booking(self, booking_id: int) -> dict[str, Any]:
@@ -58,7 +59,7 @@ class Shop:
         return response.json()
 
 
-def _seed(url: str) -> tuple[int, str]:
+def _seed(url: str) -> tuple[int, str, str]:
     with temporary_app(url) as app, app.app_context():
         upgrade()
         mentor = MentorProfileFactory(price_cents=6000, currency="USD", timezone="UTC")
@@ -73,8 +74,9 @@ def _seed(url: str) -> tuple[int, str]:
             },
         )
         token = issue_token(UserFactory(roles=(Role.LEARNER,)))
+        mentor_token = issue_token(mentor.user)
         db.session.commit()
-        return mentor.id, token
+        return mentor.id, token, mentor_token
 
 
 @pytest.fixture
@@ -84,7 +86,7 @@ def shop(database_url: str, tmp_path: Path) -> Iterator[Shop]:
         localstripe_server() as stand_in,
         redis_server() as redis_url,
     ):
-        mentor_id, token = _seed(url)
+        mentor_id, token, mentor_token = _seed(url)
         env = {**STRIPE_TEST_SETTINGS, "STRIPE_API_BASE": stand_in.api_base, "CELERY_BROKER_URL": redis_url}
         with live_server(url, env=env) as base_url:
             stand_in.register_webhook(
@@ -92,9 +94,8 @@ def shop(database_url: str, tmp_path: Path) -> Iterator[Shop]:
             )
             worker = start_worker("payments", tmp_path, {"DATABASE_URL": url, **env})
             try:
-                yield Shop(
-                    base_url, token, mentor_id, StripeTestClient(stand_in.api_base, env["STRIPE_SECRET_KEY"])
-                )
+                stripe = StripeTestClient(stand_in.api_base, env["STRIPE_SECRET_KEY"])
+                yield Shop(base_url, token, mentor_id, stripe, mentor_token)
             finally:
                 worker.stop()
 
@@ -137,3 +138,26 @@ def test_pay_confirm_decline_retry_and_refund(shop: Shop) -> None:
     ).json()["data"]
     assert [refund["amount"] for refund in refunds] == [6000]
     assert shop.booking(declined["id"])["status"] == "confirmed"
+
+
+def test_a_mentor_onboards_and_the_stand_ins_signed_account_update_enables_payouts(shop: Shop) -> None:
+    """The stand-in's onboarding page, its own signed `account.updated` to the server, a worker applying it."""
+    body = {"return_url": f"{shop.base_url}/payouts-done", "refresh_url": f"{shop.base_url}/payouts-again"}
+    link = shop.call("POST", "/api/v1/me/payouts/onboarding", token=shop.mentor_token, json=body)
+    assert link.status_code == 201, link.text
+    assert shop.call("GET", "/api/v1/me/payouts").status_code == 403  # the learner has no payouts
+
+    finished = requests.post(link.json()["url"], allow_redirects=False, timeout=TIMEOUT)
+    assert finished.headers["Location"] == body["return_url"]
+
+    def payouts() -> dict[str, Any]:
+        return shop.call("GET", "/api/v1/me/payouts", token=shop.mentor_token).json()
+
+    enabled = wait_until(
+        lambda: payouts()["account_status"] == "enabled" and payouts(), TIMEOUT, "account enabled"
+    )
+    assert (enabled["charges_enabled"], enabled["payouts_enabled"], enabled["requirements_due"]) == (
+        True,
+        True,
+        [],
+    )

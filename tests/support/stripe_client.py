@@ -53,6 +53,7 @@ def signed_event(
     *,
     event_id: str | None = None,
     timestamp: int | None = None,
+    account: str | None = None,
 ) -> tuple[bytes, str]:
     """An event body and its Stripe-Signature header, signed the way Stripe signs (HMAC-SHA256 of `t.body`)."""
     created = int(time.time()) if timestamp is None else timestamp
@@ -64,6 +65,8 @@ def signed_event(
         "livemode": False,
         "data": {"object": obj},
     }
+    if account is not None:
+        event["account"] = account  # a Connect event: it happened in this connected account
     payload = json.dumps(event).encode()
     signature = hmac.new(secret.encode(), f"{created}.".encode() + payload, hashlib.sha256).hexdigest()
     return payload, f"t={created},v1={signature}"

@@ -1,9 +1,11 @@
-"""Payment operations, in four parts: Stripe events (`events`), reconciliation (`reconcile`), refunds and
-retried payments (`refunds`), and the mentor earnings ledger (`ledger`). Each flushes; the request or task commits. Callers use the names
+"""Payment operations: Stripe events (`events`), reconciliation (`reconcile`), refunds and retried payments
+(`refunds`), the mentor earnings ledger (`ledger`), mentor payout accounts (`connect`) and the transfers that
+pay mentors (`transfers`). Each flushes; the request or task commits. Callers use the names
 below: `from marketplace.payments import service`."""
 
 from __future__ import annotations
 
+from marketplace.payments.service.connect import onboarding_link, payouts_of
 from marketplace.payments.service.events import (
     MAX_RETRY_DELAY,
     NOT_OURS,
@@ -16,7 +18,12 @@ from marketplace.payments.service.events import (
     replay_event,
     settle_paid_booking,
 )
-from marketplace.payments.service.ledger import earnings_of, earnings_report, sync_ledger
+from marketplace.payments.service.ledger import (
+    REVERSE_TRANSFER_TASK,
+    earnings_of,
+    earnings_report,
+    sync_ledger,
+)
 from marketplace.payments.service.reconcile import (
     RECONCILE_GRACE,
     RECONCILE_WINDOW,
@@ -35,6 +42,7 @@ from marketplace.payments.service.refunds import (
     released_intent,
     retry_payment,
 )
+from marketplace.payments.service.transfers import make_transfer, reverse_transfer, transfer_settled
 
 __all__ = [
     "CANCEL_RELEASED_INTENT_TASK",
@@ -44,13 +52,17 @@ __all__ = [
     "RECONCILE_GRACE",
     "RECONCILE_WINDOW",
     "REFUND_DUPLICATE_TASK",
+    "REVERSE_TRANSFER_TASK",
     "cancel_released_intent",
     "earnings_of",
     "earnings_report",
     "execute_refund",
+    "make_transfer",
     "on_booking_cancelled",
     "on_hold_released",
+    "onboarding_link",
     "payment_events",
+    "payouts_of",
     "process_event",
     "receive_webhook",
     "reconcile_one",
@@ -61,7 +73,9 @@ __all__ = [
     "released_intent",
     "replay_event",
     "retry_payment",
+    "reverse_transfer",
     "settle_paid_booking",
     "sync_ledger",
+    "transfer_settled",
     "unsettled_holds",
 ]

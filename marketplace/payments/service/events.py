@@ -27,6 +27,7 @@ from marketplace.extensions import db
 from marketplace.payments import intents
 from marketplace.payments.gateway import STRIPE_ID, verify_webhook
 from marketplace.payments.models import EventState, IssuedIntent, StripeEvent
+from marketplace.payments.service.connect import CONNECT_HANDLERS
 from marketplace.payments.service.ledger import sync_ledger
 from marketplace.payments.service.refunds import locked_booking, refund_duplicate
 
@@ -150,12 +151,18 @@ def process_event(event_id: str) -> str | None:
     if event is None or event.processed_at is not None or event.parked_at is not None:
         return None
     handler = _HANDLERS.get(event.type)
+    connect_handler = CONNECT_HANDLERS.get(event.type)
     obj = _event_object(event.payload)
-    if handler is None:
+    if handler is None and connect_handler is None:
         outcome = "ignored"
     elif obj is None:
         outcome = "ignored: malformed event"
+    elif connect_handler is not None:
+        # A Connect event names the connected account it happened in at the top level.
+        account = event.payload.get("account")
+        outcome = connect_handler(obj, account if isinstance(account, str) else None)
     else:
+        assert handler is not None
         outcome = handler(obj)
     event.processed_at = utcnow()
     event.next_attempt_at = None

@@ -11,11 +11,14 @@ from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
 from marketplace.bookings.models import Booking, RefundStatus
+from marketplace.core import outbox
 from marketplace.extensions import db
 from marketplace.mentors.service import own_profile
-from marketplace.payments.models import EarningEntry, EarningKind
+from marketplace.payments.models import EarningEntry, EarningKind, MentorTransfer
 
 log = logging.getLogger(__name__)
+
+REVERSE_TRANSFER_TASK = "payments.reverse_transfer"
 
 
 def _mentor_share(amount_cents: int) -> int:
@@ -27,7 +30,9 @@ def sync_ledger(booking: Booking) -> None:
     """Add whichever ledger entries the booking's money facts call for and the ledger lacks.
 
     Derived from the booking, not from the event at hand, so events arriving in any order (a dispute before
-    the payment, a refund before the confirmation) end with the same entries.
+    the payment, a refund before the confirmation) end with the same entries. A new negative entry on a
+    booking already transferred to its mentor takes that much back from the transfer (`REVERSE_TRANSFER_TASK`,
+    after the commit: no Stripe call under the event's locks).
     """
     if booking.confirmed_at is None:
         return
@@ -38,12 +43,16 @@ def sync_ledger(booking: Booking) -> None:
     if booking.disputed_at is not None and booking.price_cents > refunded:
         wanted[EarningKind.DISPUTE_REVERSAL] = -_mentor_share(booking.price_cents - refunded)
     present = set(db.session.scalars(select(EarningEntry.kind).where(EarningEntry.booking_id == booking.id)))
+    reduced = False
     for kind, amount in wanted.items():
         if kind.value not in present and amount:
-            _add_entry(booking, kind, amount)
+            reduced |= _add_entry(booking, kind, amount) and amount < 0
+    transferred = select(MentorTransfer.id).where(MentorTransfer.booking_id == booking.id)
+    if reduced and db.session.scalar(transferred) is not None:
+        outbox.enqueue(REVERSE_TRANSFER_TASK, booking_id=booking.id)
 
 
-def _add_entry(booking: Booking, kind: EarningKind, amount_cents: int) -> None:
+def _add_entry(booking: Booking, kind: EarningKind, amount_cents: int) -> bool:
     try:
         with db.session.begin_nested():
             db.session.add(
@@ -57,6 +66,8 @@ def _add_entry(booking: Booking, kind: EarningKind, amount_cents: int) -> None:
             )
     except IntegrityError:
         log.info("earning entry %s for booking %s already recorded", kind.value, booking.id)
+        return False
+    return True
 
 
 def earnings_of(user: User) -> dict[str, Any]:
