@@ -1,14 +1,14 @@
 """Mentor payouts with Stripe Connect: connected accounts, transfers per booking, payouts
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
