@@ -66,8 +66,15 @@ class StripeGateway:
             raise PaymentRejected(str(exc)) from exc
 
     def create_intent(
-        self, *, amount: int, currency: str, metadata: dict[str, str], idempotency_key: str
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        capture_method: str = "automatic",
     ) -> Intent:
+        """`capture_method="manual"` only authorizes the card; `capture_intent` charges it later."""
         intent = self._call(
             self._client.v1.payment_intents.create,
             params={
@@ -75,6 +82,7 @@ class StripeGateway:
                 "currency": currency.lower(),
                 "metadata": metadata,
                 "payment_method_types": ["card"],
+                "capture_method": capture_method,
             },
             options={"idempotency_key": idempotency_key},
         )
@@ -82,6 +90,15 @@ class StripeGateway:
 
     def retrieve_intent(self, intent_id: str) -> Intent:
         return _intent(self._call(self._client.v1.payment_intents.retrieve, intent_id))
+
+    def capture_intent(self, intent_id: str, idempotency_key: str) -> Intent:
+        return _intent(
+            self._call(
+                self._client.v1.payment_intents.capture,
+                intent_id,
+                options={"idempotency_key": idempotency_key},
+            )
+        )
 
     def cancel_intent(self, intent_id: str) -> Intent:
         return _intent(self._call(self._client.v1.payment_intents.cancel, intent_id))

@@ -45,6 +45,8 @@ class IntentRequest:
     amount: int
     currency: str
     metadata: dict[str, str]
+    # "manual" for a mentor who confirms requests: the card is only authorized until they accept.
+    capture_method: str = "automatic"
 
     @property
     def idempotency_key(self) -> str:
@@ -64,6 +66,7 @@ def intent_request(booking: Booking) -> IntentRequest:
             "learner_id": str(booking.learner_id),
             "description": f"Mentoring session #{booking.id}, {booking.duration_minutes} min",
         },
+        capture_method="manual" if booking.mentor.requires_confirmation else "automatic",
     )
 
 
@@ -74,6 +77,7 @@ def create_at_stripe(wanted: IntentRequest) -> Intent:
         currency=wanted.currency,
         metadata=wanted.metadata,
         idempotency_key=wanted.idempotency_key,
+        capture_method=wanted.capture_method,
     )
 
 

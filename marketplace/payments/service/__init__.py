@@ -4,6 +4,7 @@ below: `from marketplace.payments import service`."""
 
 from __future__ import annotations
 
+from marketplace.payments.service.approval import accept_booking
 from marketplace.payments.service.events import (
     MAX_RETRY_DELAY,
     NOT_OURS,
@@ -44,6 +45,7 @@ __all__ = [
     "RECONCILE_GRACE",
     "RECONCILE_WINDOW",
     "REFUND_DUPLICATE_TASK",
+    "accept_booking",
     "cancel_released_intent",
     "earnings_of",
     "earnings_report",
