@@ -1,0 +1,204 @@
+"""Mentors who confirm requests: the card is authorized, not charged, until the mentor accepts; a request
+declined, withdrawn or left unanswered is never charged (asserted at the Stripe stand-in), and its slot is
+held while it waits and free after."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from flask.testing import FlaskClient
+
+from marketplace.bookings import tasks as booking_tasks
+from marketplace.mentors.models import MentorProfile
+from tests.fixtures.bookable import NOW, book
+from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape
+from tests.support.stripe_client import StripeTestClient, signed_event
+
+THURSDAY_10 = "2027-01-07T10:00:00+01:00"  # 75 hours after NOW
+
+
+def deliver(client: FlaskClient, event_type: str, obj: dict[str, Any]) -> None:
+    payload, header = signed_event(event_type, obj, WEBHOOK_SECRET)
+    response = client.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header})
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def charges(stripe_client: StripeTestClient, intent_id: str) -> list[dict[str, Any]]:
+    """The intent's charges as the stand-in reports them (one per confirmation of a card)."""
+    data: list[dict[str, Any]] = stripe_client.intent(intent_id)["charges"]["data"]
+    return data
+
+
+def captured_cents(stripe_client: StripeTestClient, intent_id: str) -> int:
+    return sum(charge["amount"] for charge in charges(stripe_client, intent_id) if charge["captured"])
+
+
+@pytest.fixture
+def confirming_mentor(mentor: MentorProfile, mentor_api: ApiUser) -> MentorProfile:
+    response = mentor_api.put("/api/v1/me/mentor-profile", json={"requires_confirmation": True})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["requires_confirmation"] is True
+    return mentor
+
+
+def request_and_authorize(
+    client: FlaskClient, learner: ApiUser, mentor: MentorProfile, stripe_client: StripeTestClient
+) -> dict[str, Any]:
+    """Book, pay with a card (authorized only), and deliver Stripe's event for the authorization."""
+    held = book(learner, mentor, THURSDAY_10)
+    assert held.status_code == 201, held.get_data(as_text=True)
+    intent_id = held.get_json()["payment"]["payment_intent_id"]
+    assert stripe_client.intent(intent_id)["capture_method"] == "manual"
+    assert stripe_client.pay(intent_id)["status"] == "requires_capture"
+    deliver(client, "payment_intent.amount_capturable_updated", stripe_client.intent(intent_id))
+    body = learner.get(f"/api/v1/bookings/{held.get_json()['id']}").get_json()
+    assert body["status"] == "awaiting_mentor"
+    return body
+
+
+def test_the_setting_applies_at_once_without_review(
+    confirming_mentor: MentorProfile, mentor_api: ApiUser, client: FlaskClient
+) -> None:
+    public = client.get(f"/api/v1/mentors/{confirming_mentor.id}").get_json()
+
+    assert public["requires_confirmation"] is True
+    assert mentor_api.get("/api/v1/me/mentor-profile").get_json()["revision"] is None
+
+
+def test_an_accepted_request_is_charged_once(
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    other_learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
+    intent_id = body["payment"]["payment_intent_id"]
+    assert body["hold_expires_at"] == (NOW + timedelta(hours=48)).isoformat()
+    assert captured_cents(stripe_client, intent_id) == 0
+    assert book(other_learner, confirming_mentor, THURSDAY_10).status_code == 409
+
+    accepted = mentor_api.post(f"/api/v1/bookings/{body['id']}/accept")
+    again = mentor_api.post(f"/api/v1/bookings/{body['id']}/accept")
+    deliver(client, "payment_intent.succeeded", stripe_client.intent(intent_id))
+
+    assert accepted.status_code == 200, accepted.get_data(as_text=True)
+    assert accepted.get_json()["status"] == "confirmed"
+    assert again.status_code == 200
+    assert again.get_json()["status"] == "confirmed"
+    assert stripe_client.intent(intent_id)["status"] == "succeeded"
+    assert captured_cents(stripe_client, intent_id) == 6000
+    assert len(charges(stripe_client, intent_id)) == 1
+    final = learner.get(f"/api/v1/bookings/{body['id']}").get_json()
+    assert final["status"] == "confirmed"
+    assert final["refund"] is None
+
+
+def test_a_declined_request_is_never_charged_and_frees_the_slot(
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    other_learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
+    intent_id = body["payment"]["payment_intent_id"]
+
+    declined = mentor_api.post(f"/api/v1/bookings/{body['id']}/decline", json={"reason": "Fully booked"})
+
+    assert declined.status_code == 200, declined.get_data(as_text=True)
+    assert declined.get_json()["status"] == "declined"
+    assert declined.get_json()["cancel_reason"] == "Fully booked"
+    assert stripe_client.intent(intent_id)["status"] == "canceled"
+    assert captured_cents(stripe_client, intent_id) == 0
+    assert_error_shape(mentor_api.post(f"/api/v1/bookings/{body['id']}/accept"), 409)
+    assert stripe_client.intent(intent_id)["status"] == "canceled"
+    assert book(other_learner, confirming_mentor, THURSDAY_10).status_code == 201
+
+
+def test_an_unanswered_request_expires_uncharged_and_frees_the_slot(
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    other_learner: ApiUser,
+    stripe_client: StripeTestClient,
+    clock: time_machine.Coordinates,
+) -> None:
+    body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
+    intent_id = body["payment"]["payment_intent_id"]
+    clock.shift(timedelta(hours=47))
+    assert booking_tasks.expire_lapsed_holds.apply().get() == 0
+    assert book(other_learner, confirming_mentor, THURSDAY_10).status_code == 409
+
+    clock.shift(timedelta(hours=1, seconds=1))
+    assert booking_tasks.expire_lapsed_holds.apply().get() == 1
+
+    assert learner.get(f"/api/v1/bookings/{body['id']}").get_json()["status"] == "expired"
+    assert stripe_client.intent(intent_id)["status"] == "canceled"
+    assert captured_cents(stripe_client, intent_id) == 0
+    assert_error_shape(mentor_api.post(f"/api/v1/bookings/{body['id']}/accept"), 409)
+    assert book(other_learner, confirming_mentor, THURSDAY_10).status_code == 201
+
+
+def test_the_deadline_is_never_past_the_start(
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+    clock: time_machine.Coordinates,
+) -> None:
+    clock.shift(timedelta(hours=60))  # Wednesday 18:00 UTC: the session is 15 hours away
+
+    body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
+
+    assert body["hold_expires_at"] == body["start"]
+
+
+def test_a_withdrawn_request_is_never_charged(
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
+
+    withdrawn = learner.post(f"/api/v1/bookings/{body['id']}/cancel", json={"reason": "Found another"})
+
+    assert withdrawn.get_json()["status"] == "cancelled"
+    assert withdrawn.get_json()["refund"] == {"amount_cents": 0, "status": "none"}
+    assert stripe_client.intent(body["payment"]["payment_intent_id"])["status"] == "canceled"
+    assert captured_cents(stripe_client, body["payment"]["payment_intent_id"]) == 0
+
+
+def test_only_the_mentor_answers(
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    learner: ApiUser,
+    other_learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
+    path = f"/api/v1/bookings/{body['id']}"
+
+    assert_error_shape(learner.post(f"{path}/accept"), 403)
+    assert_error_shape(learner.post(f"{path}/decline", json={}), 403)
+    assert_error_shape(other_learner.post(f"{path}/accept"), 404)
+    assert_error_shape(other_learner.post(f"{path}/decline", json={}), 404)
+    assert client.post(f"{path}/accept").status_code == 401
+    assert learner.get(path).get_json()["status"] == "awaiting_mentor"
+    assert captured_cents(stripe_client, body["payment"]["payment_intent_id"]) == 0
+
+
+def test_a_booking_of_a_mentor_who_does_not_confirm_cannot_be_answered(
+    client: FlaskClient, mentor: MentorProfile, mentor_api: ApiUser, learner: ApiUser
+) -> None:
+    held = book(learner, mentor, THURSDAY_10).get_json()
+
+    assert_error_shape(mentor_api.post(f"/api/v1/bookings/{held['id']}/accept"), 409)
+    assert_error_shape(mentor_api.post(f"/api/v1/bookings/{held['id']}/decline", json={}), 409)
