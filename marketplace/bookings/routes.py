@@ -16,7 +16,6 @@ from marketplace.bookings.schemas import (
     CalendarFeedSchema,
     CancellationPreviewSchema,
     CancelSchema,
-    DeclineSchema,
     RescheduleSchema,
     ReviewCreateSchema,
     ReviewSchema,
@@ -133,7 +132,7 @@ class CancellationPreview(MethodView):
 class DeclineBooking(MethodView):
     @login_required
     @idempotent
-    @blp.arguments(DeclineSchema)
+    @blp.arguments(CancelSchema)  # the reason, shown to the learner
     @blp.response(200, BookingSchema)
     @blp.alt_response(403, description="Not the booking's mentor")
     @blp.alt_response(409, description="Not awaiting the mentor's answer (any more)")

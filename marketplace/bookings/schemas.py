@@ -79,10 +79,6 @@ class CancelSchema(Schema):
     )
 
 
-class DeclineSchema(CancelSchema):
-    """Why the mentor declines the request (shown to the learner)."""
-
-
 class CancellationPreviewSchema(Schema):
     allowed = fields.Boolean(metadata={"description": "Whether you may cancel now (the mentor's notice)"})
     refund_cents = fields.Integer(metadata={"description": "What cancelling now gives back"})
