@@ -143,6 +143,8 @@ class Booking(TimestampMixin, Model):
     # Set when the mentor accepts a request (before its card is charged): from then on it can no longer be
     # declined, withdrawn or left to expire, so one answer wins.
     mentor_accepted_at: Mapped[datetime | None]
+    # When the card was authorized for a mentor who confirms requests (the booking became awaiting_mentor).
+    authorized_at: Mapped[datetime | None]
 
     mentor: Mapped[MentorProfile] = relationship(lazy="joined")
     learner: Mapped[User] = relationship(foreign_keys=[learner_id], lazy="joined")

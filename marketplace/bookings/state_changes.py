@@ -202,6 +202,7 @@ def await_mentor(booking_id: int, now: datetime, window: timedelta) -> bool:
         BookingStatus.AWAITING_MENTOR,
         only_from=(BookingStatus.PENDING_PAYMENT,),
         hold_expires_at=min(now + window, booking.start_at),
+        authorized_at=now,
     )
     if won:
         signals.booking_requested.send(booking_id)

@@ -62,6 +62,7 @@ def upgrade():
     )
     op.add_column("mentor_profiles", sa.Column("reschedule_notice_hours", sa.Integer(), nullable=True))
     op.add_column("bookings", sa.Column("mentor_accepted_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("bookings", sa.Column("authorized_at", sa.DateTime(timezone=True), nullable=True))
     _no_overlap(NEW_LIVE)
 
 
@@ -70,6 +71,7 @@ def downgrade():
     op.execute("UPDATE bookings SET status = 'expired' WHERE status = 'awaiting_mentor'")
     op.execute("UPDATE bookings SET status = 'cancelled' WHERE status = 'declined'")
     _no_overlap(OLD_LIVE)
+    op.drop_column("bookings", "authorized_at")
     op.drop_column("bookings", "mentor_accepted_at")
     op.drop_column("mentor_profiles", "reschedule_notice_hours")
     op.drop_column("mentor_profiles", "cancel_notice_hours")

@@ -14,7 +14,9 @@ from flask.testing import FlaskClient
 from marketplace.bookings import tasks as booking_tasks
 from marketplace.mentors.models import MentorProfile
 from tests.fixtures.bookable import NOW, book
+from tests.fixtures.mail import bodies, only_to, with_subject
 from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape
+from tests.support.servers import SmtpSink
 from tests.support.stripe_client import StripeTestClient, signed_event
 
 THURSDAY_10 = "2027-01-07T10:00:00+01:00"  # 75 hours after NOW
@@ -202,3 +204,40 @@ def test_a_booking_of_a_mentor_who_does_not_confirm_cannot_be_answered(
 
     assert_error_shape(mentor_api.post(f"/api/v1/bookings/{held['id']}/accept"), 409)
     assert_error_shape(mentor_api.post(f"/api/v1/bookings/{held['id']}/decline", json={}), 409)
+
+
+def test_the_mentor_is_asked_and_the_learner_told_of_a_decline(
+    mailbox: SmtpSink,
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
+    mentor_api.post(f"/api/v1/bookings/{body['id']}/decline", json={"reason": "Fully booked"})
+
+    mails = mailbox.wait_for(4)  # pay-by (held), the request to both, the decline
+    requests = with_subject(mails, "Request:")
+    asked = only_to(requests, confirming_mentor.user.email)
+    text, _html = bodies(asked.message)
+    assert "accept or decline by Wednesday, 6 January 2027, 7:00 AM CET" in " ".join(text.split())
+    assert "not charged" in bodies(only_to(requests, learner.user.email).message)[0]
+    declined = only_to(with_subject(mails, f"{confirming_mentor.name} declined"), learner.user.email)
+    assert "Reason: Fully booked" in bodies(declined.message)[0]
+
+
+def test_an_expired_request_tells_the_learner_the_card_was_not_charged(
+    mailbox: SmtpSink,
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+    clock: time_machine.Coordinates,
+) -> None:
+    request_and_authorize(client, learner, confirming_mentor, stripe_client)
+    clock.shift(timedelta(hours=49))
+    booking_tasks.expire_lapsed_holds.apply().get()
+
+    (expired,) = with_subject(mailbox.wait_for(4), "Your request was not answered in time")
+    assert "Your card was not charged" in bodies(expired.message)[0]
