@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
@@ -234,8 +234,9 @@ def decline_request(booking: Booking, reason: str | None) -> bool:
 
 
 def claim_acceptance(booking_id: int, now: datetime) -> bool:
-    """Record the mentor's yes before the card is charged; True while the request awaits them (a repeated
-    accept claims again, so it can finish a capture a failed call left undone)."""
+    """Record the mentor's yes before the card is charged; True while the request awaits them. A repeated
+    accept claims again, even past the deadline, so it can finish a capture a failed call left undone (an
+    accepted request no longer expires)."""
     booking = db.session.get(Booking, booking_id)
     if booking is None:
         return False
@@ -246,7 +247,7 @@ def claim_acceptance(booking_id: int, now: datetime) -> bool:
             .where(
                 Booking.id == booking_id,
                 Booking.status == BookingStatus.AWAITING_MENTOR.value,
-                Booking.hold_expires_at > now,
+                or_(Booking.hold_expires_at > now, Booking.mentor_accepted_at.is_not(None)),
             )
             .values(mentor_accepted_at=func.coalesce(Booking.mentor_accepted_at, now), updated_at=now)
             .execution_options(synchronize_session=False)

@@ -13,10 +13,11 @@ from flask.testing import FlaskClient
 
 from marketplace.bookings import tasks as booking_tasks
 from marketplace.mentors.models import MentorProfile
+from marketplace.payments.gateway import StripeGateway
 from tests.fixtures.bookable import NOW, book
 from tests.fixtures.mail import bodies, only_to, with_subject
 from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape
-from tests.support.servers import SmtpSink
+from tests.support.servers import SmtpSink, free_port
 from tests.support.stripe_client import StripeTestClient, signed_event
 
 THURSDAY_10 = "2027-01-07T10:00:00+01:00"  # 75 hours after NOW
@@ -241,3 +242,30 @@ def test_an_expired_request_tells_the_learner_the_card_was_not_charged(
 
     (expired,) = with_subject(mailbox.wait_for(4), "Your request was not answered in time")
     assert "Your card was not charged" in bodies(expired.message)[0]
+
+
+def test_an_accept_stripe_did_not_hear_is_finished_by_the_next_even_past_the_deadline(
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+    clock: time_machine.Coordinates,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
+    unreachable = StripeGateway(
+        "sk_test_x", f"http://127.0.0.1:{free_port()}", timeout=2, max_network_retries=0
+    )
+    with monkeypatch.context() as patch:
+        patch.setitem(client.application.extensions, "stripe_request_gateway", unreachable)
+        failed = mentor_api.post(f"/api/v1/bookings/{body['id']}/accept")
+    assert "nothing was charged" in assert_error_shape(failed, 503)["message"]
+    clock.shift(timedelta(hours=49))
+
+    assert booking_tasks.expire_lapsed_holds.apply().get() == 0  # accepted: it no longer expires
+    finished = mentor_api.post(f"/api/v1/bookings/{body['id']}/accept")
+
+    assert finished.status_code == 200, finished.get_data(as_text=True)
+    assert finished.get_json()["status"] == "confirmed"
+    assert captured_cents(stripe_client, body["payment"]["payment_intent_id"]) == 6000

@@ -32,9 +32,11 @@ def accept_booking(user: User, booking_id: int) -> Booking:
     is then called with no transaction open, and its answer applied in a short unit of its own.
     """
     booking = bookings.get_booking(user, booking_id)
-    if booking.state is BookingStatus.CONFIRMED and booking.mentor_accepted_at and booking.is_mentor(user):
+    accepted_before = booking.mentor_accepted_at is not None and booking.is_mentor(user)
+    if accepted_before and booking.state is BookingStatus.CONFIRMED:
         return booking
-    approval.check_answerable(user, booking)
+    if not (accepted_before and booking.state is BookingStatus.AWAITING_MENTOR):  # else: finish its capture
+        approval.check_answerable(user, booking)
     if not state_changes.claim_acceptance(booking.id, utcnow()):
         raise Conflict("This request was declined, withdrawn or expired meanwhile.")
     intent_id = booking.payment_intent_id
