@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
@@ -289,6 +289,10 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
                     start_at=new_start,
                     end_at=new_end,
                     blocked_until=new_end + timedelta(minutes=rules.buffer_minutes),
+                    # A hold or a request to answer never outlives the session's start.
+                    hold_expires_at=case(
+                        (Booking.hold_expires_at > new_start, new_start), else_=Booking.hold_expires_at
+                    ),
                     sequence=Booking.sequence + 1,
                     updated_at=now,
                 )

@@ -269,3 +269,20 @@ def test_an_accept_stripe_did_not_hear_is_finished_by_the_next_even_past_the_dea
     assert finished.status_code == 200, finished.get_data(as_text=True)
     assert finished.get_json()["status"] == "confirmed"
     assert captured_cents(stripe_client, body["payment"]["payment_intent_id"]) == 6000
+
+
+def test_a_request_moved_earlier_must_be_answered_before_its_new_start(
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
+
+    moved = learner.post(
+        f"/api/v1/bookings/{body['id']}/reschedule", json={"start": "2027-01-05T12:00:00+01:00"}
+    )
+
+    assert moved.status_code == 200, moved.get_data(as_text=True)
+    assert moved.get_json()["status"] == "awaiting_mentor"
+    assert moved.get_json()["hold_expires_at"] == moved.get_json()["start"] == "2027-01-05T11:00:00+00:00"
