@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 import time_machine
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from marketplace.bookings import tasks as booking_tasks
+from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.payments.gateway import StripeGateway
+from marketplace.payments.models import StripeEvent
 from tests.fixtures.bookable import NOW, book
 from tests.fixtures.mail import bodies, only_to, run_task, with_subject
 from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape
@@ -286,3 +289,28 @@ def test_a_request_moved_earlier_must_be_answered_before_its_new_start(
     assert moved.status_code == 200, moved.get_data(as_text=True)
     assert moved.get_json()["status"] == "awaiting_mentor"
     assert moved.get_json()["hold_expires_at"] == moved.get_json()["start"] == "2027-01-05T11:00:00+00:00"
+
+
+def test_an_authorization_after_the_hold_lapsed_is_released(
+    client: FlaskClient,
+    confirming_mentor: MentorProfile,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+    clock: time_machine.Coordinates,
+) -> None:
+    held = book(learner, confirming_mentor, THURSDAY_10).get_json()
+    intent_id = held["payment"]["payment_intent_id"]
+    assert stripe_client.pay(intent_id)["status"] == "requires_capture"
+    authorized = stripe_client.intent(intent_id)
+    clock.shift(timedelta(minutes=16))
+    assert booking_tasks.expire_lapsed_holds.apply().get() == 1
+
+    deliver(client, "payment_intent.amount_capturable_updated", authorized)  # late
+
+    outcome = db.session.scalar(
+        select(StripeEvent.outcome).where(StripeEvent.type == "payment_intent.amount_capturable_updated")
+    )
+    assert outcome == "released: slot no longer held"
+    assert learner.get(f"/api/v1/bookings/{held['id']}").get_json()["status"] == "expired"
+    assert stripe_client.intent(intent_id)["status"] == "canceled"
+    assert captured_cents(stripe_client, intent_id) == 0
