@@ -169,6 +169,8 @@ class Config:
     HOLD_RATE_LIMIT = os.environ.get("HOLD_RATE_LIMIT", "10 per hour")
     HOLD_REHOLD_COOLDOWN_MINUTES = _int("HOLD_REHOLD_COOLDOWN_MINUTES", 10)
     CANCELLATION_FULL_REFUND_HOURS = _int("CANCELLATION_FULL_REFUND_HOURS", 24)
+    # How long a mentor who confirms requests has to answer one (capped at 6 days: card authorizations lapse).
+    CONFIRMATION_WINDOW_HOURS = _int("CONFIRMATION_WINDOW_HOURS", 48)
     COMPLETION_GRACE_MINUTES = _int("COMPLETION_GRACE_MINUTES", 120)
     # The highest hourly rate a mentor may ask, in US dollars (other currencies: roughly as much).
     MENTOR_MAX_HOURLY_PRICE_USD = _int("MENTOR_MAX_HOURLY_PRICE_USD", 1000)

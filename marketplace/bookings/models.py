@@ -34,6 +34,9 @@ from marketplace.mentors.models import MentorProfile
 
 class BookingStatus(enum.StrEnum):
     PENDING_PAYMENT = "pending_payment"
+    # The learner's card is authorized (not charged) and the mentor, who requires confirmation, decides.
+    AWAITING_MENTOR = "awaiting_mentor"
+    DECLINED = "declined"
     CONFIRMED = "confirmed"
     COMPLETED = "completed"
     NO_SHOW = "no_show"
@@ -42,13 +45,34 @@ class BookingStatus(enum.StrEnum):
 
 
 # A booking in one of these states owns its time: the database refuses another live one overlapping it.
-LIVE_STATUSES = (BookingStatus.PENDING_PAYMENT.value, BookingStatus.CONFIRMED.value)
+LIVE_STATUSES = (
+    BookingStatus.PENDING_PAYMENT.value,
+    BookingStatus.AWAITING_MENTOR.value,
+    BookingStatus.CONFIRMED.value,
+)
+# Live only until `hold_expires_at` (the payment hold, or the mentor's deadline to answer a request).
+HELD_STATUSES = (BookingStatus.PENDING_PAYMENT.value, BookingStatus.AWAITING_MENTOR.value)
 
 # The booking state machine: every status change goes through `bookings.state_changes.transition`, which takes
 # the states allowed to move to its target from here. A booking is born `pending_payment`.
 TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
     BookingStatus.PENDING_PAYMENT: frozenset(
-        {BookingStatus.CONFIRMED, BookingStatus.EXPIRED, BookingStatus.CANCELLED}
+        {
+            BookingStatus.CONFIRMED,
+            BookingStatus.EXPIRED,
+            BookingStatus.CANCELLED,
+            BookingStatus.AWAITING_MENTOR,
+        }
+    ),
+    # Card authorized: the mentor accepts (captured), declines, or lets the deadline pass (released);
+    # the learner may withdraw the request (released).
+    BookingStatus.AWAITING_MENTOR: frozenset(
+        {
+            BookingStatus.CONFIRMED,
+            BookingStatus.DECLINED,
+            BookingStatus.EXPIRED,
+            BookingStatus.CANCELLED,
+        }
     ),
     BookingStatus.CONFIRMED: frozenset(
         {BookingStatus.COMPLETED, BookingStatus.NO_SHOW, BookingStatus.CANCELLED}
@@ -58,6 +82,7 @@ TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
     BookingStatus.COMPLETED: frozenset(),
     BookingStatus.NO_SHOW: frozenset(),
     BookingStatus.CANCELLED: frozenset(),
+    BookingStatus.DECLINED: frozenset(),
 }
 
 
@@ -115,6 +140,11 @@ class Booking(TimestampMixin, Model):
     disputed_at: Mapped[datetime | None]
     # Set once reconciliation has asked Stripe about a lapsed hold and acted on the answer.
     payment_reconciled_at: Mapped[datetime | None]
+    # Set when the mentor accepts a request (before its card is charged): from then on it can no longer be
+    # declined, withdrawn or left to expire, so one answer wins.
+    mentor_accepted_at: Mapped[datetime | None]
+    # When the card was authorized for a mentor who confirms requests (the booking became awaiting_mentor).
+    authorized_at: Mapped[datetime | None]
 
     mentor: Mapped[MentorProfile] = relationship(lazy="joined")
     learner: Mapped[User] = relationship(foreign_keys=[learner_id], lazy="joined")
@@ -156,6 +186,14 @@ class Booking(TimestampMixin, Model):
 
     def can_review(self, user: User) -> bool:
         return self.is_learner(user) and self.state is BookingStatus.COMPLETED
+
+    def can_answer(self, user: User) -> bool:
+        """The mentor accepts or declines a request while it awaits them and their deadline has not passed."""
+        return (
+            self.is_mentor(user)
+            and self.state is BookingStatus.AWAITING_MENTOR
+            and self.hold_expires_at > utcnow()
+        )
 
     def can_pay(self, user: User) -> bool:
         """The learner pays for a hold that is still held (a fresh PaymentIntent after a declined card)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
@@ -24,5 +25,46 @@ def refund_cents(
     return 0
 
 
-def may_reschedule(*, now: datetime, start: datetime, full_refund_hours: int) -> bool:
-    return now <= change_deadline(start, full_refund_hours)
+def may_reschedule(*, now: datetime, start: datetime, notice_hours: int) -> bool:
+    """Moves need `notice_hours` of notice: the mentor's, or the full-refund deadline by default."""
+    return now <= change_deadline(start, notice_hours)
+
+
+@dataclass(frozen=True)
+class CancellationTerms:
+    """What cancelling a paid session now does: the preview a learner sees and the cancellation itself."""
+
+    allowed: bool
+    refund_cents: int
+    reason: str
+
+
+def cancellation_terms(
+    *,
+    paid_cents: int,
+    cancelled_by_mentor: bool,
+    now: datetime,
+    start: datetime,
+    full_refund_hours: int,
+    notice_hours: int,
+) -> CancellationTerms:
+    """The refund policy plus the mentor's minimum notice, which binds the learner only (a mentor who cannot
+    come must be able to say so, and refunds in full)."""
+    if cancelled_by_mentor:
+        return CancellationTerms(
+            True, paid_cents, "Cancelled by the mentor: the learner is refunded in full."
+        )
+    if notice_hours and now > start - timedelta(hours=notice_hours):
+        return CancellationTerms(
+            False, 0, f"This mentor asks for {notice_hours} hours' notice to cancel; it is too late now."
+        )
+    refund = refund_cents(
+        paid_cents=paid_cents,
+        cancelled_by_mentor=False,
+        now=now,
+        start=start,
+        full_refund_hours=full_refund_hours,
+    )
+    if refund:
+        return CancellationTerms(True, refund, f"At least {full_refund_hours} hours ahead: a full refund.")
+    return CancellationTerms(True, 0, f"Less than {full_refund_hours} hours ahead: no refund.")

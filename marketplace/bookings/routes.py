@@ -7,13 +7,14 @@ from flask.views import MethodView
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
-from marketplace.bookings import service
+from marketplace.bookings import approval, service
 from marketplace.bookings.models import Booking, Review
 from marketplace.bookings.schemas import (
     BookingCreateSchema,
     BookingListArgsSchema,
     BookingSchema,
     CalendarFeedSchema,
+    CancellationPreviewSchema,
     CancelSchema,
     RescheduleSchema,
     ReviewCreateSchema,
@@ -116,6 +117,28 @@ class CancelBooking(MethodView):
     def post(self, data: dict[str, Any], booking_id: int) -> Booking:
         """Cancel; the refund follows the cancellation policy."""
         return service.cancel_booking(current_user, booking_id, data["reason"])
+
+
+@blp.route("/bookings/<int:booking_id>/cancellation")
+class CancellationPreview(MethodView):
+    @login_required
+    @blp.response(200, CancellationPreviewSchema)
+    def get(self, booking_id: int) -> dict[str, Any]:
+        """What cancelling now would do (whether it is allowed, and the refund), before you confirm it."""
+        return service.cancellation_preview(current_user, booking_id)
+
+
+@blp.route("/bookings/<int:booking_id>/decline")
+class DeclineBooking(MethodView):
+    @login_required
+    @idempotent
+    @blp.arguments(CancelSchema)  # the reason, shown to the learner
+    @blp.response(200, BookingSchema)
+    @blp.alt_response(403, description="Not the booking's mentor")
+    @blp.alt_response(409, description="Not awaiting the mentor's answer (any more)")
+    def post(self, data: dict[str, Any], booking_id: int) -> Booking:
+        """The mentor declines a request: the card's authorization is released, nothing is charged."""
+        return approval.decline_booking(current_user, booking_id, data["reason"])
 
 
 @blp.route("/bookings/<int:booking_id>/reschedule")

@@ -79,6 +79,13 @@ class CancelSchema(Schema):
     )
 
 
+class CancellationPreviewSchema(Schema):
+    allowed = fields.Boolean(metadata={"description": "Whether you may cancel now (the mentor's notice)"})
+    refund_cents = fields.Integer(metadata={"description": "What cancelling now gives back"})
+    currency = fields.String()
+    reason = fields.String(metadata={"description": "The rule that decides it, in words"})
+
+
 class RescheduleSchema(Schema):
     start = fields.AwareDateTime(required=True)
 

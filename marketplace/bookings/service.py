@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
@@ -32,6 +33,7 @@ from marketplace.bookings.models import (
     Review,
 )
 from marketplace.bookings.state_changes import (
+    NOT_ACCEPTED,
     expire_lapsed_holds,
     lock_learner,
     lock_mentor_calendar,
@@ -211,16 +213,20 @@ def cancel_booking(user: User, booking_id: int, reason: str | None) -> Booking:
     for _attempt in range(3):
         if not booking.can_cancel(user):
             raise Conflict(f"A booking that is {booking.status} cannot be cancelled.")
-        refund = _refund_for(booking, user, now)
+        terms = _cancellation_terms(booking, user, now)
+        if not terms.allowed:
+            raise Conflict(terms.reason)
         won = transition(
             booking,
             BookingStatus.CANCELLED,
             only_from=(booking.state,),
+            # A request its mentor accepted is being charged: it is confirmed (then cancellable) in a moment.
+            where=(or_(Booking.status != BookingStatus.AWAITING_MENTOR.value, *NOT_ACCEPTED),),
             cancelled_at=now,
             cancelled_by_id=user.id,
             cancel_reason=reason,
-            refund_amount_cents=refund,
-            refund_status=(RefundStatus.PENDING if refund else RefundStatus.NONE).value,
+            refund_amount_cents=terms.refund_cents,
+            refund_status=(RefundStatus.PENDING if terms.refund_cents else RefundStatus.NONE).value,
             sequence=Booking.sequence + 1,
         )
         if won:
@@ -229,16 +235,29 @@ def cancel_booking(user: User, booking_id: int, reason: str | None) -> Booking:
     raise Conflict("The booking kept changing; reload it and try again.")
 
 
-def _refund_for(booking: Booking, user: User, now: datetime) -> int:
+def _cancellation_terms(booking: Booking, user: User, now: datetime) -> policy.CancellationTerms:
+    """Nothing was charged before a booking is confirmed (a request's card is only authorized): letting it
+    go is always allowed and refunds nothing."""
     if booking.state is not BookingStatus.CONFIRMED:
-        return 0
-    return policy.refund_cents(
+        return policy.CancellationTerms(True, 0, "Nothing has been charged for this booking.")
+    return policy.cancellation_terms(
         paid_cents=booking.price_cents,
         cancelled_by_mentor=booking.is_mentor(user),
         now=now,
         start=booking.start_at,
         full_refund_hours=_setting("CANCELLATION_FULL_REFUND_HOURS"),
+        notice_hours=booking.mentor.cancel_notice_hours,
     )
+
+
+def cancellation_preview(user: User, booking_id: int) -> dict[str, object]:
+    """What `cancel_booking` would do now, by the same rules, for the learner to see before confirming."""
+    booking = get_booking(user, booking_id)
+    if not booking.can_cancel(user):
+        terms = policy.CancellationTerms(False, 0, f"A booking that is {booking.status} cannot be cancelled.")
+    else:
+        terms = _cancellation_terms(booking, user, utcnow())
+    return {**asdict(terms), "currency": booking.currency}
 
 
 def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Booking:
@@ -248,9 +267,11 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
     if not booking.can_reschedule(user):
         raise Conflict(f"A booking that is {booking.status} cannot be rescheduled.")
     now = utcnow()
-    hours = _setting("CANCELLATION_FULL_REFUND_HOURS")
-    if not policy.may_reschedule(now=now, start=booking.start_at, full_refund_hours=hours):
-        raise Conflict(f"Sessions can be rescheduled until {hours} hours before they start.")
+    hours = booking.mentor.reschedule_notice_hours
+    if hours is None:
+        hours = _setting("CANCELLATION_FULL_REFUND_HOURS")
+    if not policy.may_reschedule(now=now, start=booking.start_at, notice_hours=hours):
+        raise Conflict(f"This session can be rescheduled until {hours} hours before it starts.")
     new_start = as_utc(new_start)
     lock_mentor_calendar(booking.mentor_id)
     expire_lapsed_holds(now, mentor_id=booking.mentor_id)
@@ -268,6 +289,10 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
                     start_at=new_start,
                     end_at=new_end,
                     blocked_until=new_end + timedelta(minutes=rules.buffer_minutes),
+                    # A hold or a request to answer never outlives the session's start.
+                    hold_expires_at=case(
+                        (Booking.hold_expires_at > new_start, new_start), else_=Booking.hold_expires_at
+                    ),
                     sequence=Booking.sequence + 1,
                     updated_at=now,
                 )

@@ -17,6 +17,10 @@ payment_needed = _signals.signal("payment-needed")
 # Sent in the transaction that gives the hold its PaymentIntent: the hold is now something its learner can pay.
 booking_held = _signals.signal("booking-held")
 booking_confirmed = _signals.signal("booking-confirmed")
+# A request to a mentor who confirms bookings: the card is authorized and the mentor has to answer.
+booking_requested = _signals.signal("booking-requested")
+# The mentor declined a request: its authorization is released, nothing is charged.
+booking_declined = _signals.signal("booking-declined")
 booking_cancelled = _signals.signal("booking-cancelled")
 booking_rescheduled = _signals.signal("booking-rescheduled")
 booking_expired = _signals.signal("booking-expired")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from marketplace.accounts.models import User
@@ -70,21 +70,27 @@ def _from_states(to: BookingStatus, only_from: Iterable[BookingStatus] | None) -
 
 
 def transition(
-    booking: Booking, to: BookingStatus, *, only_from: Iterable[BookingStatus] | None = None, **values: Any
+    booking: Booking,
+    to: BookingStatus,
+    *,
+    only_from: Iterable[BookingStatus] | None = None,
+    where: tuple[Any, ...] = (),
+    **values: Any,
 ) -> bool:
     """Move the booking to `to` if it is still in a state the table (`TRANSITIONS`) lets move there; True
     when this call won. Every status change of a single booking goes through here.
 
     A compare-and-swap: one UPDATE guarded on the current state, so of concurrent changes exactly one
     applies. A move that takes the booking's time back (expired -> confirmed) loses too when a live
-    booking holds that time now (the database's no-overlap constraint decides). Sets `values` with it.
+    booking holds that time now (the database's no-overlap constraint decides). Sets `values` with it;
+    `where` adds conditions the booking must still meet.
     """
     allowed = _from_states(to, only_from)
     # The mentor's row before the booking's, as everywhere: the commit bumps it.
     lock_mentor_calendar(booking.mentor_id)
     update_booking = (
         update(Booking)
-        .where(Booking.id == booking.id, Booking.status.in_(allowed))
+        .where(Booking.id == booking.id, Booking.status.in_(allowed), *where)
         .values(status=to.value, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
@@ -139,10 +145,14 @@ def transition_all(
 
 
 def confirm_paid_booking(booking_id: int) -> bool:
-    """Called by the payment work when money arrived: pending_payment -> confirmed, and nothing else."""
+    """Called by the payment work when money arrived: pending_payment -> confirmed, or a request whose
+    authorization was captured (the mentor accepted) awaiting_mentor -> confirmed; nothing else."""
     booking = db.session.get(Booking, booking_id)
     won = booking is not None and transition(
-        booking, BookingStatus.CONFIRMED, only_from=(BookingStatus.PENDING_PAYMENT,), confirmed_at=utcnow()
+        booking,
+        BookingStatus.CONFIRMED,
+        only_from=(BookingStatus.PENDING_PAYMENT, BookingStatus.AWAITING_MENTOR),
+        confirmed_at=utcnow(),
     )
     if won:
         signals.booking_confirmed.send(booking_id)
@@ -178,6 +188,79 @@ def release_unpaid_hold(booking_id: int, reason: str) -> bool:
     )
     if won:
         signals.booking_cancelled.send(booking_id)
+    return won
+
+
+def await_mentor(booking_id: int, now: datetime, window: timedelta) -> bool:
+    """The learner's card is authorized for a mentor who confirms requests: pending_payment ->
+    awaiting_mentor, holding the slot until the mentor answers or `window` passes (never past the start)."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None:
+        return False
+    won = transition(
+        booking,
+        BookingStatus.AWAITING_MENTOR,
+        only_from=(BookingStatus.PENDING_PAYMENT,),
+        hold_expires_at=min(now + window, booking.start_at),
+        authorized_at=now,
+    )
+    if won:
+        signals.booking_requested.send(booking_id)
+    return won
+
+
+# An answer is taken once: a request the mentor accepted can no longer be declined, withdrawn or expire.
+NOT_ACCEPTED = (Booking.mentor_accepted_at.is_(None),)
+
+
+def decline_request(booking: Booking, reason: str | None) -> bool:
+    """The mentor says no: awaiting_mentor -> declined, the slot is free; its authorization is released
+    after the commit (`booking_declined`), so nothing is charged."""
+    won = transition(
+        booking,
+        BookingStatus.DECLINED,
+        only_from=(BookingStatus.AWAITING_MENTOR,),
+        where=NOT_ACCEPTED,
+        cancelled_at=utcnow(),
+        cancelled_by_id=booking.mentor.user_id,
+        cancel_reason=reason,
+        refund_amount_cents=0,
+        refund_status=RefundStatus.NONE.value,
+        sequence=Booking.sequence + 1,
+    )
+    if won:
+        signals.booking_declined.send(booking.id)
+    return won
+
+
+def claim_acceptance(booking_id: int, now: datetime) -> bool:
+    """Record the mentor's yes before the card is charged; True while the request awaits them. A repeated
+    accept claims again, even past the deadline, so it can finish a capture a failed call left undone (an
+    accepted request no longer expires)."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None:
+        return False
+    lock_mentor_calendar(booking.mentor_id)
+    return (
+        rows_matched(
+            update(Booking)
+            .where(
+                Booking.id == booking_id,
+                Booking.status == BookingStatus.AWAITING_MENTOR.value,
+                or_(Booking.hold_expires_at > now, Booking.mentor_accepted_at.is_not(None)),
+            )
+            .values(mentor_accepted_at=func.coalesce(Booking.mentor_accepted_at, now), updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        == 1
+    )
+
+
+def expire_request(booking: Booking) -> bool:
+    """A request whose authorization was released at the provider (it lapsed): expired, accepted or not."""
+    won = transition(booking, BookingStatus.EXPIRED, only_from=(BookingStatus.AWAITING_MENTOR,))
+    if won:
+        signals.booking_expired.send(booking.id)
     return won
 
 
@@ -226,7 +309,7 @@ def unopened_holds(older_than: datetime) -> list[int]:
 
 def mentors_with_lapsed_holds(now: datetime) -> list[int]:
     """The mentors `expire_lapsed_holds` has work for, so a sweep can take them one short unit at a time."""
-    return _mentors_with(BookingStatus.EXPIRED, (Booking.hold_expires_at <= now,))
+    return _mentors_with(BookingStatus.EXPIRED, (Booking.hold_expires_at <= now, *NOT_ACCEPTED))
 
 
 def mentors_with_finished_sessions(now: datetime) -> list[int]:
@@ -244,9 +327,10 @@ def _mentors_with(to: BookingStatus, conditions: tuple[Any, ...]) -> list[int]:
 
 
 def expire_lapsed_holds(now: datetime | None = None, mentor_id: int | None = None) -> list[int]:
-    """Unpaid holds past their time become expired; returns the ids this call expired."""
+    """Unpaid holds, and requests their mentor did not answer, past their time become expired (a request's
+    authorization is released after the commit, `booking_expired`); returns the ids this call expired."""
     now = now or utcnow()
-    lapsed: tuple[Any, ...] = (Booking.hold_expires_at <= now,)
+    lapsed: tuple[Any, ...] = (Booking.hold_expires_at <= now, *NOT_ACCEPTED)
     if mentor_id is not None:
         lapsed += (Booking.mentor_id == mentor_id,)
     expired = transition_all(BookingStatus.EXPIRED, lapsed, updated_at=now)

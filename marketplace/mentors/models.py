@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.accounts.models import User
@@ -36,6 +36,13 @@ class MentorProfile(TimestampMixin, Model):
     currency: Mapped[str | None] = mapped_column(String(3))
     session_minutes: Mapped[list[int]] = mapped_column(db.JSON, default=list)
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # Booking settings (not public copy: they apply at once, no admin review). A mentor who requires
+    # confirmation has each paid request's card authorized only, and accepts or declines it.
+    requires_confirmation: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Minimum notice: a learner cannot cancel a confirmed session later than this before its start (0: any
+    # time), and nobody can move one later than this (None: the platform's CANCELLATION_FULL_REFUND_HOURS).
+    cancel_notice_hours: Mapped[int] = mapped_column(default=0, server_default="0")
+    reschedule_notice_hours: Mapped[int | None]
     vetting_status: Mapped[str] = mapped_column(String(32), default=VettingStatus.DRAFT.value, index=True)
     rating_avg: Mapped[float | None]
     rating_count: Mapped[int] = mapped_column(default=0)

@@ -27,7 +27,9 @@ from marketplace.mentors.models import (
 from marketplace.mentors.vetting import REVISED_STATUSES, RevisionAction
 
 # What the public sees and an admin vets. The time zone is not among them: it only says how the mentor's
-# hours are read, and changes take effect at once in every state.
+# hours are read, and changes take effect at once in every state. Nor are the booking settings
+# (`requires_confirmation`, the notice periods): they change how the mentor's bookings run, not what the
+# profile claims, so an admin has nothing to vet in them and the mentor needs them to apply at once.
 PUBLIC_FIELDS = (
     "headline",
     "bio",

@@ -40,6 +40,10 @@ def validate_currency(value: str) -> None:
         raise ValidationError(problem)
 
 
+# A week: notice periods longer than that would make most of a mentor's calendar unmovable.
+MAX_NOTICE_HOURS = 168
+
+
 class MentorProfileInputSchema(Schema):
     """Every field may be left out while the profile is a draft; completeness is checked on submission.
     No field may be set to null. The price's bounds depend on its currency and session lengths: the service
@@ -61,6 +65,20 @@ class MentorProfileInputSchema(Schema):
         validate=validate.Length(max=len(SESSION_LENGTHS)),
     )
     timezone = fields.String(validate=validate_timezone)
+    # Booking settings: they apply at once, with no admin review (they are not public copy).
+    requires_confirmation = fields.Boolean(
+        metadata={
+            "description": "Authorize each request's card and accept or decline it before it is charged"
+        }
+    )
+    cancel_notice_hours = fields.Integer(
+        validate=validate.Range(min=0, max=MAX_NOTICE_HOURS),
+        metadata={"description": "Learners cannot cancel a session later than this before it starts"},
+    )
+    reschedule_notice_hours = fields.Integer(
+        validate=validate.Range(min=0, max=MAX_NOTICE_HOURS),
+        metadata={"description": "Nobody can move a session later than this before it starts"},
+    )
 
     @pre_load
     def _normalize(self, data: Any, **_: Any) -> Any:
@@ -130,6 +148,11 @@ class MentorProfileSchema(Schema):
     currency = fields.String(dump_only=True, allow_none=True)
     session_minutes = fields.List(fields.Integer(), dump_only=True)
     timezone = fields.String(dump_only=True, allow_none=True)
+    requires_confirmation = fields.Boolean(dump_only=True)
+    cancel_notice_hours = fields.Integer(dump_only=True)
+    reschedule_notice_hours = fields.Integer(
+        dump_only=True, allow_none=True, metadata={"description": "null: the platform's default"}
+    )
     vetting_status = fields.String(dump_only=True)
     rating_avg = fields.Float(dump_only=True, allow_none=True)
     rating_count = fields.Integer(dump_only=True)

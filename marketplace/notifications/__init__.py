@@ -23,6 +23,8 @@ def init_app(app: Flask) -> None:
     bookings.booking_rescheduled.connect(service.on_booking_rescheduled)
     bookings.booking_expired.connect(service.on_booking_expired)
     bookings.booking_completed.connect(service.on_booking_completed)
+    bookings.booking_requested.connect(service.on_booking_requested)
+    bookings.booking_declined.connect(service.on_booking_declined)
     bookings.payment_failed.connect(service.on_payment_failed)
     bookings.late_payment_refunded.connect(service.on_late_payment_refunded)
     bookings.booking_disputed.connect(service.on_booking_disputed)

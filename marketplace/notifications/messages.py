@@ -44,6 +44,8 @@ class Kind(enum.StrEnum):
     BOOKING_CANCELLED = "booking_cancelled"
     BOOKING_RESCHEDULED = "booking_rescheduled"
     HOLD_EXPIRED = "hold_expired"
+    BOOKING_REQUESTED = "booking_requested"
+    BOOKING_DECLINED = "booking_declined"
     PAYMENT_FAILED = "payment_failed"
     LATE_PAYMENT_REFUNDED = "late_payment_refunded"
     BOOKING_DISPUTED = "booking_disputed"
@@ -261,7 +263,34 @@ def _hold_expired(booking_id: int, _version: int) -> list[Letter]:
     booking = _booking_in(booking_id, BookingStatus.EXPIRED.value)
     if booking is None:
         return []
-    return _letters(booking, [booking.learner], lambda c: "Your unpaid booking was released", "hold_expired")
+    subject = (
+        "Your request was not answered in time"
+        if booking.authorized_at
+        else "Your unpaid booking was released"
+    )
+    return _letters(booking, [booking.learner], lambda c: subject, "hold_expired")
+
+
+def _requested(booking_id: int, _version: int) -> list[Letter]:
+    """The mentor is asked to answer by the deadline; the learner learns their card is only authorized."""
+    booking = _booking_in(booking_id, BookingStatus.AWAITING_MENTOR.value)
+    if booking is None:
+        return []
+    return _letters(
+        booking,
+        _participants(booking),
+        lambda c: f"Request: mentoring session with {c['other']}, {c['start']}",
+        "booking_requested",
+    )
+
+
+def _declined(booking_id: int, _version: int) -> list[Letter]:
+    booking = _booking_in(booking_id, BookingStatus.DECLINED.value)
+    if booking is None:
+        return []
+    return _letters(
+        booking, [booking.learner], lambda c: f"{c['other']} declined your request", "booking_declined"
+    )
 
 
 def _payment_failed(booking_id: int, _version: int) -> list[Letter]:
@@ -348,6 +377,8 @@ COMPOSERS: dict[Kind, Callable[[int, int], list[Letter]]] = {
     Kind.BOOKING_CANCELLED: _cancelled,
     Kind.BOOKING_RESCHEDULED: _rescheduled,
     Kind.HOLD_EXPIRED: _hold_expired,
+    Kind.BOOKING_REQUESTED: _requested,
+    Kind.BOOKING_DECLINED: _declined,
     Kind.PAYMENT_FAILED: _payment_failed,
     Kind.LATE_PAYMENT_REFUNDED: _late_payment_refunded,
     Kind.BOOKING_DISPUTED: _disputed,

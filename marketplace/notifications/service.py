@@ -355,6 +355,14 @@ def on_booking_expired(booking_id: int, **_: Any) -> None:
     request_email(Kind.HOLD_EXPIRED, booking_id)
 
 
+def on_booking_requested(booking_id: int, **_: Any) -> None:
+    request_email(Kind.BOOKING_REQUESTED, booking_id)
+
+
+def on_booking_declined(booking_id: int, **_: Any) -> None:
+    request_email(Kind.BOOKING_DECLINED, booking_id)
+
+
 def on_booking_completed(booking_id: int, **_: Any) -> None:
     request_email(Kind.REVIEW_REQUEST, booking_id)
 

@@ -97,7 +97,9 @@ class StripeGateway:
         metadata: dict[str, str],
         transfer_group: str,
         idempotency_key: str,
+        capture_method: str = "automatic",
     ) -> Intent:
+        """`capture_method="manual"` only authorizes the card; `capture_intent` charges it later."""
         intent = self._call(
             self._client.v1.payment_intents.create,
             params={
@@ -106,6 +108,7 @@ class StripeGateway:
                 "metadata": metadata,
                 "payment_method_types": ["card"],
                 "transfer_group": transfer_group,
+                "capture_method": capture_method,
             },
             options={"idempotency_key": idempotency_key},
         )
@@ -113,6 +116,15 @@ class StripeGateway:
 
     def retrieve_intent(self, intent_id: str) -> Intent:
         return _intent(self._call(self._client.v1.payment_intents.retrieve, intent_id))
+
+    def capture_intent(self, intent_id: str, idempotency_key: str) -> Intent:
+        return _intent(
+            self._call(
+                self._client.v1.payment_intents.capture,
+                intent_id,
+                options={"idempotency_key": idempotency_key},
+            )
+        )
 
     def cancel_intent(self, intent_id: str) -> Intent:
         return _intent(self._call(self._client.v1.payment_intents.cancel, intent_id))

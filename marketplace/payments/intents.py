@@ -51,6 +51,8 @@ class IntentRequest:
     currency: str
     metadata: dict[str, str]
     transfer_group: str
+    # "manual" for a mentor who confirms requests: the card is only authorized until they accept.
+    capture_method: str = "automatic"
 
     @property
     def idempotency_key(self) -> str:
@@ -71,6 +73,7 @@ def intent_request(booking: Booking) -> IntentRequest:
             "description": f"Mentoring session #{booking.id}, {booking.duration_minutes} min",
         },
         transfer_group=transfer_group(booking.id),
+        capture_method="manual" if booking.mentor.requires_confirmation else "automatic",
     )
 
 
@@ -82,6 +85,7 @@ def create_at_stripe(wanted: IntentRequest) -> Intent:
         metadata=wanted.metadata,
         transfer_group=wanted.transfer_group,
         idempotency_key=wanted.idempotency_key,
+        capture_method=wanted.capture_method,
     )
 
 

@@ -34,4 +34,5 @@ def connect() -> None:
     signals.payment_needed.connect(_open_intent_for_hold)
     signals.booking_cancelled.connect(_refund_after_cancel)
     signals.booking_expired.connect(_cancel_intent_of_lapsed_hold)
+    signals.booking_declined.connect(_cancel_intent_of_lapsed_hold)
     vetting_transition.connect(_release_holds_of_suspended_mentor)

@@ -14,6 +14,7 @@ from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required, roles_required
 from marketplace.core.db import autocommit_statements
 from marketplace.core.errors import BadRequest
+from marketplace.core.idempotency import idempotent
 from marketplace.core.pagination import SelectPage
 from marketplace.extensions import limiter
 from marketplace.payments import service
@@ -72,6 +73,19 @@ class RetryPayment(MethodView):
     def post(self, booking_id: int) -> Booking:
         """A fresh PaymentIntent for a held booking, to try another card after a decline."""
         return service.retry_payment(current_user, booking_id)
+
+
+@blp.route("/bookings/<int:booking_id>/accept")
+class AcceptBooking(MethodView):
+    @login_required
+    @idempotent
+    @blp.response(200, BookingSchema)
+    @blp.alt_response(403, description="Not the booking's mentor")
+    @blp.alt_response(409, description="Not awaiting the mentor's answer (any more)")
+    @blp.alt_response(503, description="The payment provider could not be reached; accept again")
+    def post(self, booking_id: int) -> Booking:
+        """The mentor accepts a request: the held card is charged (once) and the booking is confirmed."""
+        return service.accept_booking(current_user, booking_id)
 
 
 @blp.route("/me/earnings")

@@ -116,3 +116,49 @@ def test_the_recorder_names_a_path_that_locks_out_of_order(
     assert len(order.violations) == 2
     assert order.violations[0].startswith("mentor_profiles locked after ['bookings']")
     assert order.violations[1].startswith("FOR UPDATE on mentor_profiles")
+
+
+def _authorized(client: FlaskClient, stripe_client: StripeTestClient, held: dict[str, object]) -> None:
+    """The learner's card authorized for a mentor who confirms requests, and Stripe's event for it."""
+    intent_id = str(held["payment"]["payment_intent_id"])  # type: ignore[index]
+    stripe_client.pay(intent_id)
+    payload, header = signed_event(
+        "payment_intent.amount_capturable_updated", stripe_client.intent(intent_id), WEBHOOK_SECRET
+    )
+    assert (
+        client.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header}).status_code == 200
+    )
+
+
+def test_a_requests_life_takes_its_locks_in_one_order(
+    backend: str,
+    client: FlaskClient,
+    mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+    clock: time_machine.Coordinates,
+) -> None:
+    """Mentors who confirm requests: authorization, accept (capture), decline and expiry."""
+    assert (
+        mentor_api.put("/api/v1/me/mentor-profile", json={"requires_confirmation": True}).status_code == 200
+    )
+    with recorded_lock_order(db.session.connection()) as order:
+        answered = {}
+        for start, answer in (
+            ("2027-01-07T10:00:00+01:00", "accept"),
+            ("2027-01-08T10:00:00+01:00", "decline"),
+        ):
+            held = _hold(learner, mentor, start)
+            _authorized(client, stripe_client, held)
+            response = mentor_api.post(f"/api/v1/bookings/{held['id']}/{answer}", json={})
+            assert response.status_code == 200, response.get_data(as_text=True)
+            answered[answer] = response.get_json()["status"]
+        lapsed = _hold(learner, mentor, "2027-01-11T10:00:00+01:00")
+        _authorized(client, stripe_client, lapsed)
+        clock.shift(timedelta(hours=49))
+        assert booking_tasks.expire_lapsed_holds() == 1
+
+    assert answered == {"accept": "confirmed", "decline": "declined"}
+    assert db.session.get(Booking, lapsed["id"]).status == "expired"
+    assert order.violations == []

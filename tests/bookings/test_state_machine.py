@@ -43,7 +43,7 @@ def _refused_with_409(call: Callable[[], object]) -> bool:
 MOVES = {
     "confirm_paid_booking": Move(
         S.CONFIRMED,
-        frozenset({S.PENDING_PAYMENT}),
+        frozenset({S.PENDING_PAYMENT, S.AWAITING_MENTOR}),
         lambda b, _l, _m: state_changes.confirm_paid_booking(b.id),
     ),
     "revive_paid_booking": Move(
@@ -61,11 +61,24 @@ MOVES = {
     ),
     "cancel_booking": Move(
         S.CANCELLED,
-        frozenset({S.PENDING_PAYMENT, S.CONFIRMED}),
+        frozenset({S.PENDING_PAYMENT, S.AWAITING_MENTOR, S.CONFIRMED}),
         lambda b, learner, _m: _refused_with_409(lambda: service.cancel_booking(learner.user, b.id, None)),
     ),
     "expire_lapsed_holds": Move(
-        S.EXPIRED, frozenset({S.PENDING_PAYMENT}), lambda _b, _l, _m: state_changes.expire_lapsed_holds()
+        S.EXPIRED,
+        frozenset({S.PENDING_PAYMENT, S.AWAITING_MENTOR}),
+        lambda _b, _l, _m: state_changes.expire_lapsed_holds(),
+    ),
+    "expire_request": Move(
+        S.EXPIRED, frozenset({S.AWAITING_MENTOR}), lambda b, _l, _m: state_changes.expire_request(b)
+    ),
+    "await_mentor": Move(
+        S.AWAITING_MENTOR,
+        frozenset({S.PENDING_PAYMENT}),
+        lambda b, _l, _m: state_changes.await_mentor(b.id, utcnow(), timedelta(hours=48)),
+    ),
+    "decline_request": Move(
+        S.DECLINED, frozenset({S.AWAITING_MENTOR}), lambda b, _l, _m: state_changes.decline_request(b, None)
     ),
     "complete_finished": Move(
         S.COMPLETED, frozenset({S.CONFIRMED}), lambda _b, _l, _m: state_changes.complete_finished()

@@ -22,6 +22,7 @@ from marketplace.bookings import state_changes
 from marketplace.bookings.models import TRANSITIONS, Booking, BookingStatus
 from marketplace.bookings.tasks import refresh_stale_next_available
 from marketplace.core.outbox import OutboxMessage
+from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors import calendar_version
 from marketplace.mentors.models import MentorProfile
@@ -77,6 +78,13 @@ class World:
     def confirmed(self, start: str = MONDAY_11) -> int:
         booking_id = self.hold(start)
         assert state_changes.confirm_paid_booking(booking_id)
+        db.session.commit()
+        return booking_id
+
+    def awaiting(self) -> int:
+        """A request whose card is authorized, waiting for the mentor (who confirms requests)."""
+        booking_id = self.hold()
+        assert state_changes.await_mentor(booking_id, utcnow(), timedelta(hours=48))
         db.session.commit()
         return booking_id
 
@@ -155,6 +163,7 @@ def _commit_after(call: Callable[[], object]) -> None:
 
 
 PENDING, CONFIRMED = BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED
+AWAITING = BookingStatus.AWAITING_MENTOR
 
 OPERATIONS: dict[str, Operation] = {
     "availability saved": Operation(lambda w, _: w.availability(buffer_minutes=30)),
@@ -226,6 +235,36 @@ OPERATIONS: dict[str, Operation] = {
         ),
         setup=lambda w: w.confirmed(MONDAY_11),
         transition=(CONFIRMED, BookingStatus.NO_SHOW),
+    ),
+    "card authorized for a request": Operation(
+        act=lambda _w, booking_id: _commit_after(
+            lambda: state_changes.await_mentor(booking_id, utcnow(), timedelta(hours=48))
+        ),
+        setup=lambda w: w.hold(),
+        transition=(PENDING, AWAITING),
+    ),
+    "request accepted and captured": Operation(
+        act=lambda _w, booking_id: _commit_after(lambda: state_changes.confirm_paid_booking(booking_id)),
+        setup=World.awaiting,
+        transition=(AWAITING, CONFIRMED),
+    ),
+    "request declined": Operation(
+        act=lambda w, booking_id: w.post(w.mentor_api, f"/api/v1/bookings/{booking_id}/decline", {}),
+        setup=World.awaiting,
+        transition=(AWAITING, BookingStatus.DECLINED),
+    ),
+    "request withdrawn": Operation(
+        act=lambda w, booking_id: w.post(w.learner, f"/api/v1/bookings/{booking_id}/cancel", {}),
+        setup=World.awaiting,
+        transition=(AWAITING, BookingStatus.CANCELLED),
+    ),
+    "request unanswered": Operation(
+        act=lambda w, _: (
+            w.clock.shift(timedelta(hours=49)),
+            _commit_after(state_changes.expire_lapsed_holds),
+        ),
+        setup=World.awaiting,
+        transition=(AWAITING, BookingStatus.EXPIRED),
     ),
     "late payment revives an expired hold": Operation(
         act=_settle_expired, setup=World.expired, transition=(BookingStatus.EXPIRED, CONFIRMED)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import BindParameter, Row, bindparam, or_, select
 
-from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.bookings.models import HELD_STATUSES, Booking, BookingStatus
 from marketplace.core.errors import NotFound, Unprocessable
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
@@ -36,10 +36,11 @@ DEFAULT_SLOT_DAYS = 14
 
 
 def live_clause(now: datetime | BindParameter[datetime]) -> Any:
-    """Live and still holding its time: confirmed, or an unpaid hold that has not lapsed."""
+    """Live and still holding its time: confirmed, or an unpaid hold or a request awaiting its mentor whose
+    time (`hold_expires_at`) has not run out."""
     return or_(
         Booking.status == BookingStatus.CONFIRMED.value,
-        (Booking.status == BookingStatus.PENDING_PAYMENT.value) & (Booking.hold_expires_at > now),
+        Booking.status.in_(HELD_STATUSES) & (Booking.hold_expires_at > now),
     )
 
 

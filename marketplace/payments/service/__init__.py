@@ -5,6 +5,7 @@ below: `from marketplace.payments import service`."""
 
 from __future__ import annotations
 
+from marketplace.payments.service.approval import accept_booking
 from marketplace.payments.service.connect import onboarding_link, payouts_of
 from marketplace.payments.service.events import (
     MAX_RETRY_DELAY,
@@ -53,6 +54,7 @@ __all__ = [
     "RECONCILE_WINDOW",
     "REFUND_DUPLICATE_TASK",
     "REVERSE_TRANSFER_TASK",
+    "accept_booking",
     "cancel_released_intent",
     "earnings_of",
     "earnings_report",

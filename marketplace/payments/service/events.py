@@ -16,8 +16,8 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, or_, select
 
+from marketplace.bookings import approval, signals, state_changes
 from marketplace.bookings import service as bookings
-from marketplace.bookings import signals, state_changes
 from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
 from marketplace.core import outbox
 from marketplace.core.db import insert_unless_exists
@@ -29,7 +29,7 @@ from marketplace.payments.gateway import STRIPE_ID, verify_webhook
 from marketplace.payments.models import EventState, IssuedIntent, StripeEvent
 from marketplace.payments.service.connect import CONNECT_HANDLERS
 from marketplace.payments.service.ledger import sync_ledger
-from marketplace.payments.service.refunds import locked_booking, refund_duplicate
+from marketplace.payments.service.refunds import locked_booking, on_hold_released, refund_duplicate
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +276,33 @@ def settle_paid_booking(booking: Booking) -> str:
     return "refunded: slot no longer held"
 
 
+def _on_intent_authorized(obj: dict[str, Any]) -> str:
+    """A card authorized for a mentor who confirms requests (`amount_capturable_updated`)."""
+    booking = _current_booking_for_intent(obj)
+    if isinstance(booking, str):
+        return booking
+    if obj.get("status") != "requires_capture":
+        return f"ignored: intent {obj.get('status')}"
+    return hold_for_mentor(booking)
+
+
+def hold_for_mentor(booking: Booking) -> str:
+    """The card is authorized: the request waits for its mentor, holding the slot. One whose hold was let go
+    meanwhile (cancelled, expired, or its mentor suspended) has its authorization released instead."""
+    if booking.state is BookingStatus.PENDING_PAYMENT and not state_changes.mentor_takes_bookings(
+        booking.mentor_id
+    ):
+        state_changes.release_unpaid_hold(booking.id, bookings.MENTOR_UNAVAILABLE)  # releases it too
+        return "released: mentor unavailable"
+    if state_changes.await_mentor(booking.id, utcnow(), approval.confirmation_window()):
+        return "awaiting mentor"
+    db.session.refresh(booking)
+    if booking.state in (BookingStatus.AWAITING_MENTOR, BookingStatus.CONFIRMED):
+        return f"ignored: booking {booking.status}"
+    on_hold_released(booking.id)
+    return "released: slot no longer held"
+
+
 def _on_intent_failed(obj: dict[str, Any]) -> str:
     booking = _current_booking_for_intent(obj)
     if isinstance(booking, str):
@@ -322,6 +349,7 @@ def _on_dispute_created(obj: dict[str, Any]) -> str:
 
 _HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "payment_intent.succeeded": _on_intent_succeeded,
+    "payment_intent.amount_capturable_updated": _on_intent_authorized,
     "payment_intent.payment_failed": _on_intent_failed,
     "payment_intent.canceled": _on_intent_canceled,
     "charge.refunded": _on_charge_refunded,

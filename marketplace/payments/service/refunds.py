@@ -154,11 +154,13 @@ def on_hold_released(booking_id: int) -> None:
 
 
 def released_intent(booking_id: int) -> str | None:
-    """The PaymentIntent of a hold let go unpaid (cancelled or expired), if it has one."""
+    """The PaymentIntent of a hold or request let go unpaid (cancelled, expired or declined), if it has one."""
     return db.session.scalar(
         select(Booking.payment_intent_id).where(
             Booking.id == booking_id,
-            Booking.status.in_((BookingStatus.CANCELLED.value, BookingStatus.EXPIRED.value)),
+            Booking.status.in_(
+                (BookingStatus.CANCELLED.value, BookingStatus.EXPIRED.value, BookingStatus.DECLINED.value)
+            ),
             Booking.confirmed_at.is_(None),
         )
     )
