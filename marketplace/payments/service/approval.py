@@ -17,6 +17,7 @@ from marketplace.bookings.models import Booking, BookingStatus
 from marketplace.core.db import commit_before_network_call, run_in_unit
 from marketplace.core.errors import Conflict, ServiceUnavailable
 from marketplace.core.time import utcnow
+from marketplace.extensions import db
 from marketplace.payments.gateway import Intent, PaymentProviderUnavailable, PaymentRejected, request_gateway
 from marketplace.payments.service.events import settle_paid_booking
 from marketplace.payments.service.refunds import locked_booking
@@ -38,6 +39,9 @@ def accept_booking(user: User, booking_id: int) -> Booking:
     if not (accepted_before and booking.state is BookingStatus.AWAITING_MENTOR):  # else: finish its capture
         approval.check_answerable(user, booking)
     if not state_changes.claim_acceptance(booking.id, utcnow()):
+        db.session.refresh(booking)
+        if booking.mentor_accepted_at is not None and booking.state is BookingStatus.CONFIRMED:
+            return booking  # a racing accept of the same mentor finished first
         raise Conflict("This request was declined, withdrawn or expired meanwhile.")
     intent_id = booking.payment_intent_id
     commit_before_network_call()
