@@ -156,7 +156,11 @@ class Config:
     HOLD_RATE_LIMIT = os.environ.get("HOLD_RATE_LIMIT", "10 per hour")
     HOLD_REHOLD_COOLDOWN_MINUTES = _int("HOLD_REHOLD_COOLDOWN_MINUTES", 10)
     CANCELLATION_FULL_REFUND_HOURS = _int("CANCELLATION_FULL_REFUND_HOURS", 24)
-    COMPLETION_GRACE_MINUTES = _int("COMPLETION_GRACE_MINUTES", 120)
+    # Either party may report the other absent from the start until this long after the end; a session with
+    # no report becomes completed then. Mentor no-shows counted to suspend: this many within that many days.
+    NO_SHOW_REPORT_HOURS = _int("NO_SHOW_REPORT_HOURS", 24)
+    NO_SHOW_STRIKES_TO_SUSPEND = _int("NO_SHOW_STRIKES_TO_SUSPEND", 3)
+    NO_SHOW_STRIKE_DAYS = _int("NO_SHOW_STRIKE_DAYS", 90)
     # The highest hourly rate a mentor may ask, in US dollars (other currencies: roughly as much).
     MENTOR_MAX_HOURLY_PRICE_USD = _int("MENTOR_MAX_HOURLY_PRICE_USD", 1000)
 
