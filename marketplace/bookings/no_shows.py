@@ -124,14 +124,13 @@ def _suspend_after_strikes(mentor_id: int) -> None:
 def _suspension_note(counted: list[Booking], limit: int) -> str:
     """The reports behind a suspension, for the admins reading the vetting history."""
     days = int(current_app.config["NO_SHOW_STRIKE_DAYS"])
-    notes = dict(
-        db.session.execute(
-            select(NoShowReport.booking_id, NoShowReport.note).where(
-                NoShowReport.booking_id.in_([booking.id for booking in counted]),
-                NoShowReport.absent_party == NoShowParty.MENTOR.value,
-            )
-        ).tuples()
+    rows = db.session.execute(
+        select(NoShowReport.booking_id, NoShowReport.note).where(
+            NoShowReport.booking_id.in_([booking.id for booking in counted]),
+            NoShowReport.absent_party == NoShowParty.MENTOR.value,
+        )
     )
+    notes = {row.booking_id: row.note for row in rows}
     lines = [
         f"- booking {booking.id} at {booking.start_at:%Y-%m-%d %H:%M} UTC: {notes.get(booking.id) or 'no note'}"
         for booking in counted
