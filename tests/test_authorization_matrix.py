@@ -244,6 +244,9 @@ BODY_FILLERS: dict[str, Callable[[World], Any]] = {
     "Cancel": lambda world: {"reason": "Matrix"},
     "Reschedule": lambda world: {"start": world.free_start},
     "ReviewCreate": lambda world: {"rating": 5, "comment": "Matrix"},
+    "NoShow": lambda world: {"who": "mentor", "note": "Matrix"},
+    "ResolveDispute": lambda world: {"absent": "mentor"},
+    "AdminRefundCreate": lambda world: {"amount_cents": 1, "reason": "Matrix"},
 }
 
 QUERY_FILLERS: dict[str, Callable[[World], str]] = {}
