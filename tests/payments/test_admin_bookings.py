@@ -8,11 +8,13 @@ from sqlalchemy import select
 
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
+from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.models import EarningEntry
 from tests.factories import UserFactory
 from tests.helpers import ApiUser, assert_error_shape
 from tests.payments.test_no_shows import _ledger, _paid, _refunds_at_stripe
 from tests.payments.test_webhooks import _booking, _held, deliver
+from tests.support.servers import free_port
 from tests.support.stripe_client import StripeTestClient
 
 THURSDAY_10 = "2027-01-07T10:00:00+01:00"
@@ -138,3 +140,29 @@ def test_a_stripe_dispute_flags_the_booking_and_a_lost_one_takes_the_mentors_sha
     assert (cleared["disputed"], cleared["dispute_outcome"]) == (False, "lost")
     assert _ledger(body["id"]) == [("session", 4800), ("dispute_reversal", -4800)]
     assert db.session.scalar(select(EarningEntry.id).where(EarningEntry.kind == "refund_reversal")) is None
+
+
+def test_an_admin_refund_stripe_could_not_take_is_retried_with_the_same_key_and_made_once(
+    client: FlaskClient, mentor: MentorProfile, learner: ApiUser, stripe_client: StripeTestClient
+) -> None:
+    body = _paid(client, learner, mentor, stripe_client, THURSDAY_10)
+    path = f"/api/v1/admin/bookings/{body['id']}/refund"
+    request = {"amount_cents": 6000, "reason": "Mentor left early"}
+    admin = _admin(client)
+    app = client.application
+    working = app.extensions["stripe_request_gateway"]
+    app.extensions["stripe_request_gateway"] = StripeGateway(
+        "sk_test_x", f"http://127.0.0.1:{free_port()}", timeout=2, max_network_retries=0
+    )
+    try:
+        down = admin.post(path, json=request, headers={"Idempotency-Key": "retry-me"})
+    finally:
+        app.extensions["stripe_request_gateway"] = working
+
+    assert_error_shape(down, 503)
+    assert admin.get(f"/api/v1/admin/bookings/{body['id']}").get_json()["refundable_cents"] == 6000
+    again = admin.post(path, json=request, headers={"Idempotency-Key": "retry-me"})
+
+    assert again.status_code == 200, again.get_data(as_text=True)
+    assert [r["status"] for r in again.get_json()["admin_refunds"]] == ["succeeded"]
+    assert _refunds_at_stripe(stripe_client, body["payment"]["payment_intent_id"]) == [6000]
