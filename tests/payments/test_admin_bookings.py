@@ -9,7 +9,8 @@ from sqlalchemy import select
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.payments.gateway import StripeGateway
-from marketplace.payments.models import EarningEntry
+from marketplace.payments.models import EarningEntry, StripeEvent
+from marketplace.payments.service import NOT_OURS
 from tests.factories import UserFactory
 from tests.helpers import ApiUser, assert_error_shape
 from tests.payments.test_no_shows import _ledger, _paid, _refunds_at_stripe
@@ -108,11 +109,27 @@ def test_admin_refunds_up_to_what_was_paid_once_per_request(
     assert len(_ledger(body["id"])) == 3
 
 
-def test_an_unpaid_booking_cannot_be_refunded(
+def test_an_unpaid_or_missing_booking_cannot_be_refunded_or_resolved(
     client: FlaskClient, mentor: MentorProfile, learner: ApiUser
 ) -> None:
     held = _held(learner, mentor)
-    response = _admin(client).post(
+    admin = _admin(client)
+    missing = held["id"] + 1000
+    refund = {"amount_cents": 100, "reason": "x"}
+    keyed = {"Idempotency-Key": "missing"}
+    assert_error_shape(
+        admin.post(f"/api/v1/admin/bookings/{missing}/refund", json=refund, headers=keyed), 404
+    )
+    assert_error_shape(
+        admin.post(f"/api/v1/admin/bookings/{missing}/resolve", json={"absent": "mentor"}), 404
+    )
+    assert_error_shape(
+        admin.post(f"/api/v1/admin/bookings/{held['id']}/resolve", json={"absent": "mentor"}), 409
+    )
+    closed = {"id": "dp_other", "object": "dispute", "payment_intent": "pi_someone_else", "status": "lost"}
+    deliver(client, "charge.dispute.closed", closed, event_id="evt_not_ours")
+    assert db.session.get(StripeEvent, "evt_not_ours").outcome == NOT_OURS
+    response = admin.post(
         f"/api/v1/admin/bookings/{held['id']}/refund",
         json={"amount_cents": 100, "reason": "x"},
         headers={"Idempotency-Key": "unpaid"},

@@ -90,8 +90,9 @@ def test_the_third_strike_in_90_days_suspends_the_mentor_with_the_reports_attach
 ) -> None:
     starts = ("2027-01-07T10:00:00+01:00", "2027-01-07T12:00:00+01:00", "2027-01-07T14:00:00+01:00")
     paid = [_paid(client, learner, mentor, stripe_client, start) for start in starts]
+    fourth = _paid(client, learner, mentor, stripe_client, "2027-01-07T16:00:00+01:00")
     pending = _held(learner, mentor, "2027-01-08T10:00:00+01:00")
-    clock.move_to(datetime(2027, 1, 7, 14, 0, tzinfo=UTC))
+    clock.move_to(datetime(2027, 1, 7, 16, 30, tzinfo=UTC))
     for number, body in enumerate(paid, start=1):
         response = learner.post(
             f"/api/v1/bookings/{body['id']}/no-show", json={"who": "mentor", "note": f"absent #{number}"}
@@ -114,6 +115,9 @@ def test_the_third_strike_in_90_days_suspends_the_mentor_with_the_reports_attach
     queue = admin.get("/api/v1/admin/vetting-queue?status=suspended").get_json()
     assert [profile["id"] for profile in queue] == [mentor.id]
     assert _booking(pending["id"]).status == "cancelled"  # as with any suspension: holds are released
+    # A strike past the limit refunds as any other; the mentor is suspended once.
+    assert learner.post(f"/api/v1/bookings/{fourth['id']}/no-show", json=MENTOR_ABSENT).status_code == 200
+    assert len(admin.get(f"/api/v1/admin/mentors/{mentor.id}/vetting-history").get_json()) == len(history)
 
 
 def test_a_learner_no_show_pays_the_mentor(
