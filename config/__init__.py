@@ -171,7 +171,11 @@ class Config:
     CANCELLATION_FULL_REFUND_HOURS = _int("CANCELLATION_FULL_REFUND_HOURS", 24)
     # How long a mentor who confirms requests has to answer one (capped at 6 days: card authorizations lapse).
     CONFIRMATION_WINDOW_HOURS = _int("CONFIRMATION_WINDOW_HOURS", 48)
-    COMPLETION_GRACE_MINUTES = _int("COMPLETION_GRACE_MINUTES", 120)
+    # Either party may report the other absent from the start until this long after the end; a session with
+    # no report becomes completed then. Mentor no-shows counted to suspend: this many within that many days.
+    NO_SHOW_REPORT_HOURS = _int("NO_SHOW_REPORT_HOURS", 24)
+    NO_SHOW_STRIKES_TO_SUSPEND = _int("NO_SHOW_STRIKES_TO_SUSPEND", 3)
+    NO_SHOW_STRIKE_DAYS = _int("NO_SHOW_STRIKE_DAYS", 90)
     # The highest hourly rate a mentor may ask, in US dollars (other currencies: roughly as much).
     MENTOR_MAX_HOURLY_PRICE_USD = _int("MENTOR_MAX_HOURLY_PRICE_USD", 1000)
 

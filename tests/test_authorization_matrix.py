@@ -249,6 +249,9 @@ BODY_FILLERS: dict[str, Callable[[World], Any]] = {
         "return_url": "https://marketplace.test/payouts",
         "refresh_url": "https://marketplace.test/payouts/refresh",
     },
+    "NoShow": lambda world: {"who": "mentor", "note": "Matrix"},
+    "ResolveDispute": lambda world: {"absent": "mentor"},
+    "AdminRefundCreate": lambda world: {"amount_cents": 1, "reason": "Matrix"},
 }
 
 QUERY_FILLERS: dict[str, Callable[[World], str]] = {

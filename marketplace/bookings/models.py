@@ -91,6 +91,11 @@ def sources_of(target: BookingStatus) -> frozenset[BookingStatus]:
     return frozenset(state for state, targets in TRANSITIONS.items() if target in targets)
 
 
+class NoShowParty(enum.StrEnum):
+    MENTOR = "mentor"
+    LEARNER = "learner"
+
+
 class RefundStatus(enum.StrEnum):
     NONE = "none"
     PENDING = "pending"
@@ -137,7 +142,16 @@ class Booking(TimestampMixin, Model):
     payment_attempts: Mapped[int] = mapped_column(default=0)
     last_payment_error: Mapped[str | None] = mapped_column(String(500))
     refund_reference: Mapped[str | None] = mapped_column(String(255))
+    # A Stripe dispute (chargeback): opened, and closed with Stripe's status (`won`, `lost`, ...).
     disputed_at: Mapped[datetime | None]
+    dispute_closed_at: Mapped[datetime | None]
+    dispute_outcome: Mapped[str | None] = mapped_column(String(32))
+    # The party found absent (`NoShowParty`) once a no-show is settled: by one report, or by an admin.
+    no_show_party: Mapped[str | None] = mapped_column(String(16))
+    # Both parties reported each other: the admins decide (`report_dispute_outcome`); no money moves meanwhile.
+    report_dispute_at: Mapped[datetime | None]
+    report_dispute_resolved_at: Mapped[datetime | None]
+    report_dispute_outcome: Mapped[str | None] = mapped_column(String(16))
     # Set once reconciliation has asked Stripe about a lapsed hold and acted on the answer.
     payment_reconciled_at: Mapped[datetime | None]
     # Set when the mentor accepts a request (before its card is charged): from then on it can no longer be
@@ -152,6 +166,14 @@ class Booking(TimestampMixin, Model):
     @property
     def state(self) -> BookingStatus:
         return BookingStatus(self.status)
+
+    @property
+    def disputed(self) -> bool:
+        """An open dispute of either kind: a chargeback at Stripe, or reports against each other. Nothing is
+        paid out or refunded by policy while it is open."""
+        chargeback = self.disputed_at is not None and self.dispute_closed_at is None
+        reports = self.report_dispute_at is not None and self.report_dispute_resolved_at is None
+        return chargeback or reports
 
     @property
     def is_live(self) -> bool:
@@ -181,8 +203,13 @@ class Booking(TimestampMixin, Model):
         """A move keeps the status: any booking that holds its time can be moved."""
         return self.is_participant(user) and self.is_live
 
-    def can_mark_no_show(self, user: User) -> bool:
-        return self.is_mentor(user) and self.can_move_to(BookingStatus.NO_SHOW)
+    def can_report_no_show(self, user: User, absent: NoShowParty) -> bool:
+        """Only the other party reports someone absent: a confirmed session, or (a dispute) one settled as the
+        reporter's own absence. The window is checked with the clock by the service."""
+        reporter_is_other = self.is_learner(user) if absent is NoShowParty.MENTOR else self.is_mentor(user)
+        reporter = NoShowParty.LEARNER if absent is NoShowParty.MENTOR else NoShowParty.MENTOR
+        counter_report = self.state is BookingStatus.NO_SHOW and self.no_show_party == reporter.value
+        return reporter_is_other and (self.state is BookingStatus.CONFIRMED or counter_report)
 
     def can_review(self, user: User) -> bool:
         return self.is_learner(user) and self.state is BookingStatus.COMPLETED
@@ -231,6 +258,20 @@ class Review(Model):
     learner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     rating: Mapped[int]
     comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NoShowReport(Model):
+    """One party's report that the other did not come: at most one per booking and absent party."""
+
+    __tablename__ = "no_show_reports"
+    __table_args__ = (UniqueConstraint("booking_id", "absent_party"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), index=True)
+    reporter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    absent_party: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -7,16 +7,19 @@ from flask.views import MethodView
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
-from marketplace.bookings import approval, service
-from marketplace.bookings.models import Booking, Review
+from marketplace.bookings import approval, no_shows, service
+from marketplace.bookings.models import Booking, NoShowParty, Review
 from marketplace.bookings.schemas import (
+    AdminBookingArgsSchema,
     BookingCreateSchema,
     BookingListArgsSchema,
     BookingSchema,
     CalendarFeedSchema,
     CancellationPreviewSchema,
     CancelSchema,
+    NoShowSchema,
     RescheduleSchema,
+    ResolveDisputeSchema,
     ReviewCreateSchema,
     ReviewSchema,
 )
@@ -155,10 +158,41 @@ class RescheduleBooking(MethodView):
 @blp.route("/bookings/<int:booking_id>/no-show")
 class NoShow(MethodView):
     @login_required
+    @idempotent
+    @blp.arguments(NoShowSchema)
     @blp.response(200, BookingSchema)
-    def post(self, booking_id: int) -> Booking:
-        """The mentor reports that the learner did not come."""
-        return service.mark_no_show(current_user, booking_id)
+    @blp.alt_response(403, description="Only the other party can report someone absent")
+    @blp.alt_response(409, description="Outside the report window, or the booking cannot be reported now")
+    def post(self, data: dict[str, Any], booking_id: int) -> Booking:
+        """Report the other party (`who`) as absent, from the start until `NO_SHOW_REPORT_HOURS` after the end.
+
+        A mentor's absence refunds the learner in full and counts a strike; a learner's absence pays the mentor
+        as for a completed session; a report against the first reporter opens a dispute for the admins."""
+        return no_shows.report_no_show(current_user, booking_id, NoShowParty(data["who"]), data["note"])
+
+
+@blp.route("/admin/bookings")
+class AdminBookings(MethodView):
+    @roles_required("admin")
+    @blp.arguments(AdminBookingArgsSchema, location="query")
+    @blp.response(200, BookingSchema(many=True))
+    @blp.paginate(SelectPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        """Every booking, filtered by `status`, `mentor_id`, `learner_id`, `disputed`; the latest first."""
+        return service.admin_bookings(args)
+
+
+@blp.route("/admin/bookings/<int:booking_id>/resolve")
+class ResolveNoShowDispute(MethodView):
+    @roles_required("admin")
+    @idempotent
+    @blp.arguments(ResolveDisputeSchema)
+    @blp.response(200, BookingSchema)
+    @blp.alt_response(404, description="No such booking")
+    @blp.alt_response(409, description="The booking has no open no-show dispute")
+    def post(self, data: dict[str, Any], booking_id: int) -> Booking:
+        """Decide a no-show dispute: who was `absent`. A mentor's absence refunds the learner in full."""
+        return no_shows.resolve_report_dispute(booking_id, NoShowParty(data["absent"]))
 
 
 @blp.route("/bookings/<int:booking_id>/review")

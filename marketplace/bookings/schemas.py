@@ -6,7 +6,7 @@ from flask import current_app, has_request_context
 from flask_login import current_user
 from marshmallow import post_dump, validate
 
-from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.bookings.models import Booking, BookingStatus, NoShowParty
 from marketplace.core.validation import QuerySchema, Schema, fields
 
 
@@ -49,6 +49,15 @@ class BookingSchema(Schema):
     payment = fields.Nested(PaymentSchema, allow_none=True)
     refund = fields.Nested(RefundSchema, allow_none=True)
     cancel_reason = fields.String(allow_none=True)
+    no_show_party = fields.String(
+        allow_none=True, metadata={"description": "Who did not come, once settled: `mentor` or `learner`"}
+    )
+    disputed = fields.Boolean(
+        metadata={
+            "description": "An open dispute (a chargeback, or no-show reports against each other): "
+            "nothing is paid out or refunded by policy until it is settled"
+        }
+    )
     sequence = fields.Integer()
     created_at = fields.DateTime()
 
@@ -71,6 +80,39 @@ def _viewed_by_learner(booking: Booking) -> bool:
 class BookingListArgsSchema(QuerySchema):
     role = fields.String(validate=validate.OneOf(["learner", "mentor"]))
     status = fields.String(validate=validate.OneOf([s.value for s in BookingStatus]))
+
+
+_PARTIES = validate.OneOf([party.value for party in NoShowParty])
+
+
+class NoShowSchema(Schema):
+    who = fields.String(
+        required=True, validate=_PARTIES, metadata={"description": "The party who did not come"}
+    )
+    note = fields.String(
+        load_default=None, allow_none=True, multiline=True, validate=validate.Length(max=2000)
+    )
+
+
+class ResolveDisputeSchema(Schema):
+    absent = fields.String(
+        required=True, validate=_PARTIES, metadata={"description": "The party the admin finds did not come"}
+    )
+
+
+class AdminBookingArgsSchema(QuerySchema):
+    status = fields.String(validate=validate.OneOf([s.value for s in BookingStatus]))
+    mentor_id = fields.Integer(validate=validate.Range(min=1))
+    learner_id = fields.Integer(validate=validate.Range(min=1))
+    disputed = fields.Boolean(metadata={"description": "`true`: only bookings with an open dispute"})
+
+
+class NoShowReportSchema(Schema):
+    id = fields.Integer()
+    reporter_id = fields.Integer()
+    absent_party = fields.String()
+    note = fields.String(allow_none=True)
+    created_at = fields.DateTime()
 
 
 class CancelSchema(Schema):

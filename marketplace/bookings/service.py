@@ -1,7 +1,6 @@
 """Booking operations. Each flushes; the request or task commits.
 
-The operations a learner or mentor asks for: holding a slot, cancelling, rescheduling, reporting a no-show,
-reviewing, calendar files and feeds. Their status changes go through `state_changes.transition`, a
+The operations a learner or mentor asks for: holding a slot, cancelling, rescheduling, reviewing, calendar files and feeds. Their status changes go through `state_changes.transition`, a
 compare-and-swap, so concurrent confirm, cancel, reschedule and expiry calls leave exactly one applied. The no-overlap invariant is held by the database (an exclusion
 constraint on PostgreSQL, a trigger plus BEGIN IMMEDIATE on SQLite); the checks here give the caller a
 precise answer, the constraint makes the answer true under races.
@@ -13,6 +12,7 @@ import hashlib
 import secrets
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import Select, case, func, or_, select, update
@@ -64,6 +64,20 @@ def get_booking(user: User, booking_id: int) -> Booking:
     if booking is None or not booking.can_view(user):
         raise NotFound("No such booking.")
     return booking
+
+
+def admin_bookings(filters: dict[str, Any]) -> Select[Booking]:
+    """Every booking, for the admins: by `status`, `mentor_id`, `learner_id` and `disputed` (open disputes)."""
+    stmt = select(Booking)
+    for name in ("status", "mentor_id", "learner_id"):
+        if filters.get(name) is not None:
+            stmt = stmt.where(getattr(Booking, name) == filters[name])
+    if filters.get("disputed") is not None:
+        chargeback = Booking.disputed_at.is_not(None) & Booking.dispute_closed_at.is_(None)
+        reports = Booking.report_dispute_at.is_not(None) & Booking.report_dispute_resolved_at.is_(None)
+        open_dispute = or_(chargeback, reports)
+        stmt = stmt.where(open_dispute if filters["disputed"] else ~open_dispute)
+    return stmt.order_by(Booking.start_at.desc(), Booking.id.desc())
 
 
 def list_bookings(user: User, role: str | None, status: str | None) -> Select[Booking]:
@@ -305,17 +319,6 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
         raise Conflict("The booking changed meanwhile; reload it and try again.")
     bump_calendar_versions([booking.mentor_id])
     signals.booking_rescheduled.send(booking.id)
-    return booking
-
-
-def mark_no_show(user: User, booking_id: int) -> Booking:
-    booking = get_booking(user, booking_id)
-    if not booking.is_mentor(user):
-        raise Forbidden("Only the mentor can report a no-show.")
-    if utcnow() < booking.start_at:
-        raise Conflict("A no-show can be reported once the session has started.")
-    if not (booking.can_mark_no_show(user) and transition(booking, BookingStatus.NO_SHOW)):
-        raise Conflict(f"A booking that is {booking.status} cannot be marked as a no-show.")
     return booking
 
 

@@ -29,3 +29,8 @@ payment_failed = _signals.signal("payment-failed")
 # The money arrived after the slot was lost, so it is being refunded in full.
 late_payment_refunded = _signals.signal("late-payment-refunded")
 booking_disputed = _signals.signal("booking-disputed")
+# A no-show was settled (by a report, or by an admin deciding a dispute): a mentor's absence carries a
+# pending full refund for the payments module to make.
+booking_no_show = _signals.signal("booking-no-show")
+# Both parties reported each other absent: the admins decide.
+no_show_disputed = _signals.signal("no-show-disputed")

@@ -363,11 +363,12 @@ def cancel_unpaid_holds(mentor_id: int, reason: str) -> list[int]:
 
 
 def _completion_cutoff(now: datetime) -> datetime:
-    return now - timedelta(minutes=int(current_app.config["COMPLETION_GRACE_MINUTES"]))
+    return now - timedelta(hours=int(current_app.config["NO_SHOW_REPORT_HOURS"]))
 
 
 def complete_finished(now: datetime | None = None, mentor_id: int | None = None) -> list[int]:
-    """Confirmed sessions become completed a grace period after their end, leaving time to report a no-show."""
+    """Confirmed sessions nobody reported become completed once the no-show report window after their end
+    (`NO_SHOW_REPORT_HOURS`) has passed."""
     now = now or utcnow()
     finished: tuple[Any, ...] = (Booking.end_at <= _completion_cutoff(now),)
     if mentor_id is not None:

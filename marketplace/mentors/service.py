@@ -130,6 +130,16 @@ def decide(
     return profile
 
 
+def suspend_automatically(profile_id: int, note: str) -> bool:
+    """Put an approved mentor back into the vetting queue as suspended, with no admin acting (e.g. after
+    repeated no-shows); the history records `note`. False when the mentor is not approved (already out)."""
+    profile = _locked(MentorProfile.id == profile_id)
+    if profile is None or profile.vetting_status != VettingStatus.APPROVED.value:
+        return False
+    _transition(profile, VettingAction.SUSPEND, actor=None, note=note)
+    return True
+
+
 def _transition(profile: MentorProfile, action: VettingAction, actor: User | None, note: str | None) -> None:
     try:
         before, after = profile.apply(action)

@@ -4,7 +4,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.core.time import utcnow
@@ -75,14 +75,20 @@ class EarningKind(enum.StrEnum):
     SESSION = "session"
     REFUND_REVERSAL = "refund_reversal"
     DISPUTE_REVERSAL = "dispute_reversal"
+    ADMIN_REFUND = "admin_refund"
+
+
+# Stripe's status of a dispute closed in the cardholder's favour: the money is gone.
+DISPUTE_LOST = "lost"
 
 
 class EarningEntry(Model):
     """An append-only ledger of what the platform owes each mentor, in the booking's currency.
 
-    A paid booking adds its price less the platform fee; a refund or a dispute adds a negative entry for the
-    mentor's share of it. One entry per booking and kind, so replays cannot double-count. `payout_reference`
-    names the Stripe Transfer that paid the entry to the mentor (`MentorTransfer`), once one did.
+    A paid booking adds its price less the platform fee; a refund, an admin's refund (`admin_refund:<id>`, one
+    per refund) or a lost dispute adds a negative entry for the mentor's share of it. One entry per booking and
+    kind, so replays cannot double-count. `payout_reference` names the Stripe Transfer that paid the entry to
+    the mentor (`MentorTransfer`), once one did.
     """
 
     __tablename__ = "earning_entries"
@@ -165,3 +171,24 @@ class ConnectPayout(Model):
     status: Mapped[str] = mapped_column(String(16))
     failure_message: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdminRefund(Model):
+    """A refund an admin made by hand: who, how much, why, and what Stripe answered.
+
+    Written (pending) before Stripe is asked, so a refund in flight already counts against what is left to
+    refund; `request_key` (the request's Idempotency-Key) makes a repeated request the same refund.
+    """
+
+    __tablename__ = "admin_refunds"
+    __table_args__ = (UniqueConstraint("booking_id", "request_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="RESTRICT"), index=True)
+    admin_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    request_key: Mapped[str] = mapped_column(String(255))
+    amount_cents: Mapped[int]
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    refund_reference: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

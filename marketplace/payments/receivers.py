@@ -20,6 +20,10 @@ def _refund_after_cancel(booking_id: int, **_: Any) -> None:
     service.on_booking_cancelled(booking_id)
 
 
+def _refund_mentor_no_show(booking_id: int, **_: Any) -> None:
+    service.on_booking_cancelled(booking_id)  # the same step: a pending refund is made after the commit
+
+
 def _cancel_intent_of_lapsed_hold(booking_id: int, **_: Any) -> None:
     service.on_hold_released(booking_id)
 
@@ -33,6 +37,7 @@ def _release_holds_of_suspended_mentor(profile_id: int, *, to_status: str, **_: 
 def connect() -> None:
     signals.payment_needed.connect(_open_intent_for_hold)
     signals.booking_cancelled.connect(_refund_after_cancel)
+    signals.booking_no_show.connect(_refund_mentor_no_show)
     signals.booking_expired.connect(_cancel_intent_of_lapsed_hold)
     signals.booking_declined.connect(_cancel_intent_of_lapsed_hold)
     vetting_transition.connect(_release_holds_of_suspended_mentor)

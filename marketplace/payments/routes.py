@@ -8,19 +8,22 @@ from flask.views import MethodView
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from marketplace.bookings import service as bookings
 from marketplace.bookings.models import Booking
 from marketplace.bookings.schemas import BookingSchema
 from marketplace.core.api import Blueprint
 from marketplace.core.auth import login_required, roles_required
 from marketplace.core.db import autocommit_statements
-from marketplace.core.errors import BadRequest
-from marketplace.core.idempotency import idempotent
+from marketplace.core.errors import BadRequest, Unprocessable
+from marketplace.core.idempotency import HEADER, idempotent
 from marketplace.core.pagination import SelectPage
 from marketplace.extensions import limiter
 from marketplace.payments import service
 from marketplace.payments.gateway import InvalidWebhook
 from marketplace.payments.models import EventState, StripeEvent
 from marketplace.payments.schemas import (
+    AdminBookingSchema,
+    AdminRefundCreateSchema,
     EarningsSchema,
     MentorBalanceSchema,
     OnboardingArgsSchema,
@@ -31,6 +34,7 @@ from marketplace.payments.schemas import (
     RefreshArgsSchema,
     WebhookAckSchema,
 )
+from marketplace.payments.service import admin_refunds
 
 blp = Blueprint("payments", __name__, url_prefix="/api/v1", description="Payments and mentor earnings")
 webhooks = Blueprint("webhooks", __name__, url_prefix="/webhooks", description="Provider webhooks")
@@ -166,3 +170,34 @@ class ReplayPaymentEvent(MethodView):
     def post(self, event_id: str) -> StripeEvent:
         """Queue a parked event again with a fresh set of attempts."""
         return service.replay_event(event_id)
+
+
+@blp.route("/admin/bookings/<int:booking_id>")
+class AdminBookingDetail(MethodView):
+    @roles_required("admin")
+    @blp.response(200, AdminBookingSchema)
+    @blp.alt_response(404, description="No such booking")
+    def get(self, booking_id: int) -> Booking:
+        """A booking with its no-show reports, disputes and the refunds admins made (who, how much, why)."""
+        return bookings.get_booking(current_user, booking_id)
+
+
+@blp.route("/admin/bookings/<int:booking_id>/refund")
+class AdminBookingRefund(MethodView):
+    @roles_required("admin")
+    @idempotent
+    @blp.arguments(AdminRefundCreateSchema)
+    @blp.response(200, AdminBookingSchema)
+    @blp.alt_response(404, description="No such booking")
+    @blp.alt_response(409, description="The booking was never paid")
+    @blp.alt_response(422, description="More than is left to refund, or no `Idempotency-Key`")
+    @blp.alt_response(503, description="Stripe cannot be reached: retry with the same `Idempotency-Key`")
+    def post(self, data: dict[str, Any], booking_id: int) -> Booking:
+        """Refund any amount up to what was paid less what was refunded already, with a reason. Requires an
+        `Idempotency-Key`: a repeat gets the first answer, and never refunds twice."""
+        key = request.headers.get(HEADER)
+        if not key:
+            raise Unprocessable(f"An admin refund needs an {HEADER} header, so it is made once.")
+        return admin_refunds.refund_by_admin(
+            current_user, booking_id, data["amount_cents"], data["reason"], key
+        )

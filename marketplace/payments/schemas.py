@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import validate
 
+from marketplace.bookings import no_shows
+from marketplace.bookings.models import Booking
+from marketplace.bookings.schemas import BookingSchema, NoShowReportSchema
 from marketplace.core.validation import QuerySchema, Schema, fields
 from marketplace.payments.models import EventState
+from marketplace.payments.service import admin_refunds
 
 
 class WebhookAckSchema(Schema):
@@ -102,3 +108,41 @@ class PayoutsSchema(Schema):
     pending_cents = fields.Integer()
     transfers = fields.List(fields.Nested(TransferSchema))
     payouts = fields.List(fields.Nested(PayoutSchema))
+
+
+class AdminRefundCreateSchema(Schema):
+    amount_cents = fields.Integer(required=True, validate=validate.Range(min=1))
+    reason = fields.String(required=True, multiline=True, validate=validate.Length(min=1, max=2000))
+
+
+class AdminRefundSchema(Schema):
+    id = fields.Integer()
+    admin_id = fields.Integer(allow_none=True)
+    amount_cents = fields.Integer()
+    reason = fields.String()
+    status = fields.String()
+    refund_reference = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class AdminBookingSchema(BookingSchema):
+    """A booking as the admins see it: with its no-show reports, its dispute and the refunds admins made."""
+
+    disputed_at = fields.DateTime(allow_none=True)
+    dispute_closed_at = fields.DateTime(allow_none=True)
+    dispute_outcome = fields.String(allow_none=True)
+    report_dispute_at = fields.DateTime(allow_none=True)
+    report_dispute_resolved_at = fields.DateTime(allow_none=True)
+    report_dispute_outcome = fields.String(allow_none=True)
+    no_show_reports = fields.Method("_reports", metadata={"type": "array", "items": {"type": "object"}})
+    admin_refunds = fields.Method("_refunds", metadata={"type": "array", "items": {"type": "object"}})
+    refundable_cents = fields.Method("_refundable", metadata={"type": "integer"})
+
+    def _reports(self, booking: Booking) -> Any:
+        return NoShowReportSchema(many=True).dump(no_shows.reports_of(booking.id))
+
+    def _refunds(self, booking: Booking) -> Any:
+        return AdminRefundSchema(many=True).dump(admin_refunds.refunds_of(booking.id))
+
+    def _refundable(self, booking: Booking) -> int:
+        return admin_refunds.refundable_cents(booking)

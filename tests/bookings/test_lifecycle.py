@@ -141,11 +141,15 @@ def test_completion_no_show_and_reviews(
     attended = _confirmed(learner, mentor)
     skipped = _confirmed(learner, mentor, "2027-01-07T13:00:00+01:00")
     assert_error_shape(learner.post(f"/api/v1/bookings/{attended}/review", json={"rating": 5}), 409)
-    assert_error_shape(mentor_api.post(f"/api/v1/bookings/{skipped}/no-show"), 409)
+    learner_absent = {"who": "learner", "note": "Never joined"}
+    assert_error_shape(mentor_api.post(f"/api/v1/bookings/{skipped}/no-show", json=learner_absent), 409)
 
     clock.move_to(datetime(2027, 1, 7, 12, 30, tzinfo=UTC))
-    assert_error_shape(learner.post(f"/api/v1/bookings/{skipped}/no-show"), 403)
-    assert mentor_api.post(f"/api/v1/bookings/{skipped}/no-show").get_json()["status"] == "no_show"
+    assert_error_shape(learner.post(f"/api/v1/bookings/{skipped}/no-show", json=learner_absent), 403)
+    reported = mentor_api.post(f"/api/v1/bookings/{skipped}/no-show", json=learner_absent).get_json()
+    assert (reported["status"], reported["no_show_party"]) == ("no_show", "learner")
+    assert state_changes.complete_finished() == []  # the report window is still open
+    clock.move_to(datetime(2027, 1, 8, 10, 1, tzinfo=UTC))  # a day after the end
     assert state_changes.complete_finished() == [attended]
     assert state_changes.complete_finished() == []
     db.session.commit()
@@ -172,7 +176,7 @@ def test_ratings_average_over_reviews(
 ) -> None:
     first = _confirmed(learner, mentor)
     second = _confirmed(other_learner, mentor, "2027-01-07T13:00:00+01:00")
-    clock.move_to(datetime(2027, 1, 8, tzinfo=UTC))
+    clock.move_to(datetime(2027, 1, 9, tzinfo=UTC))
     state_changes.complete_finished()
     db.session.commit()
 

@@ -84,10 +84,17 @@ def test_a_bookings_life_takes_its_locks_in_one_order(
         assert payments.reconcile_payments() == {"expired": 1}
         assert db.session.get(Booking, lapsed["id"]).status == "expired"
 
-        clock.move_to(datetime(2027, 1, 8, 14, 0, tzinfo=UTC))
+        clock.move_to(datetime(2027, 1, 9, 14, 0, tzinfo=UTC))  # a day after the session's end
         assert booking_tasks.complete_finished() == 1
         review = learner.post(f"/api/v1/bookings/{paid['id']}/review", json={"rating": 5})
         assert review.status_code == 201, review.get_data(as_text=True)
+
+        absent = _hold(learner, mentor, "2027-01-11T14:00:00+01:00")
+        _paid(client, stripe_client, str(absent["payment"]["payment_intent_id"]))  # type: ignore[index]
+        clock.move_to(datetime(2027, 1, 11, 13, 30, tzinfo=UTC))
+        reported = learner.post(f"/api/v1/bookings/{absent['id']}/no-show", json={"who": "mentor"})
+        assert reported.status_code == 200, reported.get_data(as_text=True)
+        assert db.session.get(Booking, absent["id"]).refund_status == "succeeded"
 
         held = _hold(learner, mentor, "2027-01-14T10:00:00+01:00")
         set_availability(mentor_api, buffer_minutes=30)

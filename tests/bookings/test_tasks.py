@@ -32,15 +32,15 @@ def test_expiry_task_expires_lapsed_holds_once(
     assert db.session.get(Booking, booking_id).status == "expired"
 
 
-def test_completion_task_completes_after_the_grace_period(
+def test_completion_task_completes_after_the_report_window(
     mentor: MentorProfile, learner: ApiUser, clock: time_machine.Coordinates
 ) -> None:
     booking_id = book(learner, mentor, "2027-01-07T10:00:00+01:00").get_json()["id"]
     state_changes.confirm_paid_booking(booking_id)
     db.session.commit()
 
-    clock.move_to(datetime(2027, 1, 7, 11, 0, tzinfo=UTC))
+    clock.move_to(datetime(2027, 1, 8, 9, 59, tzinfo=UTC))  # the session ended at 10:00 UTC the day before
     assert tasks.complete_finished.apply().get() == 0
-    clock.move_to(datetime(2027, 1, 7, 12, 0, tzinfo=UTC))
+    clock.move_to(datetime(2027, 1, 8, 10, 0, tzinfo=UTC))
     assert tasks.complete_finished.apply().get() == 1
     assert db.session.get(Booking, booking_id).status == "completed"

@@ -189,6 +189,9 @@ def test_idempotency_key_is_documented_where_it_is_honoured(spec: dict[str, Any]
         ("post", "/api/v1/bookings/{booking_id}/reschedule"),
         ("post", "/api/v1/bookings/{booking_id}/accept"),
         ("post", "/api/v1/bookings/{booking_id}/decline"),
+        ("post", "/api/v1/bookings/{booking_id}/no-show"),
+        ("post", "/api/v1/admin/bookings/{booking_id}/refund"),
+        ("post", "/api/v1/admin/bookings/{booking_id}/resolve"),
     }
 
 

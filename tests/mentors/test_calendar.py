@@ -224,14 +224,14 @@ OPERATIONS: dict[str, Operation] = {
         setup=lambda w: w.confirmed(THURSDAY_10),
     ),
     "session completed": Operation(
-        act=lambda w, _: (w.clock.shift(timedelta(hours=8)), _commit_after(state_changes.complete_finished)),
+        act=lambda w, _: (w.clock.shift(timedelta(hours=32)), _commit_after(state_changes.complete_finished)),
         setup=lambda w: w.confirmed(MONDAY_11),
         transition=(CONFIRMED, BookingStatus.COMPLETED),
     ),
     "no-show reported": Operation(
         act=lambda w, booking_id: (
             w.clock.shift(timedelta(hours=4, minutes=10)),
-            w.post(w.mentor_api, f"/api/v1/bookings/{booking_id}/no-show"),
+            w.post(w.mentor_api, f"/api/v1/bookings/{booking_id}/no-show", {"who": "learner"}),
         ),
         setup=lambda w: w.confirmed(MONDAY_11),
         transition=(CONFIRMED, BookingStatus.NO_SHOW),

@@ -212,7 +212,7 @@ def test_completion_asks_the_learner_for_a_review(
     mailbox: SmtpSink, mentor: MentorProfile, learner: ApiUser, clock
 ) -> None:
     booking_id = _confirmed(learner, mentor)
-    clock.move_to(datetime(2027, 1, 7, 17, 0, tzinfo=UTC))
+    clock.move_to(datetime(2027, 1, 8, 17, 0, tzinfo=UTC))
     with unit_of_work():
         assert state_changes.complete_finished() == [booking_id]
 

@@ -254,7 +254,7 @@ def test_a_disputed_session_is_not_transferred(
     assert _transfers(stripe_client, account_id) == []
 
 
-def test_a_dispute_after_the_transfer_takes_the_mentors_share_back(
+def test_a_dispute_lost_after_the_transfer_takes_the_mentors_share_back(
     client: FlaskClient,
     clock: time_machine.Coordinates,
     mentor: MentorProfile,
@@ -273,7 +273,14 @@ def test_a_dispute_after_the_transfer_takes_the_mentors_share_back(
     deliver(
         client, "charge.dispute.created", {"id": "dp_2", "object": "dispute", "payment_intent": intent_id}
     )
+    [open_dispute] = _transfers(stripe_client, account_id)
+    deliver(
+        client,
+        "charge.dispute.closed",
+        {"id": "dp_2", "object": "dispute", "payment_intent": intent_id, "status": "lost"},
+    )
     [transfer] = _transfers(stripe_client, account_id)
+    assert open_dispute["amount_reversed"] == 0  # an open dispute holds the money; only a lost one takes it
     assert (transfer["amount_reversed"], transfer["reversed"]) == (4800, True)
     assert mentor_api.get("/api/v1/me/payouts").get_json()["balance_cents"] == 0
 
@@ -345,3 +352,33 @@ def test_the_first_onboarding_call_makes_one_account_and_later_calls_reuse_it(
     second = mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY).get_json()
     assert _account_id(mentor) == account_id
     assert first["url"] != second["url"]
+
+
+def test_a_learner_no_show_is_paid_and_reports_against_each_other_hold_the_transfer(
+    client: FlaskClient,
+    clock: time_machine.Coordinates,
+    mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
+    account_id = _account_id(mentor)
+    _complete(client, stripe_client, account_id)
+    booking_id = _paid_booking(client, learner, mentor, stripe_client)
+    clock.move_to(SESSION_END + timedelta(minutes=30))
+    report = f"/api/v1/bookings/{booking_id}/no-show"
+    assert mentor_api.post(report, json={"who": "learner", "note": "Never joined"}).status_code == 200
+
+    assert learner.post(report, json={"who": "mentor", "note": "I was there"}).status_code == 200
+    _settle(clock, hours_after_end=48)
+    held = _transfers(stripe_client, account_id)
+    admin = ApiUser(client, UserFactory(roles=("admin",)))
+    resolved = admin.post(f"/api/v1/admin/bookings/{booking_id}/resolve", json={"absent": "learner"})
+    assert resolved.status_code == 200, resolved.get_data(as_text=True)
+    tasks.transfer_settled()
+
+    assert held == []  # the parties' reports against each other hold the money
+    assert [t["amount"] for t in _transfers(stripe_client, account_id)] == [
+        4800
+    ]  # the learner's no-show pays

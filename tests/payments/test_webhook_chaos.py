@@ -150,7 +150,7 @@ def test_webhook_chaos(
             assert final[booking["id"]].last_payment_error == "Your card was declined."
     assert sum(1 for row in final.values() if row.disputed_at is not None) == DISPUTED
     ledger = Counter(db.session.scalars(select(EarningEntry.kind)))
-    assert ledger == {"session": 80, "refund_reversal": 20, "dispute_reversal": DISPUTED}
+    assert ledger == {"session": 80, "refund_reversal": 20}  # open disputes hold money, lost ones take it
     assert all(event.processed_at for event in db.session.scalars(select(StripeEvent)))
 
 

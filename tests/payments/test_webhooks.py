@@ -273,11 +273,10 @@ def test_refund_and_dispute_events_are_recorded_once(
     kinds = db.session.execute(
         select(EarningEntry.kind, EarningEntry.amount_cents).order_by(EarningEntry.id)
     ).all()
-    assert [tuple(k) for k in kinds] == [
-        ("session", 4800),
-        ("refund_reversal", -2400),
-        ("dispute_reversal", -2400),
-    ]
+    # An open dispute holds the money but takes none of it until lost.
+    assert [tuple(k) for k in kinds] == [("session", 4800), ("refund_reversal", -2400)]
+    assert booking.disputed
+    assert booking.dispute_closed_at is None
 
 
 def test_unknown_events_are_stored_and_acknowledged(client: FlaskClient) -> None:

@@ -27,6 +27,7 @@ from marketplace.extensions import db
 from marketplace.payments import intents
 from marketplace.payments.gateway import STRIPE_ID, verify_webhook
 from marketplace.payments.models import EventState, IssuedIntent, StripeEvent
+from marketplace.payments.service.admin_refunds import refunded_by_admins
 from marketplace.payments.service.connect import CONNECT_HANDLERS
 from marketplace.payments.service.ledger import sync_ledger
 from marketplace.payments.service.refunds import locked_booking, on_hold_released, refund_duplicate
@@ -329,7 +330,10 @@ def _on_charge_refunded(obj: dict[str, Any]) -> str:
     booking = _our_booking_for_charge(obj)
     if booking is None:
         return NOT_OURS
-    refunded = _cents(obj.get("amount_refunded"))
+    # Stripe counts every refund of the charge; those admins made are recorded by their own rows.
+    refunded = _cents(obj.get("amount_refunded")) - refunded_by_admins(booking.id)
+    if refunded <= 0:
+        return "ignored: refunded by an admin"
     booking.refund_amount_cents = max(booking.refund_amount_cents or 0, refunded)
     booking.refund_status = RefundStatus.SUCCEEDED.value
     sync_ledger(booking)
@@ -347,6 +351,21 @@ def _on_dispute_created(obj: dict[str, Any]) -> str:
     return "flagged dispute"
 
 
+def _on_dispute_closed(obj: dict[str, Any]) -> str:
+    """The dispute is over: the booking is no longer held for it; a lost one takes the mentor's share."""
+    booking = _our_booking_for_charge(obj)
+    if booking is None:
+        return NOT_OURS
+    status = obj.get("status")
+    outcome = status[:32] if isinstance(status, str) and status else "closed"
+    if booking.dispute_closed_at is None:
+        booking.disputed_at = booking.disputed_at or utcnow()
+        booking.dispute_closed_at = utcnow()
+        booking.dispute_outcome = outcome
+        sync_ledger(booking)
+    return f"closed dispute: {booking.dispute_outcome}"
+
+
 _HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "payment_intent.succeeded": _on_intent_succeeded,
     "payment_intent.amount_capturable_updated": _on_intent_authorized,
@@ -354,4 +373,5 @@ _HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "payment_intent.canceled": _on_intent_canceled,
     "charge.refunded": _on_charge_refunded,
     "charge.dispute.created": _on_dispute_created,
+    "charge.dispute.closed": _on_dispute_closed,
 }

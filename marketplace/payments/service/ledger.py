@@ -14,7 +14,7 @@ from marketplace.bookings.models import Booking, RefundStatus
 from marketplace.core import outbox
 from marketplace.extensions import db
 from marketplace.mentors.service import own_profile
-from marketplace.payments.models import EarningEntry, EarningKind, MentorTransfer
+from marketplace.payments.models import DISPUTE_LOST, AdminRefund, EarningEntry, EarningKind, MentorTransfer
 
 log = logging.getLogger(__name__)
 
@@ -37,35 +37,49 @@ def sync_ledger(booking: Booking) -> None:
     if booking.confirmed_at is None:
         return
     refunded = (booking.refund_amount_cents or 0) if booking.refund_status == RefundStatus.SUCCEEDED else 0
-    wanted = {EarningKind.SESSION: _mentor_share(booking.price_cents)}
+    wanted = {EarningKind.SESSION.value: _mentor_share(booking.price_cents)}
     if refunded:
-        wanted[EarningKind.REFUND_REVERSAL] = -_mentor_share(refunded)
-    if booking.disputed_at is not None and booking.price_cents > refunded:
-        wanted[EarningKind.DISPUTE_REVERSAL] = -_mentor_share(booking.price_cents - refunded)
+        wanted[EarningKind.REFUND_REVERSAL.value] = -_mentor_share(refunded)
+    by_admins = db.session.execute(
+        select(AdminRefund.id, AdminRefund.amount_cents).where(
+            AdminRefund.booking_id == booking.id, AdminRefund.status == RefundStatus.SUCCEEDED.value
+        )
+    ).all()
+    for refund_id, amount in by_admins:
+        wanted[admin_refund_kind(refund_id)] = -_mentor_share(amount)
+        refunded += amount
+    # A dispute holds the payout while open; only a lost one takes the money, like a refund of what is left.
+    if booking.dispute_outcome == DISPUTE_LOST and booking.price_cents > refunded:
+        wanted[EarningKind.DISPUTE_REVERSAL.value] = -_mentor_share(booking.price_cents - refunded)
     present = set(db.session.scalars(select(EarningEntry.kind).where(EarningEntry.booking_id == booking.id)))
     reduced = False
     for kind, amount in wanted.items():
-        if kind.value not in present and amount:
+        if kind not in present and amount:
             reduced |= _add_entry(booking, kind, amount) and amount < 0
     transferred = select(MentorTransfer.id).where(MentorTransfer.booking_id == booking.id)
     if reduced and db.session.scalar(transferred) is not None:
         outbox.enqueue(REVERSE_TRANSFER_TASK, booking_id=booking.id)
 
 
-def _add_entry(booking: Booking, kind: EarningKind, amount_cents: int) -> bool:
+def admin_refund_kind(refund_id: int) -> str:
+    """One entry per admin refund (a booking may have several): the kind names the refund."""
+    return f"{EarningKind.ADMIN_REFUND.value}:{refund_id}"
+
+
+def _add_entry(booking: Booking, kind: str, amount_cents: int) -> bool:
     try:
         with db.session.begin_nested():
             db.session.add(
                 EarningEntry(
                     mentor_id=booking.mentor_id,
                     booking_id=booking.id,
-                    kind=kind.value,
+                    kind=kind,
                     amount_cents=amount_cents,
                     currency=booking.currency,
                 )
             )
     except IntegrityError:
-        log.info("earning entry %s for booking %s already recorded", kind.value, booking.id)
+        log.info("earning entry %s for booking %s already recorded", kind, booking.id)
         return False
     return True
 

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 
-from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
+from marketplace.bookings.models import Booking, BookingStatus, NoShowParty, RefundStatus
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
 from marketplace.core.db import insert_unless_exists, run_in_unit
@@ -42,20 +42,25 @@ log = logging.getLogger(__name__)
 
 
 def _settled(now: datetime) -> tuple[Any, ...]:
-    """A booking whose money is the mentor's: the session completed, the report window after its end
-    (`PAYOUT_DELAY_HOURS`) passed, no dispute open, no refund on its way, and some share left to pay.
-
-    Disputes: `disputed_at` is set by a chargeback (`charge.dispute.created`); a dispute between the parties
-    (conflicting no-show reports) must hold the transfer too: add its flag here when it exists."""
+    """A booking whose money is the mentor's: the session completed (or the learner did not come), the
+    report window after its end (`PAYOUT_DELAY_HOURS`) passed, no dispute open (a chargeback, or the parties'
+    reports against each other: `Booking.disputed`), no refund on its way, and some share left to pay."""
     share_left = (
         select(EarningEntry.booking_id)
         .group_by(EarningEntry.booking_id)
         .having(func.sum(EarningEntry.amount_cents) > 0)
     )
     return (
-        Booking.status == BookingStatus.COMPLETED.value,
+        or_(
+            Booking.status == BookingStatus.COMPLETED.value,
+            and_(
+                Booking.status == BookingStatus.NO_SHOW.value,
+                Booking.no_show_party == NoShowParty.LEARNER.value,
+            ),
+        ),
         Booking.end_at <= now - timedelta(hours=int(current_app.config["PAYOUT_DELAY_HOURS"])),
-        Booking.disputed_at.is_(None),
+        or_(Booking.disputed_at.is_(None), Booking.dispute_closed_at.is_not(None)),
+        or_(Booking.report_dispute_at.is_(None), Booking.report_dispute_resolved_at.is_not(None)),
         Booking.payment_intent_id.is_not(None),
         Booking.refund_status != RefundStatus.PENDING.value,
         Booking.id.in_(share_left),
