@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from marketplace.bookings import tasks
 from marketplace.mentors.models import MentorProfile
 from tests.factories import UserFactory
-from tests.fixtures.bookable import book
+from tests.fixtures.bookable import book, hold
 from tests.helpers import STRIPE_SETTINGS, ApiUser, assert_error_shape
 from tests.support.stripe_client import StripeTestClient
 
@@ -27,12 +27,6 @@ def stripe_client() -> StripeTestClient:
     return StripeTestClient(STRIPE_SETTINGS["STRIPE_API_BASE"], STRIPE_SETTINGS["STRIPE_SECRET_KEY"])
 
 
-def _hold(learner: ApiUser, mentor: MentorProfile, start: str = THURSDAY_10, duration: int = 60) -> dict:
-    response = book(learner, mentor, start, duration)
-    assert response.status_code == 201, response.get_data(as_text=True)
-    return response.get_json()
-
-
 def _cancel(learner: ApiUser, booking_id: int) -> None:
     response = learner.post(f"/api/v1/bookings/{booking_id}/cancel", json={"reason": "Changed my mind"})
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -44,7 +38,7 @@ def test_a_cancelled_hold_cannot_be_taken_again_by_its_learner_until_the_cooldow
     other_learner: ApiUser,
     clock: time_machine.Coordinates,
 ) -> None:
-    _cancel(learner, _hold(learner, mentor)["id"])
+    _cancel(learner, hold(learner, mentor, THURSDAY_10)["id"])
 
     again = assert_error_shape(book(learner, mentor, THURSDAY_10), 409)
     assert "recently" in again["message"]
@@ -61,7 +55,7 @@ def test_a_cancelled_hold_cannot_be_taken_again_by_its_learner_until_the_cooldow
 def test_the_cooldown_binds_only_the_learner_who_let_go(
     mentor: MentorProfile, learner: ApiUser, other_learner: ApiUser
 ) -> None:
-    _cancel(learner, _hold(learner, mentor)["id"])
+    _cancel(learner, hold(learner, mentor, THURSDAY_10)["id"])
 
     assert book(other_learner, mentor, THURSDAY_10).status_code == 201
 
@@ -69,7 +63,7 @@ def test_the_cooldown_binds_only_the_learner_who_let_go(
 def test_a_lapsed_hold_cannot_be_taken_again_at_once_either(
     mentor: MentorProfile, learner: ApiUser, clock: time_machine.Coordinates
 ) -> None:
-    _hold(learner, mentor)
+    hold(learner, mentor, THURSDAY_10)
     clock.shift(timedelta(minutes=16))  # the hold lapsed a minute ago
 
     assert_error_shape(book(learner, mentor, THURSDAY_10), 409)
@@ -80,7 +74,7 @@ def test_a_lapsed_hold_cannot_be_taken_again_at_once_either(
 def test_a_hold_cancelled_by_the_mentor_does_not_bind_the_learner(
     mentor: MentorProfile, mentor_api: ApiUser, learner: ApiUser
 ) -> None:
-    _cancel(mentor_api, _hold(learner, mentor)["id"])
+    _cancel(mentor_api, hold(learner, mentor, THURSDAY_10)["id"])
 
     assert book(learner, mentor, THURSDAY_10).status_code == 201
 
@@ -89,7 +83,7 @@ def test_cooldown_length_is_a_setting(
     client: FlaskClient, mentor: MentorProfile, learner: ApiUser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(client.application.config, "HOLD_REHOLD_COOLDOWN_MINUTES", 0)
-    _cancel(learner, _hold(learner, mentor)["id"])
+    _cancel(learner, hold(learner, mentor, THURSDAY_10)["id"])
 
     assert book(learner, mentor, THURSDAY_10).status_code == 201
 
@@ -118,7 +112,7 @@ def test_holds_are_rate_limited_per_learner_counting_only_holds_made(
 def test_a_cancelled_holds_payment_intent_is_cancelled_at_stripe(
     mentor: MentorProfile, learner: ApiUser, stripe_client: StripeTestClient
 ) -> None:
-    held = _hold(learner, mentor)
+    held = hold(learner, mentor, THURSDAY_10)
     intent_id = held["payment"]["payment_intent_id"]
     assert stripe_client.intent(intent_id)["status"] == "requires_payment_method"
 
@@ -133,8 +127,8 @@ def test_a_lapsed_holds_payment_intent_is_cancelled_at_stripe(
     stripe_client: StripeTestClient,
     clock: time_machine.Coordinates,
 ) -> None:
-    held = _hold(learner, mentor)
-    kept = _hold(learner, mentor, THURSDAY_14)
+    held = hold(learner, mentor, THURSDAY_10)
+    kept = hold(learner, mentor, THURSDAY_14)
     clock.shift(timedelta(minutes=16))
 
     assert tasks.expire_lapsed_holds.apply().get() == 2
@@ -146,7 +140,7 @@ def test_a_lapsed_holds_payment_intent_is_cancelled_at_stripe(
 def test_only_the_learner_sees_the_client_secret(
     client: FlaskClient, mentor: MentorProfile, mentor_api: ApiUser, learner: ApiUser
 ) -> None:
-    held = _hold(learner, mentor)
+    held = hold(learner, mentor, THURSDAY_10)
     secret = held["payment"]["client_secret"]
     admin = ApiUser(client, UserFactory(roles=("admin",)))
     path = f"/api/v1/bookings/{held['id']}"

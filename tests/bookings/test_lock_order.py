@@ -21,7 +21,7 @@ from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.payments import service as payments
 from tests.factories import UserFactory
-from tests.fixtures.bookable import book, set_availability
+from tests.fixtures.bookable import hold, pay_and_confirm, set_availability
 from tests.helpers import STRIPE_SETTINGS, WEBHOOK_SECRET, ApiUser
 from tests.support.lock_order import recorded_lock_order
 from tests.support.stripe_client import StripeTestClient, signed_event
@@ -32,23 +32,6 @@ pytestmark = pytest.mark.postgres_only
 @pytest.fixture
 def stripe_client() -> StripeTestClient:
     return StripeTestClient(STRIPE_SETTINGS["STRIPE_API_BASE"], STRIPE_SETTINGS["STRIPE_SECRET_KEY"])
-
-
-def _hold(learner: ApiUser, mentor: MentorProfile, start: str) -> dict[str, object]:
-    response = book(learner, mentor, start)
-    assert response.status_code == 201, response.get_data(as_text=True)
-    body: dict[str, object] = response.get_json()
-    return body
-
-
-def _paid(client: FlaskClient, stripe_client: StripeTestClient, intent_id: str) -> None:
-    stripe_client.pay(intent_id)
-    payload, header = signed_event(
-        "payment_intent.succeeded", stripe_client.intent(intent_id), WEBHOOK_SECRET
-    )
-    assert (
-        client.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header}).status_code == 200
-    )
 
 
 def test_a_bookings_life_takes_its_locks_in_one_order(
@@ -62,23 +45,23 @@ def test_a_bookings_life_takes_its_locks_in_one_order(
 ) -> None:
     admin = ApiUser(client, UserFactory(roles=("admin",)))
     with recorded_lock_order(db.session.connection()) as order:
-        paid = _hold(learner, mentor, "2027-01-07T10:00:00+01:00")
+        paid = hold(learner, mentor, "2027-01-07T10:00:00+01:00")
         retried = learner.post(f"/api/v1/bookings/{paid['id']}/payment")
         assert retried.status_code == 200, retried.get_data(as_text=True)
-        _paid(client, stripe_client, retried.get_json()["payment"]["payment_intent_id"])
+        pay_and_confirm(client, stripe_client, retried.get_json()["payment"]["payment_intent_id"])
         moved = learner.post(
             f"/api/v1/bookings/{paid['id']}/reschedule", json={"start": "2027-01-08T10:00:00+01:00"}
         )
         assert moved.status_code == 200, moved.get_data(as_text=True)
 
-        refunded = _hold(learner, mentor, "2027-01-11T10:00:00+01:00")
-        _paid(client, stripe_client, str(refunded["payment"]["payment_intent_id"]))  # type: ignore[index]
+        refunded = hold(learner, mentor, "2027-01-11T10:00:00+01:00")
+        pay_and_confirm(client, stripe_client, str(refunded["payment"]["payment_intent_id"]))  # type: ignore[index]
         assert learner.post(f"/api/v1/bookings/{refunded['id']}/cancel", json={}).status_code == 200
 
-        dropped = _hold(learner, mentor, "2027-01-12T10:00:00+01:00")
+        dropped = hold(learner, mentor, "2027-01-12T10:00:00+01:00")
         assert learner.post(f"/api/v1/bookings/{dropped['id']}/cancel", json={}).status_code == 200
 
-        lapsed = _hold(learner, mentor, "2027-01-13T10:00:00+01:00")
+        lapsed = hold(learner, mentor, "2027-01-13T10:00:00+01:00")
         clock.shift(timedelta(minutes=20))
         assert booking_tasks.expire_lapsed_holds() == 1
         assert payments.reconcile_payments() == {"expired": 1}
@@ -89,14 +72,14 @@ def test_a_bookings_life_takes_its_locks_in_one_order(
         review = learner.post(f"/api/v1/bookings/{paid['id']}/review", json={"rating": 5})
         assert review.status_code == 201, review.get_data(as_text=True)
 
-        absent = _hold(learner, mentor, "2027-01-11T14:00:00+01:00")
-        _paid(client, stripe_client, str(absent["payment"]["payment_intent_id"]))  # type: ignore[index]
+        absent = hold(learner, mentor, "2027-01-11T14:00:00+01:00")
+        pay_and_confirm(client, stripe_client, str(absent["payment"]["payment_intent_id"]))  # type: ignore[index]
         clock.move_to(datetime(2027, 1, 11, 13, 30, tzinfo=UTC))
         reported = learner.post(f"/api/v1/bookings/{absent['id']}/no-show", json={"who": "mentor"})
         assert reported.status_code == 200, reported.get_data(as_text=True)
         assert db.session.get(Booking, absent["id"]).refund_status == "succeeded"
 
-        held = _hold(learner, mentor, "2027-01-14T10:00:00+01:00")
+        held = hold(learner, mentor, "2027-01-14T10:00:00+01:00")
         set_availability(mentor_api, buffer_minutes=30)
         suspended = admin.post(
             f"/api/v1/admin/mentors/{mentor.id}/vetting", json={"decision": "suspend", "note": "complaints"}
@@ -113,7 +96,7 @@ def test_a_bookings_life_takes_its_locks_in_one_order(
 def test_the_recorder_names_a_path_that_locks_out_of_order(
     backend: str, mentor: MentorProfile, learner: ApiUser
 ) -> None:
-    booking = _hold(learner, mentor, "2027-01-07T10:00:00+01:00")
+    booking = hold(learner, mentor, "2027-01-07T10:00:00+01:00")
     with recorded_lock_order(db.session.connection()) as order:
         db.session.execute(update(Booking).where(Booking.id == booking["id"]).values(topic="Out of order"))
         state_changes.lock_mentor_calendar(mentor.id)
@@ -156,12 +139,12 @@ def test_a_requests_life_takes_its_locks_in_one_order(
             ("2027-01-07T10:00:00+01:00", "accept"),
             ("2027-01-08T10:00:00+01:00", "decline"),
         ):
-            held = _hold(learner, mentor, start)
+            held = hold(learner, mentor, start)
             _authorized(client, stripe_client, held)
             response = mentor_api.post(f"/api/v1/bookings/{held['id']}/{answer}", json={})
             assert response.status_code == 200, response.get_data(as_text=True)
             answered[answer] = response.get_json()["status"]
-        lapsed = _hold(learner, mentor, "2027-01-11T10:00:00+01:00")
+        lapsed = hold(learner, mentor, "2027-01-11T10:00:00+01:00")
         _authorized(client, stripe_client, lapsed)
         clock.shift(timedelta(hours=49))
         assert booking_tasks.expire_lapsed_holds() == 1

@@ -26,10 +26,10 @@ from marketplace.mentors.models import MentorProfile
 from marketplace.payments import service
 from marketplace.payments.gateway import StripeGateway
 from tests.factories import BookingFactory, MentorProfileFactory, UserFactory
-from tests.fixtures.bookable import book, set_availability
-from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape
+from tests.fixtures.bookable import book, hold, pay_and_confirm, set_availability
+from tests.helpers import ApiUser, assert_error_shape
 from tests.support.servers import free_port
-from tests.support.stripe_client import StripeTestClient, signed_event
+from tests.support.stripe_client import StripeTestClient
 
 THURSDAY_10 = "2027-01-07T10:00:00+01:00"
 FRIDAY_10 = "2027-01-08T10:00:00+01:00"
@@ -55,23 +55,6 @@ def stripe_calls(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str,
     return calls
 
 
-def _hold(learner: ApiUser, mentor: MentorProfile, start: str = THURSDAY_10) -> dict[str, Any]:
-    response = book(learner, mentor, start)
-    assert response.status_code == 201, response.get_data(as_text=True)
-    body: dict[str, Any] = response.get_json()
-    return body
-
-
-def _paid(client: FlaskClient, stripe_client: StripeTestClient, intent_id: str) -> None:
-    stripe_client.pay(intent_id)
-    payload, header = signed_event(
-        "payment_intent.succeeded", stripe_client.intent(intent_id), WEBHOOK_SECRET
-    )
-    assert (
-        client.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header}).status_code == 200
-    )
-
-
 def test_no_stripe_call_is_made_inside_a_transaction(
     client: FlaskClient,
     mentor: MentorProfile,
@@ -80,14 +63,14 @@ def test_no_stripe_call_is_made_inside_a_transaction(
     stripe_calls: list[tuple[str, bool]],
     clock: time_machine.Coordinates,
 ) -> None:
-    paid = _hold(learner, mentor)
+    paid = hold(learner, mentor, THURSDAY_10)
     retried = learner.post(f"/api/v1/bookings/{paid['id']}/payment")
     assert retried.status_code == 200, retried.get_data(as_text=True)
-    _paid(client, stripe_client, retried.get_json()["payment"]["payment_intent_id"])
+    pay_and_confirm(client, stripe_client, retried.get_json()["payment"]["payment_intent_id"])
     assert learner.post(f"/api/v1/bookings/{paid['id']}/cancel", json={}).status_code == 200  # refunded
-    dropped = _hold(learner, mentor, FRIDAY_10)
+    dropped = hold(learner, mentor, FRIDAY_10)
     assert learner.post(f"/api/v1/bookings/{dropped['id']}/cancel", json={}).status_code == 200
-    _hold(learner, mentor, "2027-01-11T10:00:00+01:00")
+    hold(learner, mentor, "2027-01-11T10:00:00+01:00")
     clock.shift(timedelta(minutes=20))
     assert service.reconcile_payments() == {"expired": 1}
 
@@ -122,7 +105,7 @@ def test_reconciliation_withdraws_holds_a_crash_left_without_an_intent(
 ) -> None:
     orphan = BookingFactory(mentor=mentor, learner=learner.user, status=BookingStatus.PENDING_PAYMENT.value)
     db.session.commit()
-    fresh = _hold(learner, mentor)
+    fresh = hold(learner, mentor, THURSDAY_10)
     clock.shift(service.RECONCILE_GRACE + timedelta(seconds=1))
     recent = BookingFactory(
         mentor=mentor,
@@ -147,8 +130,8 @@ def test_one_failing_booking_does_not_stop_reconciliation_of_the_others(
     clock: time_machine.Coordinates,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    first = _hold(learner, mentor)
-    second = _hold(learner, mentor, FRIDAY_10)
+    first = hold(learner, mentor, THURSDAY_10)
+    second = hold(learner, mentor, FRIDAY_10)
     clock.shift(timedelta(minutes=20))
     gateway = app.extensions["stripe_gateway"]
     retrieve = gateway.retrieve_intent
@@ -181,8 +164,8 @@ def test_one_failing_mentor_does_not_stop_the_expiry_sweep_for_the_others(
         user=UserFactory(roles=("mentor",), timezone="Europe/Berlin"),
     )
     set_availability(ApiUser(client, other.user))
-    broken = _hold(learner, mentor)
-    fine = _hold(learner, other)
+    broken = hold(learner, mentor, THURSDAY_10)
+    fine = hold(learner, other, THURSDAY_10)
     clock.shift(timedelta(minutes=20))
     expire = state_changes.expire_lapsed_holds
 
