@@ -3,7 +3,7 @@
 The form is read into the API's own input (`MentorProfileInputSchema`) and saved by the API's own service, so a
 submitted profile's public changes become a revision exactly as through `PUT /api/v1/me/mentor-profile`. The
 other mentor pages (availability, bookings, earnings) live with the domains whose services they call, and use
-`mentor_only`, `refusals_as_pages` and `field_messages` from here.
+`mentor_view`, `refusals_as_pages` and the form helpers from here.
 """
 
 from __future__ import annotations
@@ -70,6 +70,27 @@ def mentor_only(view: Callable[..., Response]) -> Callable[..., Response]:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def mentor_view(
+    blueprint: Blueprint, description: str, *answers: tuple[int, str], status: int = 200
+) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """A view of a mentor page (`mentor_only`), documented as answering `status` (a page, or for 303 a
+    redirect) and each of `answers` (status, description) as a page, besides the refusals every one has."""
+
+    def decorator(view: Callable[..., Response]) -> Callable[..., Response]:
+        for code, text in (*answers, (403, "Not a mentor account")):
+            view = blueprint.alt_response(code, schema=PAGE, content_type=HTML, description=text)(view)
+        if status == 303:
+            view = blueprint.response(303, description=description)(view)
+        else:
+            view = blueprint.alt_response(303, description="Not signed in: to sign in, and back here after")(
+                view
+            )
+            view = blueprint.response(status, schema=PAGE, content_type=HTML, description=description)(view)
+        return mentor_only(view)
+
+    return decorator
 
 
 def current_mentor() -> User:
@@ -203,19 +224,17 @@ def _history(profile: MentorProfile | None) -> list[Any]:
 
 @html.route("/mentor/profile")
 class ProfilePage(MethodView):
-    @mentor_only
-    @html.response(
-        200, schema=PAGE, content_type=HTML, description="Your mentor profile, its review and notes"
-    )
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
-    @html.alt_response(403, schema=PAGE, content_type=HTML, description="Not a mentor account")
+    @mentor_view(html, "Your mentor profile, its review and notes")
     def get(self) -> Response:
         profile = _own_profile(current_mentor())
         return self.show(profile, Form(values=_shown_values(profile)))
 
-    @mentor_only
-    @html.response(303, description="Saved (public changes of a submitted profile wait for review)")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form again, with what to change")
+    @mentor_view(
+        html,
+        "Saved (public changes of a submitted profile wait for review)",
+        (422, "The form again, with what to change"),
+        status=303,
+    )
     def post(self) -> Response:
         data, form = _posted_profile()
         if data is None:
@@ -249,11 +268,12 @@ class ProfilePage(MethodView):
 
 @html.route("/mentor/profile/submit")
 class SubmitProfilePage(MethodView):
-    @mentor_only
-    @html.response(303, description="Sent for review: back to the profile")
-    @html.alt_response(409, schema=PAGE, content_type=HTML, description="Not a draft nor sent back")
-    @html.alt_response(
-        422, schema=PAGE, content_type=HTML, description="Incomplete: what is missing, per field"
+    @mentor_view(
+        html,
+        "Sent for review: back to the profile",
+        (409, "Not a draft nor sent back"),
+        (422, "Incomplete: what is missing, per field"),
+        status=303,
     )
     def post(self) -> Response:
         try:

@@ -26,7 +26,7 @@ from marketplace.core.errors import DomainError, NotFound
 from marketplace.core.pages import Form, render_page
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
-from marketplace.mentors.pages import current_mentor, mentor_only, refusals_as_pages, refused, whole_number
+from marketplace.mentors.pages import current_mentor, mentor_view, refusals_as_pages, refused, whole_number
 from marketplace.mentors.service import own_profile
 from marketplace.payments import service
 
@@ -34,8 +34,6 @@ html = Blueprint(
     "mentor_bookings_pages", __name__, description="The mentor's own pages (HTML): bookings and earnings"
 )
 
-HTML = "text/html"
-PAGE = {"type": "string", "description": "An HTML document"}
 SHOWN_BOOKINGS = 200
 ANSWERS = ("accept", "decline")
 ACCOUNT_TEXT = {
@@ -86,21 +84,21 @@ def _posted_booking_id() -> int:
 
 @html.route("/mentor/bookings")
 class BookingsPage(MethodView):
-    @mentor_only
-    @html.response(200, schema=PAGE, content_type=HTML, description="Requests, upcoming and past sessions")
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
-    @html.alt_response(403, schema=PAGE, content_type=HTML, description="Not a mentor account")
+    @mentor_view(html, "Requests, upcoming and past sessions")
     def get(self) -> Response:
         return _show_bookings()
 
 
 @html.route("/mentor/bookings/answer")
 class AnswerRequestPage(MethodView):
-    @mentor_only
-    @html.response(303, description="Accepted (the card is charged) or declined (nothing is charged)")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such booking of yours")
-    @html.alt_response(409, schema=PAGE, content_type=HTML, description="No longer waiting for your answer")
-    @html.alt_response(503, schema=PAGE, content_type=HTML, description="Stripe cannot be reached: try again")
+    @mentor_view(
+        html,
+        "Accepted (the card is charged) or declined (nothing is charged)",
+        (404, "No such booking of yours"),
+        (409, "No longer waiting for your answer"),
+        (503, "Stripe cannot be reached: try again"),
+        status=303,
+    )
     def post(self) -> Response:
         booking_id = _posted_booking_id()
         answer = request.form.get("answer", "")
@@ -126,11 +124,7 @@ class AnswerRequestPage(MethodView):
 
 @html.route("/mentor/calendar-feed")
 class CalendarFeedPage(MethodView):
-    @mentor_only
-    @html.response(
-        200, schema=PAGE, content_type=HTML, description="The bookings page with the new feed link"
-    )
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No mentor profile yet")
+    @mentor_view(html, "The bookings page with the new feed link", (404, "No mentor profile yet"))
     def post(self) -> Response:
         """A new private subscription link; the previous one stops working. Shown once, on this answer."""
         token = bookings.rotate_calendar_feed(current_mentor())
@@ -139,13 +133,7 @@ class CalendarFeedPage(MethodView):
 
 @html.route("/mentor/earnings")
 class EarningsPage(MethodView):
-    @mentor_only
-    @html.response(
-        200, schema=PAGE, content_type=HTML, description="Ledger, transfers, payouts, payout account"
-    )
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
-    @html.alt_response(403, schema=PAGE, content_type=HTML, description="Not a mentor account")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No mentor profile yet")
+    @mentor_view(html, "Ledger, transfers, payouts, payout account", (404, "No mentor profile yet"))
     def get(self) -> Response:
         return self.show()
 
@@ -168,9 +156,12 @@ class EarningsPage(MethodView):
 
 @html.route("/mentor/earnings/payouts")
 class PayoutSetupPage(MethodView):
-    @mentor_only
-    @html.response(303, description="To Stripe's onboarding form (a fresh, single-use link)")
-    @html.alt_response(503, schema=PAGE, content_type=HTML, description="Stripe cannot be reached: try again")
+    @mentor_view(
+        html,
+        "To Stripe's onboarding form (a fresh, single-use link)",
+        (503, "Stripe cannot be reached: try again"),
+        status=303,
+    )
     def post(self) -> Response:
         """Stripe sends the mentor back to the earnings page, or for an expired link to the API's refresh
         address, which hands out a fresh one."""

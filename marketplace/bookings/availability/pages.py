@@ -30,7 +30,7 @@ from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.pages import (
     current_mentor,
     field_messages,
-    mentor_only,
+    mentor_view,
     refusals_as_pages,
     refused,
     whole_number,
@@ -43,8 +43,6 @@ html = Blueprint(
     "mentor_availability_pages", __name__, description="The mentor's own pages (HTML): availability"
 )
 
-HTML = "text/html"
-PAGE = {"type": "string", "description": "An HTML document"}
 PREVIEW_DAYS = 7
 MAX_ROWS = 10  # time ranges per weekday the form offers
 OVERRIDE_ROWS = 2
@@ -187,6 +185,21 @@ def _schedule() -> AvailabilitySchedule | None:
         return None
 
 
+def _labels() -> dict[str, str]:
+    """How the error summary names the generated rows: as their labels read."""
+    labels = {"weekly": "Weekly hours", "intervals": "Times"}
+    for part, word in (("start", "from"), ("end", "to")):
+        labels.update(
+            {
+                f"w{day}-{row}-{part}": f"{WEEKDAYS[day]} {row + 1}, {word}"
+                for day in range(7)
+                for row in range(MAX_ROWS)
+            }
+        )
+        labels.update({f"o-{row}-{part}": f"Time {row + 1}, {word}" for row in range(OVERRIDE_ROWS)})
+    return labels
+
+
 def _show(weekly: Form | None = None, override: Form | None = None, status: int = 200) -> Response:
     profile = mentors.own_profile(current_mentor())
     schedule = _schedule()
@@ -204,24 +217,23 @@ def _show(weekly: Form | None = None, override: Form | None = None, status: int 
         today=schedule.local_today() if schedule else utcnow().date(),
         preview=_preview(profile, schedule),
         preview_days=PREVIEW_DAYS,
+        labels=_labels(),
+        override_rows=OVERRIDE_ROWS,
     )
 
 
 @html.route("/mentor/availability")
 class AvailabilityPage(MethodView):
-    @mentor_only
-    @html.response(
-        200, schema=PAGE, content_type=HTML, description="Weekly hours, dates that differ, preview"
-    )
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
-    @html.alt_response(403, schema=PAGE, content_type=HTML, description="Not a mentor account")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No mentor profile yet")
+    @mentor_view(html, "Weekly hours, dates that differ, preview", (404, "No mentor profile yet"))
     def get(self) -> Response:
         return _show()
 
-    @mentor_only
-    @html.response(303, description="Saved: back to the page, whose preview shows the new free times")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form again, with what to change")
+    @mentor_view(
+        html,
+        "Saved: back to the page, whose preview shows the new free times",
+        (422, "The form again, with what to change"),
+        status=303,
+    )
     def post(self) -> Response:
         """Replace the weekly hours and settings (dates that differ are kept)."""
         data, form = _posted_weekly()
@@ -237,9 +249,12 @@ class AvailabilityPage(MethodView):
 
 @html.route("/mentor/availability/overrides")
 class OverridePage(MethodView):
-    @mentor_only
-    @html.response(303, description="The date's hours are set (no times: a day off)")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form again, with what to change")
+    @mentor_view(
+        html,
+        "The date's hours are set (no times: a day off)",
+        (422, "The form again, with what to change"),
+        status=303,
+    )
     def post(self) -> Response:
         data, form = _posted_override()
         if data is None:
@@ -257,9 +272,9 @@ class OverridePage(MethodView):
 
 @html.route("/mentor/availability/overrides/remove")
 class RemoveOverridePage(MethodView):
-    @mentor_only
-    @html.response(303, description="Removed: the weekly hours apply on that date again")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such date set")
+    @mentor_view(
+        html, "Removed: the weekly hours apply on that date again", (404, "No such date set"), status=303
+    )
     def post(self) -> Response:
         try:
             day = _DATE.deserialize(request.form.get("date", ""))
