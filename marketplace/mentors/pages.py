@@ -37,6 +37,7 @@ HTML = "text/html"
 PAGE = {"type": "string", "description": "An HTML document"}
 EXPIRED_FORM = "This form has expired. Please reload the page and send it again."
 NOT_A_MENTOR = "These pages are for mentor accounts."
+NO_PROFILE = "Fill in your mentor profile first (Profile, in the mentoring menu); then this page opens."
 
 STATUS_TEXT = {
     VettingStatus.DRAFT: "Draft: not sent for review yet. Fill in every field, then submit it.",
@@ -147,11 +148,19 @@ def refused(form: Form, error: DomainError, names: dict[str, str] | None = None)
 # --- the profile -------------------------------------------------------------------------------------
 
 
-def _own_profile(user: User) -> MentorProfile | None:
+def own_profile_or_none(user: User) -> MentorProfile | None:
     try:
         return service.own_profile(user)
     except NotFound:
         return None
+
+
+def own_profile_first(user: User) -> MentorProfile:
+    """The mentor's profile, for the pages that need one: without it, a page that says to make it."""
+    profile = own_profile_or_none(user)
+    if profile is None:
+        raise NotFound(NO_PROFILE)
+    return profile
 
 
 def _shown_values(profile: MentorProfile | None) -> dict[str, str]:
@@ -226,7 +235,7 @@ def _history(profile: MentorProfile | None) -> list[Any]:
 class ProfilePage(MethodView):
     @mentor_view(html, "Your mentor profile, its review and notes")
     def get(self) -> Response:
-        profile = _own_profile(current_mentor())
+        profile = own_profile_or_none(current_mentor())
         return self.show(profile, Form(values=_shown_values(profile)))
 
     @mentor_view(
@@ -238,11 +247,13 @@ class ProfilePage(MethodView):
     def post(self) -> Response:
         data, form = _posted_profile()
         if data is None:
-            return self.show(_own_profile(current_mentor()), form, 422)
+            return self.show(own_profile_or_none(current_mentor()), form, 422)
         try:
             profile = service.save_own_profile(current_mentor(), data)
         except DomainError as exc:
-            return self.show(_own_profile(current_mentor()), refused(form, exc, FORM_NAMES), exc.status_code)
+            return self.show(
+                own_profile_or_none(current_mentor()), refused(form, exc, FORM_NAMES), exc.status_code
+            )
         if profile.pending_revision is not None:
             flash("Saved. Your public changes wait for our team's review; learners see the approved profile.")
         else:
@@ -279,7 +290,7 @@ class SubmitProfilePage(MethodView):
         try:
             service.submit_profile(current_mentor())
         except DomainError as exc:
-            profile = _own_profile(current_mentor())
+            profile = own_profile_or_none(current_mentor())
             form = refused(Form(values=_shown_values(profile)), exc, FORM_NAMES)
             return ProfilePage.show(profile, form, exc.status_code)
         flash("Your profile is sent for review. We mail you when our team has decided.")

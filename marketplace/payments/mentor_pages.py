@@ -26,8 +26,15 @@ from marketplace.core.errors import DomainError, NotFound
 from marketplace.core.pages import Form, render_page
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
-from marketplace.mentors.pages import current_mentor, mentor_view, refusals_as_pages, refused, whole_number
-from marketplace.mentors.service import own_profile
+from marketplace.mentors.pages import (
+    current_mentor,
+    mentor_view,
+    own_profile_first,
+    own_profile_or_none,
+    refusals_as_pages,
+    refused,
+    whole_number,
+)
 from marketplace.payments import service
 
 html = Blueprint(
@@ -45,12 +52,10 @@ ACCOUNT_TEXT = {
 
 
 def _zone() -> ZoneInfo:
+    """The mentor's own zone (their profile's, else their account's): times on these pages are in it."""
     user = current_mentor()
-    try:
-        zone = own_profile(user).timezone or user.timezone
-    except NotFound:
-        zone = user.timezone
-    return ZoneInfo(zone or "UTC")
+    profile = own_profile_or_none(user)
+    return ZoneInfo((profile.timezone if profile else None) or user.timezone or "UTC")
 
 
 def _show_bookings(form: Form | None = None, status: int = 200, feed_url: str | None = None) -> Response:
@@ -127,6 +132,7 @@ class CalendarFeedPage(MethodView):
     @mentor_view(html, "The bookings page with the new feed link", (404, "No mentor profile yet"))
     def post(self) -> Response:
         """A new private subscription link; the previous one stops working. Shown once, on this answer."""
+        own_profile_first(current_mentor())
         token = bookings.rotate_calendar_feed(current_mentor())
         return _show_bookings(feed_url=url_for("calendar_feeds.FeedCalendar", token=token, _external=True))
 
@@ -140,6 +146,7 @@ class EarningsPage(MethodView):
     @staticmethod
     def show(message: str | None = None, status: int = 200) -> Response:
         user = current_mentor()
+        own_profile_first(user)
         payouts: dict[str, Any] = service.payouts_of(user)
         return render_page(
             "mentor/earnings.html",

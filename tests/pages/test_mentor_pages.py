@@ -24,6 +24,7 @@ from tests.accounts.sessions import sign_in
 from tests.careers.support import load_paths
 from tests.factories import MentorProfileFactory, UserFactory
 from tests.helpers import STRIPE_SETTINGS, ApiUser
+from tests.pages.html_checks import assert_good_page
 from tests.payments.test_approval import request_and_authorize
 from tests.support.stripe_client import StripeTestClient
 
@@ -352,3 +353,20 @@ def test_payouts_start_with_a_fresh_onboarding_link_at_stripe(client: FlaskClien
     assert started.headers["Location"].startswith(STRIPE_SETTINGS["STRIPE_API_BASE"])
     assert "Started: finish Stripe" in after
     assert "Continue with Stripe" in after
+
+
+def test_every_mentor_page_is_a_good_page_and_asks_for_a_profile_first(
+    client: FlaskClient, clock: time_machine.Coordinates
+) -> None:
+    token, _ = _mentor_signed_in(client)
+    before = {path: client.get(path) for path in ("/mentor/availability", "/mentor/earnings")}
+    _post(client, token, "/mentor/profile", {"headline": "Draft", "session_minutes": ["60"]})
+    _post(client, token, "/mentor/availability", {**SETTINGS, **MONDAY_TO_FRIDAY})
+
+    for path in ("/mentor/profile", "/mentor/availability", "/mentor/bookings", "/mentor/earnings"):
+        html = client.get(path).get_data(as_text=True)
+        assert_good_page(html, f"http://localhost{path}")
+        assert f'<a href="{path}" aria-current="page">' in html  # the mentoring menu marks the page
+    for response in before.values():
+        assert response.status_code == 404
+        assert "Fill in your mentor profile first" in response.get_data(as_text=True)

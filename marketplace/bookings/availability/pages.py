@@ -25,12 +25,12 @@ from marketplace.core.errors import DomainError, NotFound
 from marketplace.core.pages import Form, render_page
 from marketplace.core.time import utcnow
 from marketplace.core.validation import fields
-from marketplace.mentors import service as mentors
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.pages import (
     current_mentor,
     field_messages,
     mentor_view,
+    own_profile_first,
     refusals_as_pages,
     refused,
     whole_number,
@@ -201,7 +201,7 @@ def _labels() -> dict[str, str]:
 
 
 def _show(weekly: Form | None = None, override: Form | None = None, status: int = 200) -> Response:
-    profile = mentors.own_profile(current_mentor())
+    profile = own_profile_first(current_mentor())
     schedule = _schedule()
     weekly = weekly or Form(values=_weekly_values(schedule, profile))
     return render_page(
