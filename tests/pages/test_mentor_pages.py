@@ -5,6 +5,7 @@ accepted request, the calendar feed, the payout onboarding link)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 from typing import Any
 
@@ -16,13 +17,14 @@ from werkzeug.test import TestResponse
 
 from marketplace.accounts.models import Role
 from marketplace.bookings.models import Booking, BookingStatus
+from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors import service as mentors
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingAction, VettingStatus
 from tests.accounts.sessions import sign_in
 from tests.careers.support import load_paths
-from tests.factories import MentorProfileFactory, UserFactory
+from tests.factories import BookingFactory, MentorProfileFactory, UserFactory
 from tests.helpers import STRIPE_SETTINGS, ApiUser
 from tests.pages.html_checks import assert_good_page
 from tests.payments.test_approval import request_and_authorize
@@ -370,3 +372,31 @@ def test_every_mentor_page_is_a_good_page_and_asks_for_a_profile_first(
     for response in before.values():
         assert response.status_code == 404
         assert "Fill in your mentor profile first" in response.get_data(as_text=True)
+
+
+def test_an_answer_that_is_neither_or_a_too_long_reason_changes_nothing(client: FlaskClient) -> None:
+    token, profile = _mentor_signed_in(client, requires_confirmation=True)
+    request = BookingFactory(
+        mentor=profile,
+        status=BookingStatus.AWAITING_MENTOR.value,
+        hold_expires_at=utcnow() + timedelta(hours=5),
+    )
+    db.session.commit()
+
+    neither = _post(client, token, "/mentor/bookings/answer", {"booking_id": request.id, "answer": "maybe"})
+    too_long = _post(
+        client,
+        token,
+        "/mentor/bookings/answer",
+        {"booking_id": request.id, "answer": "decline", "reason": "x" * 2001},
+    )
+    unknown = _post(client, token, "/mentor/bookings/answer", {"booking_id": "first", "answer": "decline"})
+
+    assert neither.status_code == 422
+    assert "Choose to accept or decline" in neither.get_data(as_text=True)
+    assert too_long.status_code == 422
+    assert "2000" in _errors(too_long)["reason"]
+    assert f'value="{"x" * 2001}"' in too_long.get_data(as_text=True)  # what was typed comes back
+    assert unknown.status_code == 404
+    db.session.refresh(request)
+    assert request.status == BookingStatus.AWAITING_MENTOR.value
