@@ -92,6 +92,16 @@ PUBLIC_OPERATIONS = frozenset(
         *(("GET", path) for path in ("/forgot-password", "/reset-password", "/verify-email")),
         *(("POST", path) for path in ("/signup", "/login", "/logout", "/account/password")),
         *(("POST", path) for path in ("/forgot-password", "/reset-password", "/verify-email")),
+        # The mentor's pages: anyone not signed in is sent to sign in (303), anyone not a mentor gets 403.
+        *(("GET", path) for path in ("/mentor/profile", "/mentor/availability", "/mentor/bookings")),
+        ("GET", "/mentor/earnings"),
+        *(("POST", path) for path in ("/mentor/profile", "/mentor/profile/submit", "/mentor/availability")),
+        *(
+            ("POST", path)
+            for path in ("/mentor/availability/overrides", "/mentor/availability/overrides/remove")
+        ),
+        *(("POST", path) for path in ("/mentor/bookings/answer", "/mentor/calendar-feed")),
+        ("POST", "/mentor/earnings/payouts"),
         ("GET", "/calendar/{token}.ics"),
         ("POST", "/webhooks/stripe"),
     }
