@@ -30,13 +30,13 @@ from typing import Any, cast
 from flask import current_app
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy import CursorResult, Select, and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from marketplace.bookings.models import Booking
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
-from marketplace.core.db import is_unavailable, run_in_unit
+from marketplace.core.db import insert_unless_exists, is_unavailable, run_in_unit
 from marketplace.core.errors import Conflict, NotFound
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
@@ -114,26 +114,21 @@ def _key(kind: Kind, object_id: int, recipient: str, version: int) -> Any:
     )
 
 
+def _new_row(kind: Kind, object_id: int, recipient: str, version: int, **values: Any) -> bool:
+    """Insert this recipient's row for the message unless it has one; True when it was new."""
+    return insert_unless_exists(
+        SentEmail, kind=kind.value, object_id=object_id, recipient=recipient, version=version, **values
+    )
+
+
 def _claim(kind: Kind, object_id: int, recipient: str, version: int) -> Claim:
     """One recipient's claim, a unit of its own (`run_in_unit`)."""
     now = utcnow()
     lease = timedelta(seconds=int(current_app.config["MAIL_CLAIM_LEASE_SECONDS"]))
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                SentEmail(
-                    kind=kind.value,
-                    object_id=object_id,
-                    recipient=recipient,
-                    version=version,
-                    status=EmailStatus.SENDING.value,
-                    attempts=1,
-                    claimed_at=now,
-                )
-            )
+    if _new_row(
+        kind, object_id, recipient, version, status=EmailStatus.SENDING.value, attempts=1, claimed_at=now
+    ):
         return Claim.CLAIMED
-    except IntegrityError:
-        pass
     taken = db.session.execute(
         update(SentEmail)
         .where(
@@ -239,21 +234,8 @@ def deliver(kind: Kind, object_id: int, version: int = 0) -> int:
 
 def _record_failure(kind: Kind, object_id: int, recipient: str, version: int, error: str) -> None:
     """Mark one recipient's message failed (unless it was sent), creating its row if need be."""
-    try:
-        with db.session.begin_nested():
-            db.session.add(
-                SentEmail(
-                    kind=kind.value,
-                    object_id=object_id,
-                    recipient=recipient,
-                    version=version,
-                    status=EmailStatus.FAILED.value,
-                    last_error=error[:500],
-                )
-            )
+    if _new_row(kind, object_id, recipient, version, status=EmailStatus.FAILED.value, last_error=error[:500]):
         return
-    except IntegrityError:
-        pass
     db.session.execute(
         update(SentEmail)
         .where(_key(kind, object_id, recipient, version), SentEmail.status != EmailStatus.SENT.value)

@@ -32,11 +32,14 @@ SESSIONS = ("2027-01-07T10:00:00+01:00", "2027-01-07T15:00:00+01:00")  # Thursda
 BOTH_24H_REMINDERS_DUE = datetime(2027, 1, 6, 14, 30, tzinfo=UTC)
 
 
-def _two_confirmed_sessions(learner: ApiUser, mentor: MentorProfile) -> list[int]:
-    booking_ids = [book(learner, mentor, start).get_json()["id"] for start in SESSIONS]
-    for booking_id in booking_ids:
+@pytest.fixture
+def reminders_due(learner: ApiUser, mentor: MentorProfile, clock: time_machine.Coordinates) -> list[str]:
+    """Two confirmed sessions, and the clock where their four 24-hour reminders are due; who gets them."""
+    for start in SESSIONS:
+        booking_id = book(learner, mentor, start).get_json()["id"]
         assert run_in_unit(state_changes.confirm_paid_booking, booking_id)
-    return booking_ids
+    clock.move_to(BOTH_24H_REMINDERS_DUE)
+    return sorted([learner.user.email, mentor.user.email] * 2)
 
 
 def _due_reminders() -> list[Reminder]:
@@ -55,22 +58,15 @@ def _reminder_mails(mailbox: SmtpSink) -> list[str]:
 
 
 def test_every_unit_of_the_sweep_and_the_sends_that_loses_a_race_runs_again_and_each_reminder_goes_once(
-    backend: str,
-    mailbox: SmtpSink,
-    mentor: MentorProfile,
-    learner: ApiUser,
-    clock: time_machine.Coordinates,
-    monkeypatch: pytest.MonkeyPatch,
+    backend: str, mailbox: SmtpSink, reminders_due: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _two_confirmed_sessions(learner, mentor)
     racing, lost = losing_each_unit_once(run_in_unit, lost_race(backend))
     monkeypatch.setattr(reminders, "run_in_unit", racing)
     monkeypatch.setattr(service, "run_in_unit", racing)
-    clock.move_to(BOTH_24H_REMINDERS_DUE)
 
     assert run_task("notifications.sweep_reminders") == 4
 
-    assert _reminder_mails(mailbox) == sorted([learner.user.email, mentor.user.email] * 2)
+    assert _reminder_mails(mailbox) == reminders_due
     assert [r.status for r in _due_reminders()] == [ReminderStatus.SENT.value] * 4
     # Each reminder's claim, and each step of its send, lost once and ran again.
     assert lost.count("claim") == 4
@@ -80,15 +76,8 @@ def test_every_unit_of_the_sweep_and_the_sends_that_loses_a_race_runs_again_and_
 
 
 def test_a_reminder_whose_claim_keeps_losing_holds_up_none_of_the_others_and_goes_next_sweep(
-    app: Flask,
-    backend: str,
-    mailbox: SmtpSink,
-    mentor: MentorProfile,
-    learner: ApiUser,
-    clock: time_machine.Coordinates,
-    monkeypatch: pytest.MonkeyPatch,
+    app: Flask, backend: str, mailbox: SmtpSink, reminders_due: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _two_confirmed_sessions(learner, mentor)
     unlucky = _due_reminders()[0].id
     claim = reminders.claim
     attempts: list[int] = []
@@ -100,7 +89,7 @@ def test_a_reminder_whose_claim_keeps_losing_holds_up_none_of_the_others_and_goe
         return claim(reminder_id, now)
 
     monkeypatch.setattr(reminders, "claim", losing_for_one)
-    clock.move_to(BOTH_24H_REMINDERS_DUE)
+    monkeypatch.setitem(app.config, "REMINDER_BATCH_SIZE", 1)  # the sweep walks on past the failing one
 
     assert run_task("notifications.sweep_reminders") == 3
 
@@ -113,7 +102,7 @@ def test_a_reminder_whose_claim_keeps_losing_holds_up_none_of_the_others_and_goe
     monkeypatch.setattr(reminders, "claim", claim)
     assert run_task("notifications.sweep_reminders") == 1
     assert [r.status for r in _due_reminders()] == [ReminderStatus.SENT.value] * 4
-    assert _reminder_mails(mailbox) == sorted([learner.user.email, mentor.user.email] * 2)
+    assert _reminder_mails(mailbox) == reminders_due
 
 
 def _disputed_booking_and_admins() -> tuple[int, list[str]]:
