@@ -6,6 +6,8 @@ rows, outbox messages) commits or rolls back with it. They receive the booking i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from blinker import Namespace
 
 _signals = Namespace()
@@ -34,3 +36,19 @@ booking_disputed = _signals.signal("booking-disputed")
 booking_no_show = _signals.signal("booking-no-show")
 # Both parties reported each other absent: the admins decide.
 no_show_disputed = _signals.signal("no-show-disputed")
+# Money went back to the learner, as the provider confirmed: the booking's own refund (a cancellation, a mentor's
+# no-show, a late payment) when `admin_refund_id` is None, else that refund an admin made. May be sent again for
+# the same refund (its webhook after the API's answer): receivers act once per refund.
+refund_succeeded = _signals.signal("refund-succeeded")
+# Asked by a module that may not read the payments module's rows (the receipts): its receiver answers with the
+# booking's refunds made by admins, as a list of `ManualRefund`.
+manual_refunds_wanted = _signals.signal("manual-refunds-wanted")
+
+
+@dataclass(frozen=True)
+class ManualRefund:
+    id: int
+    amount_cents: int
+    reason: str
+    reference: str | None
+    succeeded: bool

@@ -11,7 +11,7 @@ def init_app(app: Flask) -> None:
     from marketplace.accounts.signals import password_reset_requested, user_registered
     from marketplace.bookings import signals as bookings
     from marketplace.mentors.signals import revision_decided, vetting_transition
-    from marketplace.notifications import service
+    from marketplace.notifications import money_receivers, service
 
     user_registered.connect(service.on_user_registered)
     password_reset_requested.connect(service.on_password_reset_requested)
@@ -28,3 +28,4 @@ def init_app(app: Flask) -> None:
     bookings.payment_failed.connect(service.on_payment_failed)
     bookings.late_payment_refunded.connect(service.on_late_payment_refunded)
     bookings.booking_disputed.connect(service.on_booking_disputed)
+    money_receivers.connect()

@@ -1,57 +1,37 @@
 """What each message says and to whom: one composer per kind, reading the rows afresh at send time.
 
 A composer returns the letters of one event (one per recipient), or none when the event no longer holds (a
-confirmation for a booking cancelled meanwhile). Every time is shown in the recipient's own zone.
+confirmation for a booking cancelled meanwhile). Every time is shown in the recipient's own zone. The
+messages of the money lifecycle (receipts, no-shows) are composed in `money`.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from flask import current_app
-from sqlalchemy import select
-from sqlalchemy.orm import defaultload, lazyload
+from sqlalchemy.orm import lazyload
 
 from marketplace.accounts import links
-from marketplace.accounts.models import Role, User, UserRole
-from marketplace.bookings.ics import ics_for
-from marketplace.bookings.models import LIVE_STATUSES, Booking, BookingStatus
+from marketplace.accounts.models import User
+from marketplace.bookings.models import LIVE_STATUSES, BookingStatus
 from marketplace.core.money import format_money
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile, VettingEvent
 from marketplace.mentors.vetting import RevisionAction, VettingStatus
+from marketplace.notifications.letters import (
+    Composer,
+    Kind,
+    Letter,
+    admins,
+    booking_in,
+    booking_letters,
+    load_booking,
+    participants,
+)
 from marketplace.notifications.models import Reminder
+from marketplace.notifications.money import MONEY_COMPOSERS
 
-
-class Kind(enum.StrEnum):
-    WELCOME = "welcome"
-    PASSWORD_RESET = "password_reset"
-    APPLICATION_RECEIVED = "application_received"
-    APPLICATION_APPROVED = "application_approved"
-    CHANGES_REQUESTED = "changes_requested"
-    APPLICATION_REJECTED = "application_rejected"
-    PROFILE_SUSPENDED = "profile_suspended"
-    REVISION_APPROVED = "revision_approved"
-    REVISION_REJECTED = "revision_rejected"
-    BOOKING_HELD = "booking_held"
-    BOOKING_CONFIRMED = "booking_confirmed"
-    BOOKING_CANCELLED = "booking_cancelled"
-    BOOKING_RESCHEDULED = "booking_rescheduled"
-    HOLD_EXPIRED = "hold_expired"
-    BOOKING_REQUESTED = "booking_requested"
-    BOOKING_DECLINED = "booking_declined"
-    PAYMENT_FAILED = "payment_failed"
-    LATE_PAYMENT_REFUNDED = "late_payment_refunded"
-    BOOKING_DISPUTED = "booking_disputed"
-    REVIEW_REQUEST = "review_request"
-    REMINDER = "reminder"
-
+__all__ = ["COMPOSERS", "REVISION_KINDS", "VETTING_KINDS", "Kind", "Letter", "compose"]
 
 VETTING_KINDS = {
     VettingStatus.PENDING_REVIEW.value: Kind.APPLICATION_RECEIVED,
@@ -64,34 +44,6 @@ REVISION_KINDS = {
     RevisionAction.APPROVE.value: Kind.REVISION_APPROVED,
     RevisionAction.REJECT.value: Kind.REVISION_REJECTED,
 }
-
-
-@dataclass(frozen=True)
-class Letter:
-    recipient: User
-    subject: str
-    template: str  # templates/<template>.txt and .html
-    context: dict[str, Any] = field(default_factory=dict)
-    invite: bytes | None = None  # an .ics calendar whose METHOD is `invite_method`
-    invite_method: str | None = None
-
-
-# --- formatting in the recipient's zone -------------------------------------------------------------
-
-
-def zone_of(user: User) -> ZoneInfo:
-    try:
-        return ZoneInfo(user.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def local_time(moment: datetime, zone: ZoneInfo) -> str:
-    """'Thursday, 7 January 2027, 4:00 AM EST (America/New_York)': the zone's abbreviation and its name."""
-    local = moment.astimezone(zone)
-    hour = local.hour % 12 or 12
-    text = f"{local:%A}, {local.day} {local:%B %Y}, {hour}:{local:%M %p} {local:%Z}"
-    return text if local.tzname() == zone.key else f"{text} ({zone.key})"
 
 
 # --- composers --------------------------------------------------------------------------------------
@@ -151,62 +103,11 @@ def _revision(event_id: int, _version: int) -> list[Letter]:
     return [Letter(profile.user, subject, "revision", {"approved": approved, "note": event.note})]
 
 
-def _booking_context(booking: Booking, recipient: User) -> dict[str, Any]:
-    zone = zone_of(recipient)
-    as_learner = recipient.id == booking.learner_id
-    return {
-        "booking": booking,
-        "role": "learner" if as_learner else "mentor",
-        "other": booking.mentor.name if as_learner else booking.learner.name,
-        "start": local_time(booking.start_at, zone),
-        "end": local_time(booking.end_at, zone),
-        "hold_expires": local_time(booking.hold_expires_at, zone),
-        "price": format_money(booking.price_cents, booking.currency),
-    }
-
-
-def _participants(booking: Booking) -> list[User]:
-    return [booking.learner, booking.mentor.user]
-
-
-def _letters(
-    booking: Booking,
-    recipients: list[User],
-    subject: Callable[[dict[str, Any]], str],
-    template: str,
-    invite_method: str | None = None,
-    **extra: Any,
-) -> list[Letter]:
-    invite = ics_for([booking], utcnow(), method=invite_method) if invite_method else None
-    letters = []
-    for user in recipients:
-        context = {**_booking_context(booking, user), **extra}
-        letters.append(Letter(user, subject(context), template, context, invite, invite_method))
-    return letters
-
-
-# A message needs the booking and its two people, not their tags or roles (eager by default on the models).
-_LEAN_BOOKING = (
-    defaultload(Booking.mentor).lazyload(MentorProfile.tags),
-    defaultload(Booking.mentor).defaultload(MentorProfile.user).lazyload(User.role_rows),
-    defaultload(Booking.learner).lazyload(User.role_rows),
-)
-
-
-def load_booking(booking_id: int) -> Booking | None:
-    return db.session.get(Booking, booking_id, options=_LEAN_BOOKING)
-
-
-def _booking_in(booking_id: int, *statuses: str) -> Booking | None:
-    booking = load_booking(booking_id)
-    return booking if booking is not None and booking.status in statuses else None
-
-
 def _held(booking_id: int, _version: int) -> list[Letter]:
-    booking = _booking_in(booking_id, BookingStatus.PENDING_PAYMENT.value)
+    booking = booking_in(booking_id, BookingStatus.PENDING_PAYMENT.value)
     if booking is None:
         return []
-    return _letters(
+    return booking_letters(
         booking,
         [booking.learner],
         lambda c: f"Pay by {c['hold_expires']} to keep your session",
@@ -215,12 +116,12 @@ def _held(booking_id: int, _version: int) -> list[Letter]:
 
 
 def _confirmed(booking_id: int, _version: int) -> list[Letter]:
-    booking = _booking_in(booking_id, BookingStatus.CONFIRMED.value)
+    booking = booking_in(booking_id, BookingStatus.CONFIRMED.value)
     if booking is None:
         return []
-    return _letters(
+    return booking_letters(
         booking,
-        _participants(booking),
+        participants(booking),
         lambda c: f"Confirmed: mentoring session with {c['other']}, {c['start']}",
         "booking_confirmed",
         invite_method="REQUEST",
@@ -228,13 +129,13 @@ def _confirmed(booking_id: int, _version: int) -> list[Letter]:
 
 
 def _cancelled(booking_id: int, _version: int) -> list[Letter]:
-    booking = _booking_in(booking_id, BookingStatus.CANCELLED.value)
+    booking = booking_in(booking_id, BookingStatus.CANCELLED.value)
     if booking is None:
         return []
     refund = booking.refund_amount_cents or 0
-    return _letters(
+    return booking_letters(
         booking,
-        _participants(booking),
+        participants(booking),
         lambda c: f"Cancelled: mentoring session with {c['other']}, {c['start']}",
         "booking_cancelled",
         # Only a confirmed booking was sent as an invite; the cancellation takes it off the calendar.
@@ -245,14 +146,14 @@ def _cancelled(booking_id: int, _version: int) -> list[Letter]:
 
 
 def _rescheduled(booking_id: int, version: int) -> list[Letter]:
-    booking = _booking_in(booking_id, *LIVE_STATUSES)
+    booking = booking_in(booking_id, *LIVE_STATUSES)
     # A later reschedule sends its own message with the newer time; this one would only repeat it.
     if booking is None or booking.sequence != version:
         return []
     confirmed = booking.status == BookingStatus.CONFIRMED.value
-    return _letters(
+    return booking_letters(
         booking,
-        _participants(booking),
+        participants(booking),
         lambda c: f"New time: mentoring session with {c['other']}, {c['start']}",
         "booking_rescheduled",
         invite_method="REQUEST" if confirmed else None,
@@ -260,7 +161,7 @@ def _rescheduled(booking_id: int, version: int) -> list[Letter]:
 
 
 def _hold_expired(booking_id: int, _version: int) -> list[Letter]:
-    booking = _booking_in(booking_id, BookingStatus.EXPIRED.value)
+    booking = booking_in(booking_id, BookingStatus.EXPIRED.value)
     if booking is None:
         return []
     subject = (
@@ -268,27 +169,27 @@ def _hold_expired(booking_id: int, _version: int) -> list[Letter]:
         if booking.authorized_at
         else "Your unpaid booking was released"
     )
-    return _letters(booking, [booking.learner], lambda c: subject, "hold_expired")
+    return booking_letters(booking, [booking.learner], lambda c: subject, "hold_expired")
 
 
 def _requested(booking_id: int, _version: int) -> list[Letter]:
     """The mentor is asked to answer by the deadline; the learner learns their card is only authorized."""
-    booking = _booking_in(booking_id, BookingStatus.AWAITING_MENTOR.value)
+    booking = booking_in(booking_id, BookingStatus.AWAITING_MENTOR.value)
     if booking is None:
         return []
-    return _letters(
+    return booking_letters(
         booking,
-        _participants(booking),
+        participants(booking),
         lambda c: f"Request: mentoring session with {c['other']}, {c['start']}",
         "booking_requested",
     )
 
 
 def _declined(booking_id: int, _version: int) -> list[Letter]:
-    booking = _booking_in(booking_id, BookingStatus.DECLINED.value)
+    booking = booking_in(booking_id, BookingStatus.DECLINED.value)
     if booking is None:
         return []
-    return _letters(
+    return booking_letters(
         booking, [booking.learner], lambda c: f"{c['other']} declined your request", "booking_declined"
     )
 
@@ -298,7 +199,7 @@ def _payment_failed(booking_id: int, _version: int) -> list[Letter]:
     if booking is None:
         return []
     held = booking.status == BookingStatus.PENDING_PAYMENT.value and booking.hold_expires_at > utcnow()
-    return _letters(
+    return booking_letters(
         booking,
         [booking.learner],
         lambda c: f"Payment failed for your session with {c['other']}",
@@ -312,7 +213,7 @@ def _late_payment_refunded(booking_id: int, _version: int) -> list[Letter]:
     if booking is None:
         return []
     refund = format_money(booking.refund_amount_cents or booking.price_cents, booking.currency)
-    return _letters(
+    return booking_letters(
         booking,
         [booking.learner],
         lambda c: "Your payment arrived after the slot was taken: full refund",
@@ -325,19 +226,16 @@ def _disputed(booking_id: int, _version: int) -> list[Letter]:
     booking = load_booking(booking_id)
     if booking is None:
         return []
-    admins = list(
-        db.session.scalars(
-            select(User).join(UserRole).where(UserRole.role == Role.ADMIN.value).order_by(User.id)
-        )
+    return booking_letters(
+        booking, admins(), lambda c: f"Payment disputed: booking {booking.id}", "booking_disputed"
     )
-    return _letters(booking, admins, lambda c: f"Payment disputed: booking {booking.id}", "booking_disputed")
 
 
 def _review_request(booking_id: int, _version: int) -> list[Letter]:
-    booking = _booking_in(booking_id, BookingStatus.COMPLETED.value)
+    booking = booking_in(booking_id, BookingStatus.COMPLETED.value)
     if booking is None:
         return []
-    return _letters(
+    return booking_letters(
         booking, [booking.learner], lambda c: f"How was your session with {c['other']}?", "review_request"
     )
 
@@ -353,7 +251,7 @@ def _reminder(reminder_id: int, _version: int) -> list[Letter]:
         return []
     hours, minutes = divmod(reminder.offset_minutes, 60)
     lead = f"{hours} hour{'s' if hours != 1 else ''}" if not minutes else f"{reminder.offset_minutes} minutes"
-    return _letters(
+    return booking_letters(
         booking,
         [recipient],
         lambda c: f"Reminder: mentoring session with {c['other']} in {lead}",
@@ -362,7 +260,7 @@ def _reminder(reminder_id: int, _version: int) -> list[Letter]:
     )
 
 
-COMPOSERS: dict[Kind, Callable[[int, int], list[Letter]]] = {
+COMPOSERS: dict[Kind, Composer] = {
     Kind.WELCOME: _welcome,
     Kind.PASSWORD_RESET: _password_reset,
     Kind.APPLICATION_RECEIVED: _vetting,
@@ -384,6 +282,7 @@ COMPOSERS: dict[Kind, Callable[[int, int], list[Letter]]] = {
     Kind.BOOKING_DISPUTED: _disputed,
     Kind.REVIEW_REQUEST: _review_request,
     Kind.REMINDER: _reminder,
+    **MONEY_COMPOSERS,
 }
 
 

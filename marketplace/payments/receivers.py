@@ -7,9 +7,11 @@ from typing import Any
 
 from marketplace.bookings import service as bookings
 from marketplace.bookings import signals, state_changes
+from marketplace.bookings.models import RefundStatus
 from marketplace.mentors.signals import vetting_transition
 from marketplace.mentors.vetting import VettingStatus
 from marketplace.payments import intents, service
+from marketplace.payments.service.admin_refunds import refunds_of
 
 
 def _open_intent_for_hold(booking_id: int, **_: Any) -> Callable[[], None]:
@@ -34,6 +36,19 @@ def _release_holds_of_suspended_mentor(profile_id: int, *, to_status: str, **_: 
         state_changes.cancel_unpaid_holds(profile_id, bookings.MENTOR_UNAVAILABLE)
 
 
+def _manual_refunds(booking_id: int, **_: Any) -> list[signals.ManualRefund]:
+    return [
+        signals.ManualRefund(
+            refund.id,
+            refund.amount_cents,
+            refund.reason,
+            refund.refund_reference,
+            refund.status == RefundStatus.SUCCEEDED.value,
+        )
+        for refund in refunds_of(booking_id)
+    ]
+
+
 def connect() -> None:
     signals.payment_needed.connect(_open_intent_for_hold)
     signals.booking_cancelled.connect(_refund_after_cancel)
@@ -41,3 +56,4 @@ def connect() -> None:
     signals.booking_expired.connect(_cancel_intent_of_lapsed_hold)
     signals.booking_declined.connect(_cancel_intent_of_lapsed_hold)
     vetting_transition.connect(_release_holds_of_suspended_mentor)
+    signals.manual_refunds_wanted.connect(_manual_refunds)

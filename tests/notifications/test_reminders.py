@@ -121,7 +121,7 @@ def test_reminders_due_while_the_system_was_down_go_late_once_or_are_skipped_onc
     mailbox: SmtpSink, mentor: MentorProfile, learner: ApiUser, clock: time_machine.Coordinates
 ) -> None:
     booking_id = _confirmed(learner, mentor)
-    mailbox.wait_for(3)
+    mailbox.wait_for(4)  # the hold, the two confirmations and the learner's receipt
 
     clock.move_to(_at(6, 20))  # six hours past the 24 h reminders; the session is tomorrow
     assert run_task("notifications.sweep_reminders") == 2
@@ -131,7 +131,7 @@ def test_reminders_due_while_the_system_was_down_go_late_once_or_are_skipped_onc
 
     clock.move_to(_at(7, 14) + timedelta(minutes=30))  # the 1 h reminders fell due, and the session began
     assert run_task("notifications.sweep_reminders") == 0
-    assert len(mailbox.messages) == 5
+    assert len(mailbox.messages) == 6
     assert _reminder_rows(booking_id) == [
         (60, _at(7, 13), "skipped"),
         (60, _at(7, 13), "skipped"),
@@ -144,7 +144,7 @@ def test_a_claimed_reminder_whose_session_started_before_its_send_ran_is_skipped
     mailbox: SmtpSink, mentor: MentorProfile, learner: ApiUser, clock: time_machine.Coordinates
 ) -> None:
     booking_id = _confirmed(learner, mentor)
-    mailbox.wait_for(3)
+    mailbox.wait_for(4)  # the hold, the two confirmations and the learner's receipt
     # Claimed by a sweep whose send tasks are still queued (a backlog) when the session starts.
     with unit_of_work():
         db.session.execute(
@@ -157,5 +157,5 @@ def test_a_claimed_reminder_whose_session_started_before_its_send_ran_is_skipped
     clock.move_to(_at(7, 14))
 
     assert [run_task("notifications.send_reminder", reminder_id=rid) for rid in ids] == [False] * 4
-    assert len(mailbox.messages) == 3
+    assert len(mailbox.messages) == 4
     assert {status for _offset, _due, status in _reminder_rows(booking_id)} == {"skipped"}

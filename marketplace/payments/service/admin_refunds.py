@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import User
+from marketplace.bookings import signals
 from marketplace.bookings.models import Booking, RefundStatus
 from marketplace.core.db import commit_before_network_call, run_in_unit
 from marketplace.core.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
@@ -113,3 +114,4 @@ def _record(booking_id: int, refund_id: int, status: str, reference: str | None)
     db.session.flush()
     if status == RefundStatus.SUCCEEDED.value:
         sync_ledger(booking)
+        signals.refund_succeeded.send(booking.id, admin_refund_id=refund.id)

@@ -337,6 +337,7 @@ def _on_charge_refunded(obj: dict[str, Any]) -> str:
     booking.refund_amount_cents = max(booking.refund_amount_cents or 0, refunded)
     booking.refund_status = RefundStatus.SUCCEEDED.value
     sync_ledger(booking)
+    signals.refund_succeeded.send(booking.id)
     return "recorded refund"
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from marketplace.accounts.models import User
 from marketplace.bookings import service as bookings
-from marketplace.bookings import state_changes
+from marketplace.bookings import signals, state_changes
 from marketplace.bookings.models import Booking, BookingStatus, RefundStatus
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
@@ -112,6 +112,7 @@ def record_refund(booking_id: int, result: RefundResult | None, refused: str | N
     if result.status == "succeeded":
         booking.refund_status = RefundStatus.SUCCEEDED.value
         sync_ledger(booking)
+        signals.refund_succeeded.send(booking.id)
     return result.status
 
 
