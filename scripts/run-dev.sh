@@ -26,6 +26,7 @@ if [[ -z "${STRIPE_SECRET_KEY:-}" ]]; then
     export STRIPE_PUBLISHABLE_KEY=pk_test_local_stand_in
     export STRIPE_WEBHOOK_SECRET=whsec_local_stand_in
     export STRIPE_API_BASE="http://127.0.0.1:${STRIPE_PORT}"
+    export STRIPE_JS_URL="${STRIPE_API_BASE}/js.stripe.com/v3/"
     for _ in $(seq 1 50); do
         curl -fsS -o /dev/null "$STRIPE_API_BASE/v1/customers" -H "Authorization: Bearer $STRIPE_SECRET_KEY" && break
         sleep 0.2
