@@ -46,6 +46,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace import cli, notifications
     from marketplace.accounts import auth, passwords
     from marketplace.accounts.pages import html as account_pages_blp
+    from marketplace.bookings.pages import html as booking_pages_blp
     from marketplace.accounts.routes import blp as accounts_blp
     from marketplace.bookings.availability.routes import blp as slots_blp
     from marketplace.bookings.routes import blp as bookings_blp
@@ -94,6 +95,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(careers_blp)
     api.register_blueprint(pages_blp)
     api.register_blueprint(account_pages_blp)
+    api.register_blueprint(booking_pages_blp)
     api.register_blueprint(payments_blp)
     api.register_blueprint(webhooks_blp)
     api.register_blueprint(notifications_blp)

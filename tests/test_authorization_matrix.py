@@ -91,6 +91,9 @@ PUBLIC_OPERATIONS = frozenset(
         *(("GET", path) for path in ("/forgot-password", "/reset-password", "/verify-email")),
         *(("POST", path) for path in ("/signup", "/login", "/logout", "/account/password")),
         *(("POST", path) for path in ("/forgot-password", "/reset-password", "/verify-email")),
+        # Booking pages: choosing is open to all; holding sends anyone not signed in to sign in first.
+        *(("GET", path) for path in ("/mentors/{mentor_id}/book", "/book")),
+        ("POST", "/book"),
         ("GET", "/calendar/{token}.ics"),
         ("POST", "/webhooks/stripe"),
     }
