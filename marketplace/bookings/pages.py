@@ -61,6 +61,12 @@ class BookArgsSchema(QuerySchema):
     tz = fields.String(load_default=None, validate=validate_timezone)
 
 
+class BookingFormSchema(BookingCreateSchema):
+    """The API's hold schema, reading a posted form, where numbers arrive as digits."""
+
+    reads_query_string = True
+
+
 @dataclass(frozen=True)
 class Terms:
     """The mentor's rules a learner agrees to, in words, from the settings and the profile."""
@@ -202,7 +208,7 @@ class BookingFormPage(MethodView):
     @html.alt_response(503, schema=PAGE, content_type=HTML, description="Payments cannot be reached now")
     def post(self) -> Response:
         """The hold, by `service.create_booking` (as `POST /api/v1/bookings`)."""
-        data, form = read_form(BookingCreateSchema())
+        data, form = read_form(BookingFormSchema())
         tz = request.form.get("tz") or None
         profile = public_profile(int(data["mentor_id"])) if data else None
         learner = _signed_in()

@@ -1,0 +1,262 @@
+"""Booking and paying through the pages in real headless Chromium: a live HTTP server, a real Celery worker,
+and the Stripe stand-in serving its Stripe.js copy (STRIPE_JS_URL) and sending its signed webhooks.
+
+A visitor goes from the home page to a career path to a mentor, picks a time, signs up on the way, pays with
+4242 4242 4242 4242 in the Stripe.js card form and sees the booking confirmed once the worker has handled the
+webhook; then a card the bank declines (4000 0000 0000 0341), and a good one. Every booking page is checked
+with axe-core, photographed at desktop and phone width (test-artifacts/), and watched for requests to any
+host but the site and STRIPE_JS_URL's origin, which only the checkout page may reach.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask_migrate import upgrade
+from playwright.sync_api import Browser, Page, Route, expect
+from werkzeug.serving import make_server
+
+from marketplace.extensions import db
+from tests.careers.support import load_paths, make_mentor, tomorrow
+from tests.factories import AvailabilityScheduleFactory
+from tests.helpers import STRIPE_TEST_SETTINGS, WEBHOOK_SECRET, temporary_app
+from tests.pages import test_account_journey as journey
+from tests.support.servers import HOST, SmtpSink, localstripe_server
+from tests.support.stripe_client import DECLINED_AFTER_ATTACH, VISA
+from tests.support.workers import start_worker
+
+pytestmark = pytest.mark.slow
+
+VISITOR_ZONE = "America/New_York"
+MENTOR_ZONE = "Europe/Berlin"
+PASSWORD = "booking-password-123"
+SETTLED = 30_000  # ms: the webhook, the worker and the page's next look at the booking
+
+
+@dataclass
+class Shop:
+    site: journey.Site
+    stripe_js_url: str
+    stripe_origin: str
+
+
+@dataclass
+class Watched(journey.Watched):
+    """Besides what went elsewhere: each request to Stripe.js's origin, with the page that made it."""
+
+    to_stripe: list[tuple[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Iterator[Shop]:
+    """A bookable mentor on a migrated SQLite file served on 127.0.0.1, with the embedded broker, a worker of
+    every queue and the stand-in (whose webhook points at this server) as the whole payment system."""
+    directory: Path = tmp_path_factory.mktemp("checkout")
+    database_url = f"sqlite:///{directory / 'site.db'}"
+    broker_url = f"sqla+sqlite:///{directory / 'broker.db'}"
+    with localstripe_server() as stand_in:
+        stripe = {
+            **STRIPE_TEST_SETTINGS,
+            "STRIPE_API_BASE": stand_in.api_base,
+            "STRIPE_JS_URL": f"{stand_in.api_base}/js.stripe.com/v3/",
+        }
+        settings = {**stripe, "CELERY_BROKER_URL": broker_url, "CELERY_TASK_ALWAYS_EAGER": False}
+        with temporary_app(database_url, REGISTER_RATE_LIMIT="100 per minute", **settings) as app:
+            with app.app_context():
+                upgrade()
+                load_paths()
+                maria = make_mentor(
+                    "Maria Alvarez",
+                    chose=("backend-developer",),
+                    next_free=tomorrow(),
+                    price_cents=9000,
+                    headline="Staff backend engineer",
+                    cancel_notice_hours=12,
+                )
+                AvailabilityScheduleFactory(profile=maria, timezone=MENTOR_ZONE)
+                db.session.commit()
+                mentor_id = maria.id
+            server = make_server(HOST, 0, app, threaded=True)
+            base_url = f"http://{HOST}:{server.server_port}"
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            stand_in.register_webhook("marketplace", f"{base_url}/webhooks/stripe", WEBHOOK_SECRET)
+            worker_env = {"DATABASE_URL": database_url, "CELERY_BROKER_URL": broker_url, **stripe}
+            worker = start_worker("checkout", directory, worker_env)
+            try:
+                site = journey.Site(base_url, mentor_id, smtp_sink)
+                yield Shop(site, stripe["STRIPE_JS_URL"], stand_in.api_base)
+            finally:
+                worker.stop()
+                server.shutdown()
+                thread.join()
+
+
+def _watched(browser: Browser, shop: Shop, **options: Any) -> Watched:
+    watched = Watched(browser.new_context(timezone_id=VISITOR_ZONE, locale="en-GB", **options))
+    watched.context.add_init_script(journey.CSP_WATCH)
+
+    def _site_and_stripe_only(route: Route) -> None:
+        url = route.request.url
+        if url.startswith(shop.stripe_origin + "/"):
+            watched.to_stripe.append((route.request.frame.url, url))
+            route.continue_()
+        elif url.startswith(shop.site.base_url + "/"):
+            route.continue_()
+        else:
+            watched.elsewhere.append(url)
+            route.abort()
+
+    watched.context.route("**/*", _site_and_stripe_only)
+    return watched
+
+
+def _sign_up(page: Page, name: str, email: str) -> None:
+    expect(page.get_by_label("Your time zone")).to_have_value(VISITOR_ZONE)
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+
+
+def _hold(page: Page, topic: str) -> None:
+    """On the booking page: the topic, then the hold; lands on checkout."""
+    page.get_by_label("What would you like to talk about?").fill(topic)
+    page.get_by_role("button", name="Hold this time and pay").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Pay for your session")
+
+
+def _pay(page: Page, card: str) -> None:
+    page.get_by_label("Card number").fill(card)
+    page.get_by_label("Expiry date (MM / YY)").fill("12 / 34")
+    page.get_by_label("Security code (CVC)").fill("123")
+    page.get_by_role("button", name="Pay $").click()
+
+
+def _first_free_time(page: Page, shop: Shop) -> None:
+    """From the mentor's page, the first free time, to the booking page (signed in)."""
+    page.goto(f"{shop.site.base_url}/mentors/{shop.site.mentor_id}")
+    page.locator("#slot-days a.slot").first.click()
+    expect(page.locator("a.slot[aria-current=true]")).to_have_count(1)
+    page.locator("a.slot[aria-current=true]").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("About your session")
+
+
+def _finished_cleanly(watched: Watched, page: Page, shop: Shop) -> None:
+    assert watched.elsewhere == []
+    assert page.evaluate("window.__cspViolations") == []
+    assert [error for error in watched.errors if "status of 4" not in error] == []
+    assert watched.to_stripe, "Stripe.js was never loaded"
+    assert {frame.split("?")[0].rsplit("/", 1)[-1] for frame, _url in watched.to_stripe} == {"checkout"}
+    assert {url for _frame, url in watched.to_stripe} <= {shop.stripe_js_url} | {
+        url for _frame, url in watched.to_stripe if "/_config/browser/payment_intents/" in url
+    }
+
+
+def test_a_visitor_books_signs_up_pays_and_after_a_declined_card_pays_with_another(
+    shop: Shop, browser: Browser
+) -> None:
+    watched = _watched(browser, shop, viewport=journey.DESKTOP)
+    page = watched.page()
+    base = shop.site.base_url
+
+    # From the home page to a career path to the mentor, and one of the free times.
+    page.goto(f"{base}/")
+    page.get_by_role("link", name="Backend Developer", exact=True).click()
+    page.get_by_role("link", name="Maria Alvarez").click()
+    expect(page).to_have_url(f"{base}/mentors/{shop.site.mentor_id}")
+    page.locator("#slot-days a.slot").first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Book a session with Maria Alvarez")
+    expect(page.locator("#times + p")).to_contain_text(f"Times are shown in {VISITOR_ZONE}")
+    chosen = page.locator("a.slot[aria-current=true]")
+    when = chosen.get_attribute("data-start")
+    chosen.click()
+
+    # Not signed in: to sign in, on to sign up, and back to the same choice.
+    expect(page).to_have_url(f"{base}/login?next=" + page.url.split("next=", 1)[1])
+    page.get_by_role("link", name="Create an account").click()
+    _sign_up(page, "Bo Booker", "bo@example.test")
+    expect(page.get_by_role("heading", level=1)).to_have_text("About your session")
+    expect(page.locator(f"time[datetime='{when}']")).to_be_visible()
+    expect(page.get_by_text(f"your time ({VISITOR_ZONE})")).to_be_visible()
+    expect(page.get_by_text(f"({MENTOR_ZONE})")).to_be_visible()
+    expect(page.get_by_text("$90.00")).to_be_visible()
+    expect(page.get_by_text("This mentor asks for 12 hours' notice")).to_be_visible()
+
+    # The topic is required: said next to the field, and the summary takes the focus.
+    page.get_by_role("button", name="Hold this time and pay").click()
+    expect(page.locator("#error-summary")).to_be_focused()
+    expect(page.locator("#topic-error")).to_contain_text("Please fill in this field.")
+    _hold(page, "Moving from PHP to Python services")
+
+    # Pay with the test card in the Stripe.js form; the webhook, through the worker, confirms it.
+    expect(page.locator("#card-hint")).to_contain_text("4242 4242 4242 4242")
+    _pay(page, VISA)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your session is booked", timeout=SETTLED)
+    expect(page.get_by_role("link", name="Add it to your calendar")).to_be_visible()
+
+    # The next free time, a declined card, then a good one.
+    _first_free_time(page, shop)
+    expect(page.locator(f"time[datetime='{when}']")).to_have_count(0)  # the first one is taken now
+    _hold(page, "Preparing a system design interview")
+    _pay(page, DECLINED_AFTER_ATTACH)
+    expect(page.locator("#payment-message")).to_have_text("Your card was declined.")
+    expect(page.locator("#try-again")).to_contain_text("Try another card: this time stays held for you until")
+    _pay(page, VISA)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your session is booked", timeout=SETTLED)
+
+    _finished_cleanly(watched, page, shop)
+    watched.context.close()
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_every_booking_page_passes_axe_fits_the_width_and_reaches_only_stripe_js(
+    shop: Shop, browser: Browser, width: str
+) -> None:
+    options: dict[str, Any] = (
+        {"viewport": journey.DESKTOP}
+        if width == "desktop"
+        else {"viewport": journey.PHONE, "is_mobile": True, "has_touch": True}
+    )
+    watched = _watched(browser, shop, **options)
+    page = watched.page()
+    site = shop.site
+    problems = journey._check(page, site, "book-pick-time", "/mentors/{mentor_id}/book", width)
+    page.goto(f"{site.base_url}/signup")
+    _sign_up(page, f"Axe {width.title()}", f"axe-booking-{width}@example.test")
+
+    _first_free_time(page, shop)
+    problems += _checked_here(page, site, "book-details", width)
+    page.get_by_role("button", name="Hold this time and pay").click()
+    problems += _checked_here(page, site, "book-details-errors", width, reload=False)
+    _hold(page, f"Checked at {width} width")
+    problems += _checked_here(page, site, "checkout", width)
+    page.goto(page.url.replace("/checkout", "/status"))
+    problems += _checked_here(page, site, "booking-status-pending", width, reload=False)
+    page.goto(page.url.replace("/status", "/checkout"))
+    _pay(page, DECLINED_AFTER_ATTACH)
+    expect(page.locator("#payment-message")).to_have_text("Your card was declined.")
+    problems += _checked_here(page, site, "checkout-declined", width, reload=False)
+    _pay(page, VISA)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your session is booked", timeout=SETTLED)
+    problems += _checked_here(page, site, "booking-status-confirmed", width)
+
+    assert problems == []
+    _finished_cleanly(watched, page, shop)
+    watched.context.close()
+
+
+def _checked_here(page: Page, site: journey.Site, name: str, width: str, reload: bool = True) -> list[str]:
+    """The page the journey is on, checked as journey._check checks a page it opens (or as it is, when
+    opening it again would lose its state)."""
+    if reload:
+        return journey._check(page, site, name, page.url.removeprefix(site.base_url), width)
+    problems = [f"{name}: {problem}" for problem in journey._serious(page)]
+    problems += [f"{name}: CSP {v}" for v in page.evaluate("window.__cspViolations")]
+    page.screenshot(path=str(journey.ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+    return problems
