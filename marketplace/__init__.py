@@ -46,9 +46,9 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace import cli, notifications
     from marketplace.accounts import auth, passwords
     from marketplace.accounts.pages import html as account_pages_blp
-    from marketplace.bookings.pages import html as booking_pages_blp
     from marketplace.accounts.routes import blp as accounts_blp
     from marketplace.bookings.availability.routes import blp as slots_blp
+    from marketplace.bookings.pages import html as booking_pages_blp
     from marketplace.bookings.routes import blp as bookings_blp
     from marketplace.bookings.routes import feeds as calendar_feeds_blp
     from marketplace.careers import receivers as career_receivers

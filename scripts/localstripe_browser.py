@@ -38,21 +38,28 @@ async def confirm_with_card(request: web.Request) -> web.Response:
     try:
         data: dict[str, Any] = json.loads(await request.text())
         key, secret, card = data["key"], data["client_secret"], data["card"]
-        assert isinstance(key, str) and key.startswith("pk_")
         card = {name: str(card[name]) for name in CARD_FIELDS}
-    except (ValueError, KeyError, TypeError, AssertionError):
+    except (ValueError, KeyError, TypeError):
         raise UserError(400, "Bad request") from None
+    if not (isinstance(key, str) and key.startswith("pk_")):
+        raise UserError(401, "Unauthorized")
     intent = resources.PaymentIntent._api_retrieve(request.match_info["id"])
     if secret != intent.client_secret:
         raise UserError(401, "Unauthorized")
     if intent.status != "requires_payment_method":
-        raise UserError(400, f"This PaymentIntent's status is {intent.status}.", {"code": "payment_intent_unexpected_state"})
+        raise UserError(
+            400,
+            f"This PaymentIntent's status is {intent.status}.",
+            {"code": "payment_intent_unexpected_state"},
+        )
     method = resources.PaymentMethod(type="card", card=card)
     intent.payment_method = method.id
     try:
         intent._confirm(on_failure_now=intent._report_failure)
     except UserError as declined:
-        declined.body["error"].update(type="card_error", payment_intent={"id": intent.id, "status": intent.status})
+        declined.body["error"].update(
+            type="card_error", payment_intent={"id": intent.id, "status": intent.status}
+        )
         raise
     return web.json_response(intent._export())
 

@@ -42,6 +42,7 @@ flask --app wsgi seed-demo
 echo
 echo "Mentor marketplace: http://127.0.0.1:${PORT}/  (API docs: http://127.0.0.1:${PORT}/api/docs)"
 echo "Sign in at http://127.0.0.1:${PORT}/login with a demo login above, e.g. ada@demo.test / demo-password-123"
+echo "Book from a mentor's page and pay with the test card 4242 4242 4242 4242 (any future date, any CVC)"
 echo
 # Each process runs under a restart loop: one that dies comes back, the others keep running.
 bash scripts/supervised-procfile.sh Procfile.dev > instance/Procfile.dev.supervised

@@ -132,7 +132,9 @@ def _to_sign_in(next_path: str) -> Response:
 def _sign_in_first() -> Response:
     """A booking's own pages answer 401 to a stranger, with a link to sign in and come back."""
     here = request.full_path.rstrip("?")
-    return _render("bookings/sign_in_first.html", "Sign in to continue", 401, next=here, message=SIGN_IN_TO_SEE)
+    return _render(
+        "bookings/sign_in_first.html", "Sign in to continue", 401, next=here, message=SIGN_IN_TO_SEE
+    )
 
 
 # --- pick a length and a time ------------------------------------------------------------------------
@@ -201,7 +203,10 @@ class BookingFormPage(MethodView):
     @html.response(303, description="Held: on to checkout")
     @html.alt_response(403, schema=PAGE, content_type=HTML, description="The form's CSRF token is stale")
     @html.alt_response(
-        409, schema=PAGE, content_type=HTML, description="The time was taken, or let go of by you too recently"
+        409,
+        schema=PAGE,
+        content_type=HTML,
+        description="The time was taken, or let go of by you too recently",
     )
     @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form again, with the messages")
     @html.alt_response(429, schema=PAGE, content_type=HTML, description="Too many unpaid holds")
@@ -213,7 +218,7 @@ class BookingFormPage(MethodView):
         profile = public_profile(int(data["mentor_id"])) if data else None
         learner = _signed_in()
         if learner is None:
-            chosen = {name: value for name, value in form.values.items() if name != "topic"}
+            chosen: dict[str, Any] = {name: value for name, value in form.values.items() if name != "topic"}
             back = url_for("booking_pages.BookingFormPage", **chosen)
             return _to_sign_in(back)
         if auth.current_token_id() is None and not auth.csrf_sent_matches():

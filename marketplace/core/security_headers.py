@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app
+from werkzeug.wrappers import Response as AnyResponse
 
 
 def _sources(*values: str) -> str:
@@ -50,7 +51,7 @@ def content_security_policy(config: dict[str, Any], stripe_js: bool = False) -> 
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
-def allow_stripe_js(response: Response) -> Response:
+def allow_stripe_js(response: AnyResponse) -> AnyResponse:
     """Give one page (checkout) the policy that lets Stripe.js load and run; every other page keeps none."""
     response.headers["Content-Security-Policy"] = content_security_policy(current_app.config, stripe_js=True)
     return response

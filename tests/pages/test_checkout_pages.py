@@ -27,7 +27,9 @@ TOO_SOON = "2027-01-04T08:30:00+01:00"  # the clock says 07:00 in Berlin; the me
 STRIPE_ORIGIN = "https://js.stripe.com"
 
 
-def _book(client: FlaskClient, mentor: MentorProfile, start: str, topic: str = "Career advice", **more: str) -> TestResponse:
+def _book(
+    client: FlaskClient, mentor: MentorProfile, start: str, topic: str = "Career advice", **more: str
+) -> TestResponse:
     form = {"mentor_id": str(mentor.id), "start": start, "duration_minutes": "60", "topic": topic, **more}
     chosen = f"/book?mentor_id={mentor.id}&start={quote(start)}&duration_minutes=60"
     return _post(client, "/book", form, token_from=chosen)
@@ -50,7 +52,9 @@ def test_the_hold_form_refuses_what_the_api_refuses_next_to_the_time_and_keeps_t
 
     too_soon = _book(client, mentor, TOO_SOON)
     assert too_soon.status_code == 422
-    assert _field_errors(too_soon) == {"start": "Error: This time is sooner than the mentor's minimum notice."}
+    assert _field_errors(too_soon) == {
+        "start": "Error: This time is sooner than the mentor's minimum notice."
+    }
 
     no_topic = _book(client, mentor, "2027-01-05T12:00:00+01:00", topic="")
     assert no_topic.status_code == 422
@@ -122,8 +126,13 @@ def test_the_status_page_says_where_the_booking_is_in_the_learners_zone(
     assert "has until Wed 6 Jan, 01:00 (America/New_York) to accept" in text
 
     text = _text(client.get(f"/bookings/{declined_card.id}/status"))
-    assert "Your card was declined. Try another card: this time stays held for you until 01:10 (10 minutes left)" in text
-    assert f'href="/bookings/{declined_card.id}/checkout"' in client.get(f"/bookings/{declined_card.id}/status").get_data(as_text=True)
+    assert (
+        "Your card was declined. Try another card: this time stays held for you until 01:10 (10 minutes left)"
+        in text
+    )
+    assert f'href="/bookings/{declined_card.id}/checkout"' in client.get(
+        f"/bookings/{declined_card.id}/status"
+    ).get_data(as_text=True)
 
     settled = client.get(f"/bookings/{paid.id}/checkout")
     assert (settled.status_code, settled.headers["Location"]) == (303, f"/bookings/{paid.id}/status")
