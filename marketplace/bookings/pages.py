@@ -10,8 +10,10 @@ follows it through the API's `GET /api/v1/bookings/{id}`. Only the checkout page
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import wraps
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -281,17 +283,28 @@ def _refusal(form: Form, error: DomainError) -> Form:
 # --- checkout and the booking's status ----------------------------------------------------------------
 
 
+def own_booking_page(view: Callable[[Any, User, Booking], Response]) -> Callable[[Any, int], Response]:
+    """A booking's own page: 401 (a page with a link to sign in) for a stranger, 404 for anyone the booking
+    is not shown to (`service.get_booking`, as the API), else the view with the user and the booking."""
+
+    @wraps(view)
+    @html.alt_response(401, schema=PAGE, content_type=HTML, description="Not signed in: a link to sign in")
+    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such booking of yours")
+    def wrapper(self: Any, booking_id: int) -> Response:
+        user = _signed_in()
+        if user is None:
+            return _sign_in_first()
+        return view(self, user, service.get_booking(user, booking_id))
+
+    return wrapper
+
+
 @html.route("/bookings/<int:booking_id>/checkout")
 class CheckoutPage(MethodView):
     @html.response(200, schema=PAGE, content_type=HTML, description="Pay for a held booking with Stripe.js")
     @html.alt_response(303, description="Not (or no longer) to be paid by you: on to the booking's status")
-    @html.alt_response(401, schema=PAGE, content_type=HTML, description="Not signed in: a link to sign in")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such booking of yours")
-    def get(self, booking_id: int) -> Response:
-        user = _signed_in()
-        if user is None:
-            return _sign_in_first()
-        booking = service.get_booking(user, booking_id)
+    @own_booking_page
+    def get(self, user: User, booking: Booking) -> Response:
         if not booking.can_pay(user):
             return redirect(url_for("booking_pages.BookingStatusPage", booking_id=booking.id), code=303)
         page = _render(
@@ -308,13 +321,8 @@ class CheckoutPage(MethodView):
 @html.route("/bookings/<int:booking_id>/status")
 class BookingStatusPage(MethodView):
     @html.response(200, schema=PAGE, content_type=HTML, description="Where the booking is; follows it live")
-    @html.alt_response(401, schema=PAGE, content_type=HTML, description="Not signed in: a link to sign in")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such booking of yours")
-    def get(self, booking_id: int) -> Response:
-        user = _signed_in()
-        if user is None:
-            return _sign_in_first()
-        booking = service.get_booking(user, booking_id)
+    @own_booking_page
+    def get(self, user: User, booking: Booking) -> Response:
         return _render("bookings/status.html", "Your booking", **_booking_context(booking, user))
 
 
