@@ -5,7 +5,8 @@ localstripe's own copy (at the same `/js.stripe.com/v3/`) ignores the card a pag
 `confirmCardPayment` only answers a 3-D Secure prompt for an intent that already has a card. This serves
 `localstripe-browser-v3.js` there instead, and `POST /_config/browser/payment_intents/{id}/confirm` (the
 publishable key, the client secret and the card) attaches a new card to the intent and confirms it through
-localstripe's own code, so declines, charges and the signed `payment_intent.*` webhooks are localstripe's.
+localstripe's own code, so declines, charges and the signed `payment_intent.*` webhooks are localstripe's; an
+authorization (manual capture) also sends the `payment_intent.amount_capturable_updated` Stripe sends.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from localstripe import resources
 from localstripe.errors import UserError
+from localstripe.webhooks import schedule_webhook
 
 SCRIPT = Path(__file__).with_name("localstripe-browser-v3.js")
 SCRIPT_PATH = "/js.stripe.com/v3/"
@@ -61,6 +63,8 @@ async def confirm_with_card(request: web.Request) -> web.Response:
             type="card_error", payment_intent={"id": intent.id, "status": intent.status}
         )
         raise
+    if intent.status == "requires_capture":  # manual capture: localstripe announces no authorization itself
+        schedule_webhook(resources.Event("payment_intent.amount_capturable_updated", intent))
     return web.json_response(intent._export())
 
 

@@ -43,6 +43,7 @@ class Shop:
     site: journey.Site
     stripe_js_url: str
     stripe_origin: str
+    asking_mentor_id: int  # confirms each request: paying only authorizes the card
 
 
 @dataclass
@@ -82,8 +83,10 @@ def shop(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Itera
                     timezone=MENTOR_ZONE,
                 )
                 AvailabilityScheduleFactory(profile=maria)
+                asking = make_mentor("Rui Requests", price_cents=5000, requires_confirmation=True)
+                AvailabilityScheduleFactory(profile=asking)
                 db.session.commit()
-                mentor_id = maria.id
+                mentor_id, asking_id = maria.id, asking.id
             server = make_server(HOST, 0, app, threaded=True)
             base_url = f"http://{HOST}:{server.server_port}"
             thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -93,7 +96,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Itera
             worker = start_worker("checkout", directory, worker_env)
             try:
                 site = journey.Site(base_url, mentor_id, smtp_sink)
-                yield Shop(site, stripe["STRIPE_JS_URL"], stand_in.api_base)
+                yield Shop(site, stripe["STRIPE_JS_URL"], stand_in.api_base, asking_id)
             finally:
                 worker.kill()  # nothing left to finish: its graceful stop would only cost seconds
                 server.shutdown()
@@ -134,9 +137,9 @@ def _pay(page: Page, card: str) -> None:
     page.get_by_role("button", name="Pay $").click()
 
 
-def _first_free_time(page: Page, shop: Shop) -> None:
+def _first_free_time(page: Page, shop: Shop, mentor_id: int | None = None) -> None:
     """From the mentor's page, the first free time, to the booking page (signed in)."""
-    page.goto(f"{shop.site.base_url}/mentors/{shop.site.mentor_id}")
+    page.goto(f"{shop.site.base_url}/mentors/{mentor_id or shop.site.mentor_id}")
     page.locator("#slot-days a.slot").first.click()
     expect(page.locator("a.slot[aria-current=true]")).to_have_count(1)
     page.locator("a.slot[aria-current=true]").click()
@@ -218,6 +221,14 @@ def test_a_visitor_books_signs_up_pays_and_after_a_declined_card_pays_with_anoth
     problems += _checked_here(page, "checkout-declined")
     _pay(page, VISA)
     expect(page.get_by_role("heading", level=1)).to_have_text("Your session is booked", timeout=SETTLED)
+
+    # A mentor who confirms each request: the card is authorized, and the page says until when they answer.
+    _first_free_time(page, shop, shop.asking_mentor_id)
+    expect(page.get_by_text("Rui Requests confirms each request")).to_be_visible()
+    _hold(page, "A request")
+    _pay(page, VISA)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Awaiting the mentor", timeout=SETTLED)
+    expect(page.get_by_text("Your card is authorized, not charged. Rui Requests has until")).to_be_visible()
 
     assert problems == []
     _finished_cleanly(watched, page, shop)
