@@ -47,6 +47,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.accounts import auth, passwords
     from marketplace.accounts.pages import html as account_pages_blp
     from marketplace.accounts.routes import blp as accounts_blp
+    from marketplace.bookings.availability.pages import html as mentor_availability_pages_blp
     from marketplace.bookings.availability.routes import blp as slots_blp
     from marketplace.bookings.pages import html as booking_pages_blp
     from marketplace.bookings.routes import blp as bookings_blp
@@ -58,9 +59,11 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.core import docs, errors, logs, ops, outbox_routes, request_log, security_headers
     from marketplace.core.celery import celery_init_app
     from marketplace.extensions import api, db, limiter, migrate
+    from marketplace.mentors.pages import html as mentor_pages_blp
     from marketplace.mentors.routes import blp as mentors_blp
     from marketplace.notifications.routes import blp as notifications_blp
     from marketplace.payments import gateway, receivers
+    from marketplace.payments.mentor_pages import html as mentor_bookings_pages_blp
     from marketplace.payments.routes import blp as payments_blp
     from marketplace.payments.routes import webhooks as webhooks_blp
     from marketplace.scheduling.routes import blp as scheduling_blp
@@ -95,6 +98,9 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(careers_blp)
     api.register_blueprint(pages_blp)
     api.register_blueprint(account_pages_blp)
+    api.register_blueprint(mentor_pages_blp)
+    api.register_blueprint(mentor_availability_pages_blp)
+    api.register_blueprint(mentor_bookings_pages_blp)
     api.register_blueprint(booking_pages_blp)
     api.register_blueprint(payments_blp)
     api.register_blueprint(webhooks_blp)

@@ -11,9 +11,6 @@ Stripe does that this does not.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
 import html
 import json
 import logging
@@ -21,11 +18,11 @@ import secrets
 import time
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from localstripe import resources, webhooks
 from localstripe.errors import UserError
 from localstripe.server import get_post_data
+from localstripe_redelivery import deliver
 
 LINK_LIFETIME_SECONDS = 300
 ONBOARDING_DUE = ["external_account", "individual.dob.day", "individual.first_name", "tos_acceptance.date"]
@@ -36,7 +33,6 @@ _PAYOUT = "connect_payout:"
 _IDEMPOTENT = "connect_idempotency:"
 
 log = logging.getLogger("aiohttp.access")
-_deliveries: set[asyncio.Task[None]] = set()
 
 
 def _id(prefix: str) -> str:
@@ -69,22 +65,6 @@ def _int(value: Any, name: str) -> int:
 # --- events --------------------------------------------------------------------------------------------
 
 
-async def _deliver(payload: bytes, created: int, event_type: str) -> None:
-    for hook in list(webhooks._webhooks.values()):
-        if hook.events is not None and event_type not in hook.events:
-            continue
-        signature = hmac.new(hook.secret.encode(), b"%d.%s" % (created, payload), hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json", "Stripe-Signature": f"t={created},v1={signature}"}
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(hook.url, data=payload, headers=headers) as r,
-            ):
-                log.info('connect webhook "%s" answered %d', event_type, r.status)
-        except aiohttp.ClientError as exc:
-            log.info('connect webhook "%s" failed: %s', event_type, exc)
-
-
 def _emit(event_type: str, obj: dict[str, Any], account: str) -> dict[str, Any]:
     """A Connect event about `obj` in `account`, kept in the store and sent signed to every webhook."""
     created = int(time.time())
@@ -101,9 +81,7 @@ def _emit(event_type: str, obj: dict[str, Any], account: str) -> dict[str, Any]:
         "type": event_type,
     }
     _put("connect_event:" + event["id"], event)
-    delivery = asyncio.ensure_future(_deliver(json.dumps(event).encode(), created, event_type))
-    _deliveries.add(delivery)
-    delivery.add_done_callback(_deliveries.discard)
+    deliver(json.dumps(event).encode(), event_type)
     return event
 
 

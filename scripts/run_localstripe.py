@@ -22,6 +22,7 @@ from localstripe import resources
 from localstripe.server import app
 from localstripe_browser import install as install_browser
 from localstripe_connect import install as install_connect
+from localstripe_redelivery import install as install_redelivery
 
 STORE_FILE_NAME = "localstripe.pickle"
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     # Reload whatever a previous run in this same directory left (nothing, in a fresh temp dir).
     resources.store.try_load_from_disk()
     install_connect(app)
+    install_redelivery()
     install_browser(app)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")

@@ -16,14 +16,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from flask_sqlalchemy.session import _app_ctx_id
-from sqlalchemy.orm import scoped_session, sessionmaker
+from sqlalchemy.orm import Session, scoped_session
 
 from marketplace.bookings.availability.routes import SLOTS_CACHE
 from marketplace.careers.routes import MENTOR_PAGES
 from marketplace.extensions import db, limiter
 from marketplace.mentors.catalog import CATALOG_RESPONSES
 from tests.helpers import STRIPE_SETTINGS, STRIPE_TEST_SETTINGS, make_test_app
+from tests.support.databases import rolled_back_connection, session_on
 from tests.support.servers import LocalStripe, localstripe_server, postgres_server
 
 BACKENDS = ("postgresql", "sqlite")
@@ -97,29 +97,10 @@ def _fresh_process_caches() -> Iterator[None]:
 
 
 @pytest.fixture
-def db_session(app: Flask) -> Iterator[scoped_session]:
-    """Each test runs inside a transaction that is rolled back; the app's commits become savepoints.
-
-    PostgreSQL's deferred triggers (the catalog version's) fire at the outer commit, which a test never
-    reaches: here they fire at the end of each statement instead.
-    """
-    with app.app_context():
-        connection = db.engine.connect()
-        outer = connection.begin()
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
-        original = db.session
-        # A plain Session: Flask-SQLAlchemy's own ignores `bind` and would pick the engine again.
-        db.session = scoped_session(
-            sessionmaker(bind=connection, join_transaction_mode="create_savepoint"), scopefunc=_app_ctx_id
-        )
-        try:
-            yield db.session
-        finally:
-            db.session.remove()
-            db.session = original
-            outer.rollback()
-            connection.close()
+def db_session(app: Flask) -> Iterator[scoped_session[Session]]:
+    """Each test runs inside a transaction that is rolled back; the app's commits become savepoints."""
+    with app.app_context(), rolled_back_connection() as connection, session_on(connection) as session:
+        yield session
     limiter.reset()
 
 

@@ -28,17 +28,18 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from werkzeug.test import TestResponse
 
 from marketplace.accounts.models import ApiToken, Role, User
 from marketplace.accounts.service import issue_token
 from marketplace.core.time import utcnow
-from marketplace.extensions import db
+from marketplace.extensions import db, limiter
 from marketplace.mentors.models import MentorProfile
 from marketplace.mentors.vetting import VettingStatus
 from tests.factories import PASSWORD, AvailabilityScheduleFactory, MentorProfileFactory, UserFactory
 from tests.helpers import ApiUser, temporary_app
+from tests.support.databases import rolled_back_connection, session_on
 
 METHODS = ("get", "put", "post", "patch", "delete")
 ANONYMOUS = "anonymous"
@@ -91,6 +92,16 @@ PUBLIC_OPERATIONS = frozenset(
         *(("GET", path) for path in ("/forgot-password", "/reset-password", "/verify-email")),
         *(("POST", path) for path in ("/signup", "/login", "/logout", "/account/password")),
         *(("POST", path) for path in ("/forgot-password", "/reset-password", "/verify-email")),
+        # The mentor's pages: anyone not signed in is sent to sign in (303), anyone not a mentor gets 403.
+        *(("GET", path) for path in ("/mentor/profile", "/mentor/availability", "/mentor/bookings")),
+        ("GET", "/mentor/earnings"),
+        *(("POST", path) for path in ("/mentor/profile", "/mentor/profile/submit", "/mentor/availability")),
+        *(
+            ("POST", path)
+            for path in ("/mentor/availability/overrides", "/mentor/availability/overrides/remove")
+        ),
+        *(("POST", path) for path in ("/mentor/bookings/answer", "/mentor/calendar-feed")),
+        ("POST", "/mentor/earnings/payouts"),
         # Booking pages: choosing is open to all; holding sends anyone not signed in to sign in first.
         *(("GET", path) for path in ("/mentors/{mentor_id}/book", "/book")),
         ("POST", "/book"),
@@ -280,8 +291,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("operation", ids)
 
 
+@pytest.fixture(scope="module")
+def _world_and_connection(app: Flask) -> Iterator[tuple[World, Connection]]:
+    """The world is built once per module, in a transaction that each test enters through a savepoint."""
+    with app.app_context(), rolled_back_connection() as connection:
+        with session_on(connection):
+            world = _build_world(app, app.test_client())
+        yield world, connection
+
+
 @pytest.fixture
-def world(app: Flask, client: FlaskClient) -> World:
+def world(app: Flask, _world_and_connection: tuple[World, Connection]) -> Iterator[World]:
+    """The module's world; what a test changes in the database is rolled back after it."""
+    world, connection = _world_and_connection
+    with app.app_context():
+        savepoint = connection.begin_nested()
+        try:
+            with session_on(connection):
+                yield world
+        finally:
+            if savepoint.is_active:
+                savepoint.rollback()
+    limiter.reset()
+
+
+def _build_world(app: Flask, client: FlaskClient) -> World:
     users = {
         "learner_a": UserFactory(roles=(Role.LEARNER,), email="learner-a@example.test"),
         "learner_b": UserFactory(roles=(Role.LEARNER,), email="learner-b@example.test"),
@@ -357,6 +391,9 @@ def world(app: Flask, client: FlaskClient) -> World:
     }
     for role, user in users.items():
         markers[user.email] = frozenset({role, "admin", *parties.get(role, ())})
+    # The tests read these objects' columns after this session is gone.
+    for loaded in (*users.values(), *profiles.values()):
+        db.session.refresh(loaded)
     return World(
         app=app,
         users=users,

@@ -102,13 +102,15 @@ class _WebhookReceiver:
 
     def __init__(self) -> None:
         self.received: queue.Queue[tuple[bytes, str]] = queue.Queue()
-        received = self.received
+        # The answers to give, first to last; 200 once they are used up.
+        self.answers: list[int] = []
+        received, answers = self.received, self.answers
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 received.put((body, self.headers.get("Stripe-Signature", "")))
-                self.send_response(200)
+                self.send_response(answers.pop(0) if answers else 200)
                 self.end_headers()
 
             def log_message(self, format: str, *args: object) -> None:
@@ -162,6 +164,30 @@ def test_localstripe_payment_intent_and_signed_webhook(webhook_receiver: _Webhoo
             ls.api_base + f"/v1/payment_intents/{intent['id']}", headers=STRIPE_HEADERS, timeout=10
         )
         assert gone.status_code == 404
+
+
+def test_an_event_refused_by_the_endpoint_is_sent_again_until_accepted(
+    webhook_receiver: _WebhookReceiver,
+) -> None:
+    """Stripe re-sends what the endpoint did not take (the intake answers 503 while its database is down)."""
+    secret = "whsec_test_support"
+    webhook_receiver.answers.append(503)
+    with localstripe_server() as ls:
+        ls.register_webhook("main", webhook_receiver.url, secret, events=["customer.created"])
+        requests.post(
+            ls.api_base + "/v1/customers", data={"email": "b@example.com"}, headers=STRIPE_HEADERS, timeout=10
+        )
+        refused = stripe.Webhook.construct_event(*_decoded(webhook_receiver.received.get(timeout=15)), secret)
+        again = stripe.Webhook.construct_event(*_decoded(webhook_receiver.received.get(timeout=15)), secret)
+
+        assert again["id"] == refused["id"]
+        assert again["type"] == "customer.created"
+        with pytest.raises(queue.Empty):
+            webhook_receiver.received.get(timeout=5)
+
+
+def _decoded(delivery: tuple[bytes, str]) -> tuple[str, str]:
+    return delivery[0].decode(), delivery[1]
 
 
 def test_localstripe_instances_do_not_share_a_store() -> None:

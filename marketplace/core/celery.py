@@ -38,6 +38,9 @@ QUEUES = (PAYMENTS_QUEUE, MAIL_QUEUE, UPKEEP_QUEUE)
 # `sqla+<database URL>` (the embedded default) runs on kombu's SQLAlchemy transport with its polling tuned.
 EMBEDDED_PREFIX = "sqla+"
 EMBEDDED_TRANSPORT = "marketplace.core.embedded_broker:Transport"
+# Redis through kombu's transport with a guard that keeps a worker alive when Redis goes away (redis_broker).
+REDIS_TRANSPORT = "marketplace.core.redis_broker:Transport"
+REDIS_SCHEMES = ("redis://", "rediss://")
 # Task name -> queue; a task not named here runs on upkeep.
 TASK_ROUTES: dict[str, dict[str, str]] = {
     "payments.process_events": {"queue": PAYMENTS_QUEUE},
@@ -104,7 +107,7 @@ def celery_init_app(app: Flask, task_modules: Iterable[str]) -> Celery[Any]:
     celery = Celery(app.name, task_cls=FlaskTask, include=modules)
     celery.conf.update(
         broker_url=broker_url.removeprefix(EMBEDDED_PREFIX),
-        broker_transport=EMBEDDED_TRANSPORT if broker_url.startswith(EMBEDDED_PREFIX) else None,
+        broker_transport=_transport(broker_url),
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
@@ -147,6 +150,13 @@ def _mark_completed() -> None:
         log.warning("outbox message %s ran but could not be marked done", message_id)
 
 
+def _transport(broker_url: str) -> str | None:
+    """The transport class for the broker URL (None: the one its scheme names)."""
+    if broker_url.startswith(EMBEDDED_PREFIX):
+        return EMBEDDED_TRANSPORT
+    return REDIS_TRANSPORT if broker_url.startswith(REDIS_SCHEMES) else None
+
+
 def _transport_options(broker_url: str, visibility_timeout: int = 3600) -> dict[str, Any]:
     """Redis redelivers unacknowledged tasks after the visibility timeout: it must outlast any retry delay.
 
@@ -155,7 +165,7 @@ def _transport_options(broker_url: str, visibility_timeout: int = 3600) -> dict[
     socket timeouts and a health check every few seconds notice a dead Redis at once, so the worker starts
     reconnecting within seconds of its return.
     """
-    if broker_url.startswith(("redis://", "rediss://")):
+    if broker_url.startswith(REDIS_SCHEMES):
         return {
             "visibility_timeout": visibility_timeout,
             "unacked_restore_interval": max(1, min(10, visibility_timeout // 10)),

@@ -1,26 +1,30 @@
 """Reminders: rows with a due time, created on confirmation, swept by beat, sent once.
 
 Far-future work is a row, not a Celery countdown: it survives restarts and follows reschedules. The sweep
-claims due rows in batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent sweepers take disjoint
-rows; SQLite's BEGIN IMMEDIATE serializes them) and, in the same transaction, writes one outbox message per
-row for `notifications.send_reminder`: claiming and asking for the send commit together. A reminder that
-fell due while the system was down is still sent if its session has not started, and skipped if it has.
+claims each due row in a short unit of its own (`run_in_unit`: run again after a lost race), a guarded UPDATE
+that a concurrent sweeper's claim makes match nothing, and in the same unit writes the outbox message for
+`notifications.send_reminder`: claiming and asking for the send commit together. A row whose unit still
+fails stays pending for the next sweep and holds up none of the others. A reminder that fell due while the
+system was down is still sent if its session has not started, and skipped if it has.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import delete, exists, or_, select, tuple_, update
 
 from marketplace.bookings.models import Booking, BookingStatus
 from marketplace.core import outbox
-from marketplace.core.db import unit_of_work
+from marketplace.core.db import rows_matched, run_in_unit
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.notifications.models import Reminder, ReminderStatus
+
+log = logging.getLogger(__name__)
 
 SEND_REMINDER_TASK = "notifications.send_reminder"
 # One sweep stops claiming after this long, well inside the task's time limit; the next sweep goes on.
@@ -77,48 +81,69 @@ def _skip_stale(now: datetime) -> None:
     )
 
 
-def claim_due(now: datetime, limit: int) -> list[int]:
-    """Claim up to `limit` due reminders of confirmed, not yet started sessions, and ask for their sends."""
-    ids = list(
-        db.session.scalars(
-            select(Reminder.id)
-            .join(Booking, Booking.id == Reminder.booking_id)
-            .where(
-                Reminder.status == ReminderStatus.PENDING.value,
-                Reminder.due_at <= now,
-                Booking.status == BookingStatus.CONFIRMED.value,
-                Booking.start_at > now,
-            )
-            .order_by(Reminder.due_at, Reminder.id)
-            .limit(limit)
-            .with_for_update(of=Reminder, skip_locked=True)
+def _due(now: datetime, limit: int, after: tuple[datetime, int] | None) -> list[tuple[datetime, int]]:
+    """(due_at, id) of up to `limit` due reminders of confirmed, not yet started sessions, oldest first."""
+    stmt = (
+        select(Reminder.due_at, Reminder.id)
+        .join(Booking, Booking.id == Reminder.booking_id)
+        .where(
+            Reminder.status == ReminderStatus.PENDING.value,
+            Reminder.due_at <= now,
+            Booking.status == BookingStatus.CONFIRMED.value,
+            Booking.start_at > now,
         )
+        .order_by(Reminder.due_at, Reminder.id)
+        .limit(limit)
     )
-    if ids:
-        db.session.execute(
-            update(Reminder)
-            .where(Reminder.id.in_(ids))
-            .values(status=ReminderStatus.CLAIMED.value, claimed_at=now)
-            .execution_options(synchronize_session=False)
+    if after is not None:
+        stmt = stmt.where(tuple_(Reminder.due_at, Reminder.id) > tuple_(*after))
+    return [(due_at, reminder_id) for due_at, reminder_id in db.session.execute(stmt)]
+
+
+def claim(reminder_id: int, now: datetime) -> bool:
+    """Claim one reminder if it is still due and unclaimed, and ask for its send; False if it is not."""
+    session_ahead = exists().where(
+        Booking.id == Reminder.booking_id,
+        Booking.status == BookingStatus.CONFIRMED.value,
+        Booking.start_at > now,
+    )
+    claimed = rows_matched(
+        update(Reminder)
+        .where(
+            Reminder.id == reminder_id,
+            Reminder.status == ReminderStatus.PENDING.value,
+            Reminder.due_at <= now,
+            session_ahead,
         )
-        for reminder_id in ids:
-            outbox.enqueue(SEND_REMINDER_TASK, reminder_id=reminder_id)
-    return ids
+        .values(status=ReminderStatus.CLAIMED.value, claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed:
+        outbox.enqueue(SEND_REMINDER_TASK, reminder_id=reminder_id)
+    return claimed == 1
 
 
 def sweep() -> int:
-    """Claim every due reminder, batch by batch (each batch its own commit, relayed at once)."""
+    """Claim every due reminder, one short unit each, batch after batch until none is left or the time is up.
+
+    Walks the due rows in order (after the last one seen), so a row whose unit failed is passed over now
+    and taken by the next sweep.
+    """
     batch = int(current_app.config["REMINDER_BATCH_SIZE"])
     deadline = time.monotonic() + SWEEP_BUDGET_SECONDS
-    claimed = 0
+    now = utcnow()
+    run_in_unit(_skip_stale, now)
+    claimed, after = 0, None
     while True:
-        with unit_of_work():
-            now = utcnow()
-            _skip_stale(now)
-            ids = claim_due(now, batch)
-        claimed += len(ids)
-        if len(ids) < batch or time.monotonic() > deadline:
+        due = run_in_unit(_due, now, batch, after)
+        for _due_at, reminder_id in due:
+            try:
+                claimed += run_in_unit(claim, reminder_id, now)
+            except Exception:
+                log.exception("claiming reminder %s failed; the next sweep tries again", reminder_id)
+        if len(due) < batch or time.monotonic() > deadline:
             return claimed
+        after = due[-1]
 
 
 def take_for_sending(reminder_id: int) -> bool:

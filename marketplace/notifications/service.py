@@ -30,13 +30,13 @@ from typing import Any, cast
 from flask import current_app
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy import CursorResult, Select, and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from marketplace.bookings.models import Booking
 from marketplace.core import outbox
 from marketplace.core.celery import TransientError
-from marketplace.core.db import is_unavailable, unit_of_work
+from marketplace.core.db import insert_unless_exists, is_unavailable, run_in_unit
 from marketplace.core.errors import Conflict, NotFound
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
@@ -114,46 +114,41 @@ def _key(kind: Kind, object_id: int, recipient: str, version: int) -> Any:
     )
 
 
+def _new_row(kind: Kind, object_id: int, recipient: str, version: int, **values: Any) -> bool:
+    """Insert this recipient's row for the message unless it has one; True when it was new."""
+    return insert_unless_exists(
+        SentEmail, kind=kind.value, object_id=object_id, recipient=recipient, version=version, **values
+    )
+
+
 def _claim(kind: Kind, object_id: int, recipient: str, version: int) -> Claim:
+    """One recipient's claim, a unit of its own (`run_in_unit`)."""
     now = utcnow()
     lease = timedelta(seconds=int(current_app.config["MAIL_CLAIM_LEASE_SECONDS"]))
-    with unit_of_work():
-        try:
-            with db.session.begin_nested():
-                db.session.add(
-                    SentEmail(
-                        kind=kind.value,
-                        object_id=object_id,
-                        recipient=recipient,
-                        version=version,
-                        status=EmailStatus.SENDING.value,
-                        attempts=1,
-                        claimed_at=now,
-                    )
-                )
-            return Claim.CLAIMED
-        except IntegrityError:
-            pass
-        taken = db.session.execute(
-            update(SentEmail)
-            .where(
-                _key(kind, object_id, recipient, version),
-                or_(
-                    SentEmail.status == EmailStatus.PENDING.value,
-                    and_(SentEmail.status == EmailStatus.SENDING.value, SentEmail.claimed_at < now - lease),
-                ),
-            )
-            .values(status=EmailStatus.SENDING.value, claimed_at=now, attempts=SentEmail.attempts + 1)
-            .execution_options(synchronize_session=False)
+    if _new_row(
+        kind, object_id, recipient, version, status=EmailStatus.SENDING.value, attempts=1, claimed_at=now
+    ):
+        return Claim.CLAIMED
+    taken = db.session.execute(
+        update(SentEmail)
+        .where(
+            _key(kind, object_id, recipient, version),
+            or_(
+                SentEmail.status == EmailStatus.PENDING.value,
+                and_(SentEmail.status == EmailStatus.SENDING.value, SentEmail.claimed_at < now - lease),
+            ),
         )
-        if cast("CursorResult[Any]", taken).rowcount == 1:  # an UPDATE gives a CursorResult
-            return Claim.CLAIMED
-        status = db.session.scalar(select(SentEmail.status).where(_key(kind, object_id, recipient, version)))
+        .values(status=EmailStatus.SENDING.value, claimed_at=now, attempts=SentEmail.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if cast("CursorResult[Any]", taken).rowcount == 1:  # an UPDATE gives a CursorResult
+        return Claim.CLAIMED
+    status = db.session.scalar(select(SentEmail.status).where(_key(kind, object_id, recipient, version)))
     return Claim.BUSY if status == EmailStatus.SENDING.value else Claim.DONE
 
 
 # A message that went out but is not recorded as sent would go out again once its claim lapses, so recording
-# the outcome outlasts a database restart.
+# the outcome outlasts a database restart (and, as a unit of its own, a lost race).
 @retry(
     retry=retry_if_exception(is_unavailable),
     stop=stop_after_delay(30),
@@ -163,42 +158,56 @@ def _claim(kind: Kind, object_id: int, recipient: str, version: int) -> Claim:
 def _finish(
     kind: Kind, object_id: int, recipient: str, version: int, status: EmailStatus, error: str | None = None
 ) -> None:
-    with unit_of_work():
-        db.session.execute(
-            update(SentEmail)
-            .where(_key(kind, object_id, recipient, version), SentEmail.status == EmailStatus.SENDING.value)
-            .values(
-                status=status.value,
-                sent_at=utcnow() if status is EmailStatus.SENT else None,
-                last_error=error[:500] if error else None,
-            )
-            .execution_options(synchronize_session=False)
+    outcome = (
+        update(SentEmail)
+        .where(_key(kind, object_id, recipient, version), SentEmail.status == EmailStatus.SENDING.value)
+        .values(
+            status=status.value,
+            sent_at=utcnow() if status is EmailStatus.SENT else None,
+            last_error=error[:500] if error else None,
         )
+        .execution_options(synchronize_session=False)
+    )
+    run_in_unit(db.session.execute, outcome)
+
+
+def _render_all(
+    kind: Kind, object_id: int, version: int
+) -> tuple[list[tuple[str, EmailMessage]], list[tuple[str, str]]]:
+    """The event's messages ready to send, and the recipients whose message cannot be rendered (and why)."""
+    outgoing: list[tuple[str, EmailMessage]] = []
+    unrenderable: list[tuple[str, str]] = []
+    for letter in compose(kind, object_id, version):
+        try:
+            outgoing.append((letter.recipient.email, render(letter, kind, object_id, version)))
+        except SQLAlchemyError:
+            raise  # the database, not the message: worth a retry
+        except Exception as exc:
+            log.exception("%s mail for %s cannot be rendered", kind.value, letter.recipient.email)
+            unrenderable.append((letter.recipient.email, f"rendering failed: {exc!r}"))
+    return outgoing, unrenderable
 
 
 def deliver(kind: Kind, object_id: int, version: int = 0) -> int:
     """Send the messages of one event, each recipient at most once; returns how many went out now.
 
+    Every database step is a short unit of its own (`run_in_unit`: run again after a lost race). A recipient
+    whose claim still fails (the database away) is left for the retry and holds up none of the others.
     Raises `TransientError` (after trying every recipient) when some could not be sent yet, so the task
     is retried with backoff; the ones already sent are skipped on the retry.
     """
-    outgoing: list[tuple[str, EmailMessage]] = []
-    unrenderable: list[tuple[str, str]] = []
-    with unit_of_work():
-        for letter in compose(kind, object_id, version):
-            try:
-                outgoing.append((letter.recipient.email, render(letter, kind, object_id, version)))
-            except SQLAlchemyError:
-                raise  # the database, not the message: worth a retry
-            except Exception as exc:
-                log.exception("%s mail for %s cannot be rendered", kind.value, letter.recipient.email)
-                unrenderable.append((letter.recipient.email, f"rendering failed: {exc!r}"))
+    outgoing, unrenderable = run_in_unit(_render_all, kind, object_id, version)
     for recipient, error in unrenderable:
-        _record_failure(kind, object_id, recipient, version, error)
+        run_in_unit(_record_failure, kind, object_id, recipient, version, error)
     sent = 0
     deferred: list[str] = []
     for recipient, message in outgoing:
-        claim = _claim(kind, object_id, recipient, version)
+        try:
+            claim = run_in_unit(_claim, kind, object_id, recipient, version)
+        except SQLAlchemyError as exc:
+            log.warning("%s mail for %s not claimed, left for the retry: %s", kind.value, recipient, exc)
+            deferred.append(f"{recipient}: {exc.__class__.__name__}")
+            continue
         if claim is Claim.BUSY:
             deferred.append(f"{recipient}: being sent by another worker")
         if claim is not Claim.CLAIMED:
@@ -225,44 +234,30 @@ def deliver(kind: Kind, object_id: int, version: int = 0) -> int:
 
 def _record_failure(kind: Kind, object_id: int, recipient: str, version: int, error: str) -> None:
     """Mark one recipient's message failed (unless it was sent), creating its row if need be."""
-    with unit_of_work():
-        try:
-            with db.session.begin_nested():
-                db.session.add(
-                    SentEmail(
-                        kind=kind.value,
-                        object_id=object_id,
-                        recipient=recipient,
-                        version=version,
-                        status=EmailStatus.FAILED.value,
-                        last_error=error[:500],
-                    )
-                )
-            return
-        except IntegrityError:
-            pass
-        db.session.execute(
-            update(SentEmail)
-            .where(_key(kind, object_id, recipient, version), SentEmail.status != EmailStatus.SENT.value)
-            .values(status=EmailStatus.FAILED.value, last_error=error[:500])
-            .execution_options(synchronize_session=False)
-        )
+    if _new_row(kind, object_id, recipient, version, status=EmailStatus.FAILED.value, last_error=error[:500]):
+        return
+    db.session.execute(
+        update(SentEmail)
+        .where(_key(kind, object_id, recipient, version), SentEmail.status != EmailStatus.SENT.value)
+        .values(status=EmailStatus.FAILED.value, last_error=error[:500])
+        .execution_options(synchronize_session=False)
+    )
 
 
 def give_up(kind: Kind, object_id: int, version: int, error: str) -> None:
     """The task is out of retries: what is still waiting to be sent is failed, for an admin to see."""
-    with unit_of_work():
-        db.session.execute(
-            update(SentEmail)
-            .where(
-                SentEmail.kind == kind.value,
-                SentEmail.object_id == object_id,
-                SentEmail.version == version,
-                SentEmail.status == EmailStatus.PENDING.value,
-            )
-            .values(status=EmailStatus.FAILED.value, last_error=f"out of retries: {error}"[:500])
-            .execution_options(synchronize_session=False)
+    still_waiting = (
+        update(SentEmail)
+        .where(
+            SentEmail.kind == kind.value,
+            SentEmail.object_id == object_id,
+            SentEmail.version == version,
+            SentEmail.status == EmailStatus.PENDING.value,
         )
+        .values(status=EmailStatus.FAILED.value, last_error=f"out of retries: {error}"[:500])
+        .execution_options(synchronize_session=False)
+    )
+    run_in_unit(db.session.execute, still_waiting)
 
 
 def emails_in(status: EmailStatus) -> Select[SentEmail]:
@@ -285,14 +280,17 @@ def retry_email(email_id: int) -> SentEmail:
 
 def send_reminder(reminder_id: int) -> bool:
     """Send one claimed reminder, unless its session started or it is no longer confirmed meanwhile."""
-    with unit_of_work():
-        if not reminders.take_for_sending(reminder_id):
-            return False
+    if not run_in_unit(reminders.take_for_sending, reminder_id):
+        return False
     deliver(Kind.REMINDER, reminder_id)
-    with unit_of_work():
-        reminders.mark_sent(reminder_id)
-        outbox.complete_current()
+    run_in_unit(_mark_reminder_sent, reminder_id)
     return True
+
+
+def _mark_reminder_sent(reminder_id: int) -> None:
+    """Sent, and its outbox row done, in one commit."""
+    reminders.mark_sent(reminder_id)
+    outbox.complete_current()
 
 
 # --- receivers (inside the sender's transaction: write rows, never commit) ---------------------------

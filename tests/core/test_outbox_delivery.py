@@ -19,12 +19,14 @@ from sqlalchemy.orm import scoped_session
 
 from marketplace.accounts.models import Role
 from marketplace.core import outbox
-from marketplace.core.db import unit_of_work
+from marketplace.core import tasks as core_tasks
+from marketplace.core.db import run_in_unit, unit_of_work
 from marketplace.core.outbox import OutboxMessage
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
 from marketplace.mentors import calendar_version
 from marketplace.mentors.calendar_version import REFRESH_TASK
+from tests.core.races import losing_each_unit_once, lost_race
 from tests.factories import MentorProfileFactory, UserFactory
 from tests.helpers import ApiUser, assert_error_shape, temporary_app
 from tests.support.servers import free_port
@@ -78,6 +80,25 @@ def test_a_published_row_nobody_completes_is_sent_again_with_doubling_delays_the
     assert (row.state, row.next_attempt_at, row.attempts) == ("failed", None, 3)
     assert row.parked_at is not None
     assert "not completed after 3 deliveries" in row.last_error
+
+
+def test_the_sweep_task_runs_again_after_a_lost_race_and_sends_each_row_once(
+    app: Flask,
+    backend: str,
+    db_session: scoped_session,
+    broker_without_consumers: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message_ids = [_enqueue_refresh(), _enqueue_refresh()]
+    racing, lost = losing_each_unit_once(run_in_unit, lost_race(backend))
+    monkeypatch.setattr(core_tasks, "run_in_unit", racing)
+
+    with time_machine.travel(_row(message_ids[-1]).next_attempt_at + timedelta(seconds=1), tick=False):
+        assert app.extensions["celery"].tasks["outbox.relay_pending"].apply().get() == 2
+
+    assert lost == ["relay_pending"]
+    # The lost attempt's bookkeeping was rolled back: each row counts the one delivery that was recorded.
+    assert [_row(message_id).attempts for message_id in message_ids] == [2, 2]
 
 
 def test_the_consumer_marks_the_row_done_and_the_sweep_leaves_it(

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +20,7 @@ from marketplace.core.db import is_retryable, is_unavailable, run_in_unit
 from marketplace.core.idempotency import IdempotencyKey
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
+from tests.core.races import failing, lost_race
 from tests.fixtures.bookable import book
 from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape, temporary_app
 from tests.support.databases import fresh_database
@@ -29,26 +28,6 @@ from tests.support.servers import free_port
 from tests.support.stripe_client import signed_event
 
 THURSDAY_10 = "2027-01-07T10:00:00+01:00"
-
-
-def lost_race(backend: str) -> OperationalError:
-    """What the driver raises when a unit loses a race on this backend."""
-    if backend == "postgresql":
-        return OperationalError("SELECT 1", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
-    return OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
-
-
-def failing(times: int, error: Exception, then: Callable[..., Any]) -> tuple[Callable[..., Any], list[int]]:
-    """A stand-in for `then` that raises `error` on its first `times` calls; the list counts calls."""
-    calls: list[int] = []
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) <= times:
-            raise error
-        return then(*args, **kwargs)
-
-    return call, calls
 
 
 def _bookings() -> int:

@@ -4,8 +4,7 @@ break makes a one-line header, not a message that cannot be rendered."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -60,25 +59,23 @@ def test_a_sent_message_is_recorded_sent_through_a_database_restart(
     """Were the send not recorded, the claim would lapse and the message go out a second time."""
     user = UserFactory()
     failures_left = 0
-    real_unit, real_send = service.unit_of_work, service.mailer.send
+    real_unit, real_send = service.run_in_unit, service.mailer.send
 
-    @contextmanager
-    def unit_during_a_restart() -> Iterator[None]:
+    def unit_during_a_restart(operation: Callable[..., Any], *args: Any) -> Any:
         nonlocal failures_left
         if failures_left:
             failures_left -= 1
             raise OperationalError(
                 "UPDATE", {}, Exception("terminating connection"), connection_invalidated=True
             )
-        with real_unit():
-            yield
+        return real_unit(operation, *args)
 
     def send_then_restart(message: EmailMessage) -> None:
         nonlocal failures_left
         real_send(message)
         failures_left = 2  # the database goes away just after the message went out
 
-    monkeypatch.setattr(service, "unit_of_work", unit_during_a_restart)
+    monkeypatch.setattr(service, "run_in_unit", unit_during_a_restart)
     monkeypatch.setattr(service.mailer, "send", send_then_restart)
 
     assert service.deliver(Kind.WELCOME, user.id) == 1
