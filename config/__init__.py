@@ -147,6 +147,10 @@ class Config:
     STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY", "")
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
     STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "")
+    # Where the checkout page loads Stripe.js from; its origin (and no other host) is allowed in that page's
+    # CSP. `make run` and the tests point it at the stand-in's copy (`<stand-in>/js.stripe.com/v3/`). Stripe's
+    # own also calls `https://api.stripe.com`: add that with CSP_EXTRA_CONNECT_SRC in production.
+    STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
     PLATFORM_FEE_PERCENT = _int("PLATFORM_FEE_PERCENT", 20)
     # A completed session is transferred to its mentor this long after its end (the no-show report window).
     PAYOUT_DELAY_HOURS = _int("PAYOUT_DELAY_HOURS", 24)

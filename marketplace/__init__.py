@@ -49,6 +49,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.accounts.routes import blp as accounts_blp
     from marketplace.bookings.availability.pages import html as mentor_availability_pages_blp
     from marketplace.bookings.availability.routes import blp as slots_blp
+    from marketplace.bookings.pages import html as booking_pages_blp
     from marketplace.bookings.routes import blp as bookings_blp
     from marketplace.bookings.routes import feeds as calendar_feeds_blp
     from marketplace.careers import receivers as career_receivers
@@ -100,6 +101,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(mentor_pages_blp)
     api.register_blueprint(mentor_availability_pages_blp)
     api.register_blueprint(mentor_bookings_pages_blp)
+    api.register_blueprint(booking_pages_blp)
     api.register_blueprint(payments_blp)
     api.register_blueprint(webhooks_blp)
     api.register_blueprint(notifications_blp)

@@ -26,6 +26,7 @@ if [[ -z "${STRIPE_SECRET_KEY:-}" ]]; then
     export STRIPE_PUBLISHABLE_KEY=pk_test_local_stand_in
     export STRIPE_WEBHOOK_SECRET=whsec_local_stand_in
     export STRIPE_API_BASE="http://127.0.0.1:${STRIPE_PORT}"
+    export STRIPE_JS_URL="${STRIPE_API_BASE}/js.stripe.com/v3/"
     for _ in $(seq 1 50); do
         curl -fsS -o /dev/null "$STRIPE_API_BASE/v1/customers" -H "Authorization: Bearer $STRIPE_SECRET_KEY" && break
         sleep 0.2
@@ -41,6 +42,7 @@ flask --app wsgi seed-demo
 echo
 echo "Mentor marketplace: http://127.0.0.1:${PORT}/  (API docs: http://127.0.0.1:${PORT}/api/docs)"
 echo "Sign in at http://127.0.0.1:${PORT}/login with a demo login above, e.g. ada@demo.test / demo-password-123"
+echo "Book from a mentor's page and pay with the test card 4242 4242 4242 4242 (any future date, any CVC)"
 echo
 # Each process runs under a restart loop: one that dies comes back, the others keep running.
 bash scripts/supervised-procfile.sh Procfile.dev > instance/Procfile.dev.supervised

@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 from localstripe import resources
 from localstripe.server import app
+from localstripe_browser import install as install_browser
 from localstripe_connect import install as install_connect
 from localstripe_redelivery import install as install_redelivery
 
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     resources.store.try_load_from_disk()
     install_connect(app)
     install_redelivery()
+    install_browser(app)
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.DEBUG)

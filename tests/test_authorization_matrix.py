@@ -102,6 +102,9 @@ PUBLIC_OPERATIONS = frozenset(
         ),
         *(("POST", path) for path in ("/mentor/bookings/answer", "/mentor/calendar-feed")),
         ("POST", "/mentor/earnings/payouts"),
+        # Booking pages: choosing is open to all; holding sends anyone not signed in to sign in first.
+        *(("GET", path) for path in ("/mentors/{mentor_id}/book", "/book")),
+        ("POST", "/book"),
         ("GET", "/calendar/{token}.ics"),
         ("POST", "/webhooks/stripe"),
     }

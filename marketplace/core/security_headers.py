@@ -8,8 +8,10 @@ the config already own.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
+from werkzeug.wrappers import Response as AnyResponse
 
 
 def _sources(*values: str) -> str:
@@ -21,22 +23,38 @@ def _sources(*values: str) -> str:
     return " ".join(seen) or "'none'"
 
 
-def content_security_policy(config: dict[str, Any]) -> str:
-    """Same-origin everything, no inline script; `CSP_EXTRA_*` make room for Stripe.js and its frames."""
+def origin_of(url: str) -> str:
+    """`https://js.stripe.com` for `https://js.stripe.com/v3/`: the CSP source that allows exactly that host."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def content_security_policy(config: dict[str, Any], stripe_js: bool = False) -> str:
+    """Same-origin everything, no inline script; `CSP_EXTRA_*` make room for more sources.
+
+    `stripe_js` (the checkout page only) also allows the origin of `STRIPE_JS_URL`, and no other host, to
+    serve scripts, frames and the calls Stripe.js makes."""
+    stripe = origin_of(str(config.get("STRIPE_JS_URL") or "")) if stripe_js else ""
     directives = {
         "default-src": "'self'",
-        "script-src": _sources("'self'", config.get("CSP_EXTRA_SCRIPT_SRC", "")),
+        "script-src": _sources("'self'", stripe, config.get("CSP_EXTRA_SCRIPT_SRC", "")),
         "style-src": "'self'",
         "img-src": "'self' data:",
         "font-src": "'self'",
-        "connect-src": _sources("'self'", config.get("CSP_EXTRA_CONNECT_SRC", "")),
-        "frame-src": _sources(config.get("CSP_EXTRA_FRAME_SRC", "")),
+        "connect-src": _sources("'self'", stripe, config.get("CSP_EXTRA_CONNECT_SRC", "")),
+        "frame-src": _sources(stripe, config.get("CSP_EXTRA_FRAME_SRC", "")),
         "object-src": "'none'",
         "base-uri": "'none'",
         "form-action": "'self'",
         "frame-ancestors": "'none'",
     }
     return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+def allow_stripe_js(response: AnyResponse) -> AnyResponse:
+    """Give one page (checkout) the policy that lets Stripe.js load and run; every other page keeps none."""
+    response.headers["Content-Security-Policy"] = content_security_policy(current_app.config, stripe_js=True)
+    return response
 
 
 def init_app(app: Flask) -> None:

@@ -202,7 +202,7 @@ def test_a_round_the_clock_calendar_still_makes_a_small_page(client: FlaskClient
     html = _page(client, f"/mentors/{world.cheap.id}")
 
     assert_good_page(html, f"{BASE}/mentors/{world.cheap.id}")
-    assert "the booking API lists the later ones too" in html
+    assert f'<a href="/mentors/{world.cheap.id}/book">see them all, for every length</a>' in html
 
 
 @pytest.mark.parametrize(
