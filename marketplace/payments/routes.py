@@ -72,7 +72,7 @@ class StripeWebhook(MethodView):
 @blp.route("/bookings/<int:booking_id>/payment")
 class RetryPayment(MethodView):
     @login_required
-    @blp.response(200, BookingSchema)
+    @blp.response(201, BookingSchema)
     @blp.alt_response(409, description="The booking is no longer held for payment")
     def post(self, booking_id: int) -> Booking:
         """A fresh PaymentIntent for a held booking, to try another card after a decline."""

@@ -47,7 +47,7 @@ def test_a_bookings_life_takes_its_locks_in_one_order(
     with recorded_lock_order(db.session.connection()) as order:
         paid = hold(learner, mentor, "2027-01-07T10:00:00+01:00")
         retried = learner.post(f"/api/v1/bookings/{paid['id']}/payment")
-        assert retried.status_code == 200, retried.get_data(as_text=True)
+        assert retried.status_code == 201, retried.get_data(as_text=True)
         pay_and_confirm(client, stripe_client, retried.get_json()["payment"]["payment_intent_id"])
         moved = learner.post(
             f"/api/v1/bookings/{paid['id']}/reschedule", json={"start": "2027-01-08T10:00:00+01:00"}

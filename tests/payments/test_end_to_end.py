@@ -271,7 +271,7 @@ def test_pay_confirm_decline_retry_and_refund(shop: Shop) -> None:
     assert failed["status"] == "pending_payment"
     assert failed["payment"]["last_error"] == "Your card was declined."
     retry = shop.call("POST", f"/api/v1/bookings/{declined['id']}/payment")
-    assert retry.status_code == 200, retry.text
+    assert retry.status_code == 201, retry.text
     assert shop.stripe.pay(retry.json()["payment"]["payment_intent_id"])["status"] == "succeeded"
     shop.wait_status(declined["id"], "confirmed")
 

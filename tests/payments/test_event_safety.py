@@ -139,7 +139,7 @@ def test_a_replaced_intent_is_still_recognised_as_ours(
     held = _held(learner, mentor)
     first = held["payment"]["payment_intent_id"]
     retried = learner.post(f"/api/v1/bookings/{held['id']}/payment")
-    assert retried.status_code == 200, retried.get_data(as_text=True)
+    assert retried.status_code == 201, retried.get_data(as_text=True)
 
     deliver(client, "payment_intent.canceled", stripe_client.intent(first), event_id="evt_replaced")
 

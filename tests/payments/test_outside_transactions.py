@@ -65,7 +65,7 @@ def test_no_stripe_call_is_made_inside_a_transaction(
 ) -> None:
     paid = hold(learner, mentor, THURSDAY_10)
     retried = learner.post(f"/api/v1/bookings/{paid['id']}/payment")
-    assert retried.status_code == 200, retried.get_data(as_text=True)
+    assert retried.status_code == 201, retried.get_data(as_text=True)
     pay_and_confirm(client, stripe_client, retried.get_json()["payment"]["payment_intent_id"])
     assert learner.post(f"/api/v1/bookings/{paid['id']}/cancel", json={}).status_code == 200  # refunded
     dropped = hold(learner, mentor, FRIDAY_10)

@@ -145,7 +145,7 @@ def test_a_declined_card_keeps_the_hold_and_a_second_card_confirms(
     assert failed["status"] == "pending_payment"
     assert failed["payment"]["last_error"] == "Your card was declined."
     retried = learner.post(f"/api/v1/bookings/{body['id']}/payment")
-    assert retried.status_code == 200, retried.get_data(as_text=True)
+    assert retried.status_code == 201, retried.get_data(as_text=True)
     new_payment = retried.get_json()["payment"]
     assert new_payment["payment_intent_id"] != body["payment"]["payment_intent_id"]
     assert stripe_client.intent(body["payment"]["payment_intent_id"])["status"] == "canceled"
