@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 
 def _settled(now: datetime) -> tuple[Any, ...]:
-    """A booking whose money is the mentor's: the session completed (or the learner did not come), the
-    report window after its end (`PAYOUT_DELAY_HOURS`) passed, no dispute open (a chargeback, or the parties'
+    """A booking whose money is the mentor's: the session completed (or the learner did not come, or cancelled
+    a paid session too late for a full refund: the mentor keeps the share the ledger kept), the report window after its end (`PAYOUT_DELAY_HOURS`) passed, no dispute open (a chargeback, or the parties'
     reports against each other: `Booking.disputed`), no refund on its way, and some share left to pay."""
     share_left = (
         select(EarningEntry.booking_id)
@@ -57,6 +57,7 @@ def _settled(now: datetime) -> tuple[Any, ...]:
                 Booking.status == BookingStatus.NO_SHOW.value,
                 Booking.no_show_party == NoShowParty.LEARNER.value,
             ),
+            and_(Booking.status == BookingStatus.CANCELLED.value, Booking.confirmed_at.is_not(None)),
         ),
         Booking.end_at <= now - timedelta(hours=int(current_app.config["PAYOUT_DELAY_HOURS"])),
         or_(Booking.disputed_at.is_(None), Booking.dispute_closed_at.is_not(None)),
