@@ -28,7 +28,14 @@ from flask import Flask, current_app
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import func, select
 
 from marketplace.accounts.models import Role
@@ -49,7 +56,10 @@ pytestmark = pytest.mark.postgres_only
 SLOTS = [
     f"2027-01-{day:02d}T{hour:02d}:00:00+01:00" for day in (5, 6, 7, 8, 11, 12, 13) for hour in (10, 13, 15)
 ]
-LINK_BODY = {"return_url": "https://marketplace.test/payouts", "refresh_url": "https://marketplace.test/again"}
+LINK_BODY = {
+    "return_url": "https://marketplace.test/payouts",
+    "refresh_url": "https://marketplace.test/again",
+}
 MAX_BOOKINGS = 5
 EXAMPLES = int(os.environ.get("MONEY_EXAMPLES", "12"))
 
@@ -65,7 +75,9 @@ class Tracked:
 
 
 class MoneyLifecycle(RuleBasedStateMachine):
-    def __init__(self, client: FlaskClient, clock: time_machine.Coordinates, stripe: StripeTestClient) -> None:
+    def __init__(
+        self, client: FlaskClient, clock: time_machine.Coordinates, stripe: StripeTestClient
+    ) -> None:
         super().__init__()
         self.client, self.clock, self.stripe = client, clock, stripe
         clock.move_to(NOW)
@@ -157,7 +169,7 @@ class MoneyLifecycle(RuleBasedStateMachine):
     @precondition(lambda self: self.bookings)
     @rule(index=st.integers(0, 50))
     def pay(self, index: int) -> None:
-        tracked, booking = self._pick(index)
+        _tracked, booking = self._pick(index)
         if booking.state is not BookingStatus.PENDING_PAYMENT or not booking.payment_intent_id:
             return
         if self._intent(booking)["status"] != "requires_payment_method":
@@ -198,7 +210,9 @@ class MoneyLifecycle(RuleBasedStateMachine):
     def resolve_reports(self, index: int, mentor_absent: bool) -> None:
         tracked, _booking = self._pick(index)
         absent = "mentor" if mentor_absent else "learner"
-        self._answered(self.admin.post(f"/api/v1/admin/bookings/{tracked.id}/resolve", json={"absent": absent}))
+        self._answered(
+            self.admin.post(f"/api/v1/admin/bookings/{tracked.id}/resolve", json={"absent": absent})
+        )
 
     @precondition(lambda self: self.bookings)
     @rule(index=st.integers(0, 50), cents=st.sampled_from([1, 3, 7, 1000, 2999, 3001, 6000]))
@@ -242,7 +256,7 @@ class MoneyLifecycle(RuleBasedStateMachine):
     @rule(index=st.integers(0, 50))
     def provider_reports_refunds(self, index: int) -> None:
         """Stripe's `charge.refunded` after refunds, as it sends one for each."""
-        tracked, booking = self._pick(index)
+        _tracked, booking = self._pick(index)
         charge = self._intent(booking).get("latest_charge") if booking.payment_intent_id else None
         if isinstance(charge, str):
             charge = self.stripe.session.get(f"{self.stripe.api_base}/v1/charges/{charge}", timeout=10).json()
@@ -314,7 +328,9 @@ class MoneyLifecycle(RuleBasedStateMachine):
             assert transferred == share, f"a settled session was not paid ({transferred} of {share}): {where}"
 
     @staticmethod
-    def _check_transfer_record(booking: Booking, transfers: list[dict[str, Any]], share: int, where: str) -> None:
+    def _check_transfer_record(
+        booking: Booking, transfers: list[dict[str, Any]], share: int, where: str
+    ) -> None:
         record = db.session.scalar(select(MentorTransfer).where(MentorTransfer.booking_id == booking.id))
         if not transfers:
             assert record is None, f"a transfer recorded that the provider never made: {where}"
@@ -328,7 +344,9 @@ class MoneyLifecycle(RuleBasedStateMachine):
         ), where
         assert transfer["amount"] - transfer["amount_reversed"] == share, where
         references = set(
-            db.session.scalars(select(EarningEntry.payout_reference).where(EarningEntry.booking_id == booking.id))
+            db.session.scalars(
+                select(EarningEntry.payout_reference).where(EarningEntry.booking_id == booking.id)
+            )
         )
         assert references == {transfer["id"]}, f"ledger entries not pointing at the transfer: {where}"
 
@@ -382,7 +400,9 @@ def _refunded_by_admins(booking_id: int) -> int:
 
 def _share(booking_id: int) -> int:
     total = db.session.scalar(
-        select(func.coalesce(func.sum(EarningEntry.amount_cents), 0)).where(EarningEntry.booking_id == booking_id)
+        select(func.coalesce(func.sum(EarningEntry.amount_cents), 0)).where(
+            EarningEntry.booking_id == booking_id
+        )
     )
     return int(total or 0)
 
@@ -413,7 +433,11 @@ THURSDAY_10 = "2027-01-07T10:00:00+01:00"  # 09:00 to 10:00 UTC
 
 
 def _enabled_mentor_with_paid_booking(
-    client: FlaskClient, mentor: MentorProfile, mentor_api: ApiUser, learner: ApiUser, stripe: StripeTestClient
+    client: FlaskClient,
+    mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    stripe: StripeTestClient,
 ) -> tuple[int, str]:
     link = mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
     assert link.status_code == 201, link.get_data(as_text=True)
@@ -459,3 +483,57 @@ def test_a_session_cancelled_too_late_for_a_refund_pays_the_mentor_their_share(
     [transfer] = _transfers(stripe_client, booking_id)
     assert (transfer["amount"], transfer["amount_reversed"]) == (4800, 0)
     assert _share(booking_id) == 4800
+
+
+def test_a_policy_refund_after_an_admins_partial_refund_gives_back_only_the_rest(
+    client: FlaskClient,
+    mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    booking_id, _account_id = _enabled_mentor_with_paid_booking(
+        client, mentor, mentor_api, learner, stripe_client
+    )
+    admin = ApiUser(client, UserFactory(roles=("admin",)))
+    refunded = admin.post(
+        f"/api/v1/admin/bookings/{booking_id}/refund",
+        json={"amount_cents": 1001, "reason": "Late start"},
+        headers={"Idempotency-Key": "partial-1"},
+    )
+    assert refunded.status_code == 200, refunded.get_data(as_text=True)
+
+    cancelled = mentor_api.post(f"/api/v1/bookings/{booking_id}/cancel", json={"reason": "Ill"})
+
+    assert cancelled.status_code == 200, cancelled.get_data(as_text=True)
+    assert _payments(stripe_client, booking_id) == (6000, 6000)  # 1001 by the admin, 4999 by the policy
+    assert _share(booking_id) == 0
+
+
+def test_nothing_is_refunded_after_a_lost_chargeback(
+    client: FlaskClient,
+    mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    booking_id, _account_id = _enabled_mentor_with_paid_booking(
+        client, mentor, mentor_api, learner, stripe_client
+    )
+    intent_id = db.session.get_one(Booking, booking_id).payment_intent_id
+    dispute = {"id": "dp_lost", "object": "dispute", "payment_intent": intent_id, "amount": 6000}
+    _deliver(client, "charge.dispute.created", {**dispute, "status": "needs_response"})
+    _deliver(client, "charge.dispute.closed", {**dispute, "status": "lost"})
+    admin = ApiUser(client, UserFactory(roles=("admin",)))
+
+    refused = admin.post(
+        f"/api/v1/admin/bookings/{booking_id}/refund",
+        json={"amount_cents": 100, "reason": "Goodwill"},
+        headers={"Idempotency-Key": "after-lost"},
+    )
+    cancelled = mentor_api.post(f"/api/v1/bookings/{booking_id}/cancel", json={"reason": "Ill"})
+
+    assert refused.status_code == 422, refused.get_data(as_text=True)
+    assert cancelled.status_code == 200, cancelled.get_data(as_text=True)
+    assert _payments(stripe_client, booking_id) == (6000, 0)  # the card network took the 6000 back already
+    assert _share(booking_id) == 0
