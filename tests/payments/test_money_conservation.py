@@ -50,16 +50,14 @@ from tests.fixtures.bookable import NOW, book, set_availability
 from tests.helpers import WEBHOOK_SECRET, ApiUser
 from tests.support.stripe_client import StripeTestClient, signed_event
 
+from .test_connect import LINK_BODY, SESSION_END, _account_id, _complete, _paid_booking
+
 pytestmark = pytest.mark.postgres_only
 
 # Weekday sessions of the mentors below (Berlin 10:00, 13:00 and 15:00) over the first two weeks after NOW.
 SLOTS = [
     f"2027-01-{day:02d}T{hour:02d}:00:00+01:00" for day in (5, 6, 7, 8, 11, 12, 13) for hour in (10, 13, 15)
 ]
-LINK_BODY = {
-    "return_url": "https://marketplace.test/payouts",
-    "refresh_url": "https://marketplace.test/again",
-}
 MAX_BOOKINGS = 5
 EXAMPLES = int(os.environ.get("MONEY_EXAMPLES", "12"))
 
@@ -429,29 +427,35 @@ def test_money_is_conserved_over_random_lifecycles(
 
 # --- what the machine found, kept as plain regression tests --------------------------------------------------------
 
-THURSDAY_10 = "2027-01-07T10:00:00+01:00"  # 09:00 to 10:00 UTC
 
-
-def _enabled_mentor_with_paid_booking(
+def enabled_mentor_with_paid_booking(
     client: FlaskClient,
     mentor: MentorProfile,
     mentor_api: ApiUser,
     learner: ApiUser,
     stripe: StripeTestClient,
 ) -> tuple[int, str]:
-    link = mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    assert link.status_code == 201, link.get_data(as_text=True)
-    account_id = db.session.scalars(
-        select(PayoutAccount.stripe_account_id).where(PayoutAccount.mentor_id == mentor.id)
-    ).one()
-    completed = stripe._post(f"/_config/connect/accounts/{account_id}/complete")
-    _deliver(client, "account.updated", {k: v for k, v in completed.items() if k != "status_code"})
-    held = book(learner, mentor, THURSDAY_10)
-    assert held.status_code == 201, held.get_data(as_text=True)
-    intent_id = held.get_json()["payment"]["payment_intent_id"]
-    assert stripe.pay(intent_id)["status"] == "succeeded"
-    _deliver(client, "payment_intent.succeeded", stripe.intent(intent_id))
-    return int(held.get_json()["id"]), account_id
+    """The mentor onboarded (transfers enabled) and a learner's paid session on Thursday: (booking, account)."""
+    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
+    account_id = _account_id(mentor)
+    _complete(client, stripe, account_id)
+    return _paid_booking(client, learner, mentor, stripe), account_id
+
+
+def _refund_by_admin(client: FlaskClient, booking_id: int, cents: int, key: str) -> Any:
+    admin = ApiUser(client, UserFactory(roles=("admin",)))
+    return admin.post(
+        f"/api/v1/admin/bookings/{booking_id}/refund",
+        json={"amount_cents": cents, "reason": "Goodwill"},
+        headers={"Idempotency-Key": key},
+    )
+
+
+def _lose_chargeback(client: FlaskClient, booking_id: int) -> None:
+    intent_id = db.session.get_one(Booking, booking_id).payment_intent_id
+    dispute = {"id": f"dp_{booking_id}", "object": "dispute", "payment_intent": intent_id, "amount": 6000}
+    _deliver(client, "charge.dispute.created", {**dispute, "status": "needs_response"})
+    _deliver(client, "charge.dispute.closed", {**dispute, "status": "lost"})
 
 
 def _deliver(client: FlaskClient, event_type: str, obj: dict[str, Any]) -> None:
@@ -468,15 +472,15 @@ def test_a_session_cancelled_too_late_for_a_refund_pays_the_mentor_their_share(
     learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    booking_id, _account_id = _enabled_mentor_with_paid_booking(
+    booking_id, _account_id = enabled_mentor_with_paid_booking(
         client, mentor, mentor_api, learner, stripe_client
     )
-    clock.move_to(datetime.fromisoformat(THURSDAY_10) - timedelta(hours=3))
+    clock.move_to(SESSION_END - timedelta(hours=4))
     cancelled = learner.post(f"/api/v1/bookings/{booking_id}/cancel", json={"reason": "Too late"})
     assert cancelled.status_code == 200, cancelled.get_data(as_text=True)
     assert cancelled.get_json()["refund"] is None or cancelled.get_json()["refund"]["amount_cents"] == 0
 
-    clock.move_to(datetime.fromisoformat(THURSDAY_10) + timedelta(hours=26))
+    clock.move_to(SESSION_END + timedelta(hours=25))
     tasks.transfer_settled()
     tasks.transfer_settled()
 
@@ -492,15 +496,10 @@ def test_a_policy_refund_after_an_admins_partial_refund_gives_back_only_the_rest
     learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    booking_id, _account_id = _enabled_mentor_with_paid_booking(
+    booking_id, _account_id = enabled_mentor_with_paid_booking(
         client, mentor, mentor_api, learner, stripe_client
     )
-    admin = ApiUser(client, UserFactory(roles=("admin",)))
-    refunded = admin.post(
-        f"/api/v1/admin/bookings/{booking_id}/refund",
-        json={"amount_cents": 1001, "reason": "Late start"},
-        headers={"Idempotency-Key": "partial-1"},
-    )
+    refunded = _refund_by_admin(client, booking_id, 1001, "partial-1")
     assert refunded.status_code == 200, refunded.get_data(as_text=True)
 
     cancelled = mentor_api.post(f"/api/v1/bookings/{booking_id}/cancel", json={"reason": "Ill"})
@@ -517,23 +516,35 @@ def test_nothing_is_refunded_after_a_lost_chargeback(
     learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    booking_id, _account_id = _enabled_mentor_with_paid_booking(
+    booking_id, _account_id = enabled_mentor_with_paid_booking(
         client, mentor, mentor_api, learner, stripe_client
     )
-    intent_id = db.session.get_one(Booking, booking_id).payment_intent_id
-    dispute = {"id": "dp_lost", "object": "dispute", "payment_intent": intent_id, "amount": 6000}
-    _deliver(client, "charge.dispute.created", {**dispute, "status": "needs_response"})
-    _deliver(client, "charge.dispute.closed", {**dispute, "status": "lost"})
-    admin = ApiUser(client, UserFactory(roles=("admin",)))
+    _lose_chargeback(client, booking_id)
 
-    refused = admin.post(
-        f"/api/v1/admin/bookings/{booking_id}/refund",
-        json={"amount_cents": 100, "reason": "Goodwill"},
-        headers={"Idempotency-Key": "after-lost"},
-    )
+    refused = _refund_by_admin(client, booking_id, 100, "after-lost")
     cancelled = mentor_api.post(f"/api/v1/bookings/{booking_id}/cancel", json={"reason": "Ill"})
 
     assert refused.status_code == 422, refused.get_data(as_text=True)
     assert cancelled.status_code == 200, cancelled.get_data(as_text=True)
     assert _payments(stripe_client, booking_id) == (6000, 0)  # the card network took the 6000 back already
     assert _share(booking_id) == 0
+
+
+def test_the_ledger_loses_no_cent_to_rounding_over_several_refunds(
+    client: FlaskClient,
+    mentor: MentorProfile,
+    mentor_api: ApiUser,
+    learner: ApiUser,
+    stripe_client: StripeTestClient,
+) -> None:
+    booking_id, _account_id = enabled_mentor_with_paid_booking(
+        client, mentor, mentor_api, learner, stripe_client
+    )
+    for key in ("three-cents-1", "three-cents-2"):
+        answer = _refund_by_admin(client, booking_id, 3, key)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert _share(booking_id) == 5994 - _fee(5994)  # each refund's entry rounds the whole, not its own part
+
+    _lose_chargeback(client, booking_id)
+
+    assert _share(booking_id) == 0  # nothing kept, nothing owed: not a cent either way

@@ -26,7 +26,8 @@ from tests.helpers import ApiUser, assert_error_shape
 from tests.support.stripe_client import StripeTestClient
 
 from .test_approval import THURSDAY_10, captured_cents, confirming_mentor, request_and_authorize
-from .test_connect import LINK_BODY, SESSION_END, _account_id, _complete, _paid_booking, _settle, _transfers
+from .test_connect import LINK_BODY, SESSION_END, _account_id, _paid_booking, _settle, _transfers
+from .test_money_conservation import enabled_mentor_with_paid_booking
 
 __all__ = ["confirming_mentor"]  # a fixture these tests use
 
@@ -150,10 +151,9 @@ def test_an_account_disabled_without_a_webhook_is_noticed_and_its_refused_transf
     learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
-    _complete(client, stripe_client, account_id)
-    booking_id = _paid_booking(client, learner, mentor, stripe_client)
+    booking_id, account_id = enabled_mentor_with_paid_booking(
+        client, mentor, mentor_api, learner, stripe_client
+    )
     stripe_client._post(
         f"/_config/connect/accounts/{account_id}/disable", {"reason": "rejected.fraud", "notify": "0"}
     )
@@ -197,10 +197,9 @@ def test_a_refused_transfer_is_parked_retried_with_backoff_and_made_once(
     stripe_client: StripeTestClient,
     short_platform_balance: None,
 ) -> None:
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
-    _complete(client, stripe_client, account_id)
-    booking_id = _paid_booking(client, learner, mentor, stripe_client)
+    booking_id, account_id = enabled_mentor_with_paid_booking(
+        client, mentor, mentor_api, learner, stripe_client
+    )
     admin = ApiUser(client, UserFactory(roles=("admin",)))
     refused_at = SESSION_END + timedelta(hours=25)
 
@@ -240,10 +239,9 @@ def test_a_retry_after_a_refusal_finds_a_transfer_already_made_and_makes_no_seco
     stripe_client: StripeTestClient,
     short_platform_balance: None,
 ) -> None:
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
-    _complete(client, stripe_client, account_id)
-    booking_id = _paid_booking(client, learner, mentor, stripe_client)
+    booking_id, account_id = enabled_mentor_with_paid_booking(
+        client, mentor, mentor_api, learner, stripe_client
+    )
     _settle(clock, hours_after_end=25)  # refused, parked
     stripe_client._post("/_config/connect/balance", {"insufficient": "0"})
     # An earlier attempt did go through, but its answer was lost on the way back.
