@@ -59,7 +59,7 @@ SLOTS = [
     f"2027-01-{day:02d}T{hour:02d}:00:00+01:00" for day in (5, 6, 7, 8, 11, 12, 13) for hour in (10, 13, 15)
 ]
 MAX_BOOKINGS = 5
-EXAMPLES = int(os.environ.get("MONEY_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("MONEY_EXAMPLES", "4"))
 
 
 @dataclass
@@ -416,7 +416,7 @@ def test_money_is_conserved_over_random_lifecycles(
         lambda: MoneyLifecycle(client, clock, stripe_client),
         settings=settings(
             max_examples=EXAMPLES,
-            stateful_step_count=30,
+            stateful_step_count=25,
             deadline=None,
             derandomize=os.environ.get("CI") == "true" or "MONEY_EXAMPLES" not in os.environ,
             database=None,
