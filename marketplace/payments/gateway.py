@@ -195,12 +195,13 @@ class StripeGateway:
         )
         return TransferResult(transfer.id, int(transfer.amount), int(transfer.amount_reversed))
 
-    def transfer_in_group(self, transfer_group: str) -> TransferResult | None:
-        """The transfer made for `transfer_group` (one per booking), if any: looked up before a transfer is
-        tried again under a new idempotency key, so a refused attempt's retry never pays twice."""
+    def transfer_from(self, *, transfer_group: str, source_transaction: str) -> TransferResult | None:
+        """The transfer already made from this charge for `transfer_group` (one per booking), if any: looked
+        up before a transfer is tried again under a new idempotency key, so a retry never pays twice."""
         found = self._call(self._client.v1.transfers.list, params={"transfer_group": transfer_group})
         for transfer in found.data:
-            return TransferResult(transfer.id, int(transfer.amount), int(transfer.amount_reversed))
+            if transfer.source_transaction == source_transaction:
+                return TransferResult(transfer.id, int(transfer.amount), int(transfer.amount_reversed))
         return None
 
     def reverse_transfer(self, transfer_id: str, *, amount: int, idempotency_key: str) -> int:

@@ -146,9 +146,7 @@ def make_transfer(booking_id: int) -> str:
     if wanted is None or wanted.amount <= 0:
         return "nothing to transfer"
     try:
-        made = gateway().transfer_in_group(intents.transfer_group(booking_id)) if wanted.refusals else None
-        if made is None:
-            made = _create_transfer(wanted)
+        made = _create_transfer(wanted)
     except PaymentProviderUnavailable as exc:
         raise TransientError(str(exc)) from exc
     except PaymentRejected as exc:
@@ -162,15 +160,21 @@ def make_transfer(booking_id: int) -> str:
 
 
 def _create_transfer(wanted: TransferToMake) -> TransferResult | None:
+    """Stripe's transfer of the booking's share from its charge; a retry after a refusal first looks for one
+    an earlier attempt made (its answer lost), since its new key would not find it."""
     charge = gateway().charge_of(wanted.intent_id)
     if charge is None:
         return None
-    return gateway().create_transfer(
+    group = intents.transfer_group(wanted.booking_id)
+    made = (
+        gateway().transfer_from(transfer_group=group, source_transaction=charge) if wanted.refusals else None
+    )
+    return made or gateway().create_transfer(
         amount=wanted.amount,
         currency=wanted.currency,
         destination=wanted.destination,
         source_transaction=charge,
-        transfer_group=intents.transfer_group(wanted.booking_id),
+        transfer_group=group,
         metadata={intents.DEPLOYMENT_KEY: intents.deployment_id(), "booking_id": str(wanted.booking_id)},
         idempotency_key=wanted.idempotency_key,
     )
