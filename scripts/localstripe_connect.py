@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -156,6 +157,21 @@ async def complete_account(request: web.Request) -> web.Response:
     return web.json_response(_public(complete_onboarding(request.match_info["id"])))
 
 
+async def disable_account(request: web.Request) -> web.Response:
+    """What Stripe does to an account it stops paying (`rejected.fraud`, `requirements.past_due`, ...):
+    transfers and payouts off; `account.updated` is sent unless `notify=0` (a webhook Stripe never delivered)."""
+    data = await get_post_data(request) or {}
+    account_id = request.match_info["id"]
+    account = _get(_ACCOUNT + account_id)
+    account.update(charges_enabled=False, payouts_enabled=False, capabilities={"transfers": "inactive"},
+                   requirements={**account["requirements"],
+                                 "disabled_reason": str(data.get("reason") or "rejected.other")})  # fmt: skip
+    _put(_ACCOUNT + account_id, account)
+    if str(data.get("notify", "1")) != "0":
+        _emit("account.updated", _public(account), account_id)
+    return web.json_response(_public(account))
+
+
 # --- account links -------------------------------------------------------------------------------------
 
 
@@ -242,11 +258,33 @@ def _transferred_from(charge_id: str) -> int:
     )
 
 
+_BALANCE_INSUFFICIENT = "connect_platform:balance_insufficient"
+
+
+async def set_platform_balance(request: web.Request) -> web.Response:
+    """`insufficient=1` makes every new transfer fail as Stripe's do when the platform's available balance
+    cannot cover them (`balance_insufficient`); `insufficient=0` ends it."""
+    data = await get_post_data(request) or {}
+    insufficient = str(data.get("insufficient", "0")) == "1"
+    _put(_BALANCE_INSUFFICIENT, {"on": insufficient})
+    return web.json_response({"balance_insufficient": insufficient})
+
+
+def _refuse_without_balance() -> None:
+    if (resources.store.get(_BALANCE_INSUFFICIENT) or {}).get("on"):
+        raise UserError(
+            400,
+            "You have insufficient available funds in your Stripe account.",
+            {"code": "balance_insufficient"},
+        )
+
+
 async def create_transfer(request: web.Request) -> web.Response:
     data = await get_post_data(request) or {}
     replay = _replayed(request)
     if replay is not None:
         return web.json_response(replay)
+    _refuse_without_balance()
     amount = _int(data.get("amount"), "amount")
     currency = str(data.get("currency", "")).lower()
     account = _get(_ACCOUNT + str(data.get("destination")))
@@ -374,6 +412,7 @@ async def pay_out(request: web.Request) -> web.Response:
 def install(app: web.Application) -> None:
     """Add the Connect routes to localstripe's app (before it starts serving)."""
     _accept_transfer_group()
+    app.middlewares.append(capture_only_authorized)
     app.router.add_post("/v1/accounts", create_account)
     app.router.add_get("/v1/accounts/{id}", retrieve_account)
     app.router.add_post("/v1/account_links", create_account_link)
@@ -385,6 +424,8 @@ def install(app: web.Application) -> None:
     app.router.add_post("/_config/connect/onboarding/{token}", finish_onboarding)
     app.router.add_post("/_config/connect/accounts/{id}/complete", complete_account)
     app.router.add_post("/_config/connect/accounts/{id}/payouts", pay_out)
+    app.router.add_post("/_config/connect/accounts/{id}/disable", disable_account)
+    app.router.add_post("/_config/connect/balance", set_platform_balance)
 
 
 def _accept_transfer_group() -> None:
@@ -396,3 +437,19 @@ def _accept_transfer_group() -> None:
         self.transfer_group = transfer_group
 
     resources.PaymentIntent.__init__ = init  # type: ignore[method-assign]
+
+
+_CAPTURE = re.compile(r"/v1/payment_intents/([A-Za-z0-9_]+)/capture")
+
+
+@web.middleware
+async def capture_only_authorized(request: web.Request, handler: Any) -> web.StreamResponse:
+    """localstripe captures the charge of a cancelled PaymentIntent; Stripe refuses any capture of an intent
+    that is not `requires_capture` (an authorization released or lapsed can no longer be charged)."""
+    found = _CAPTURE.fullmatch(request.path) if request.method == "POST" else None
+    intent = resources.store.get("payment_intent:" + found[1]) if found else None
+    if intent is not None and intent.status != "requires_capture":
+        message = f"This PaymentIntent could not be captured because it has a status of {intent.status}."
+        return UserError(400, message, {"code": "payment_intent_unexpected_state"}).to_response()
+    response: web.StreamResponse = await handler(request)
+    return response

@@ -14,6 +14,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "redeliver-webhook-events": {"task": "payments.redeliver_unprocessed", "schedule": 60.0},
     "send-due-reminders": {"task": "notifications.sweep_reminders", "schedule": 60.0},
     "refresh-stale-next-available": {"task": "mentors.refresh_stale_next_available", "schedule": 900.0},
+    "finish-accepted-captures": {"task": "payments.finish_accepted_captures", "schedule": 300.0},
+    "refresh-payout-accounts": {"task": "payments.refresh_payout_accounts", "schedule": 900.0},
 }
 
 

@@ -48,6 +48,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     "payments.cancel_released_intent": {"queue": PAYMENTS_QUEUE},
     "payments.refund_duplicate": {"queue": PAYMENTS_QUEUE},
     "payments.reverse_transfer": {"queue": PAYMENTS_QUEUE},
+    "payments.finish_accepted_captures": {"queue": PAYMENTS_QUEUE},
     "notifications.send_email": {"queue": MAIL_QUEUE},
     "notifications.send_reminder": {"queue": MAIL_QUEUE},
 }

@@ -155,6 +155,9 @@ class StripeGateway:
         )
         return connected_account(account.to_dict())
 
+    def retrieve_account(self, account_id: str) -> ConnectedAccount:
+        return connected_account(self._call(self._client.v1.accounts.retrieve, account_id).to_dict())
+
     def onboarding_link(self, *, account_id: str, refresh_url: str, return_url: str) -> OnboardingLink:
         link = self._call(
             self._client.v1.account_links.create,
@@ -191,6 +194,15 @@ class StripeGateway:
             options={"idempotency_key": idempotency_key},
         )
         return TransferResult(transfer.id, int(transfer.amount), int(transfer.amount_reversed))
+
+    def transfer_from(self, *, transfer_group: str, source_transaction: str) -> TransferResult | None:
+        """The transfer already made from this charge for `transfer_group` (one per booking), if any: looked
+        up before a transfer is tried again under a new idempotency key, so a retry never pays twice."""
+        found = self._call(self._client.v1.transfers.list, params={"transfer_group": transfer_group})
+        for transfer in found.data:
+            if transfer.source_transaction == source_transaction:
+                return TransferResult(transfer.id, int(transfer.amount), int(transfer.amount_reversed))
+        return None
 
     def reverse_transfer(self, transfer_id: str, *, amount: int, idempotency_key: str) -> int:
         """Reverse `amount` of a transfer; returns the amount reversed by this reversal."""

@@ -192,3 +192,19 @@ class AdminRefund(Model):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     refund_reference: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RefusedTransfer(Model):
+    """A settled booking whose transfer the provider refused (the mentor's account disabled, the platform's
+    balance short, ...): parked with the provider's reason for the admins to see, and tried again by the
+    transfer sweep after a doubling delay until it goes through, when the row is deleted."""
+
+    __tablename__ = "refused_transfers"
+
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True)
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("mentor_profiles.id", ondelete="CASCADE"), index=True)
+    attempts: Mapped[int] = mapped_column(default=1)
+    reason: Mapped[str] = mapped_column(String(500))
+    first_refused_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_refused_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(index=True)

@@ -32,6 +32,7 @@ from marketplace.payments.schemas import (
     PaymentEventSchema,
     PayoutsSchema,
     RefreshArgsSchema,
+    RefusedTransferSchema,
     WebhookAckSchema,
 )
 from marketplace.payments.service import admin_refunds
@@ -159,6 +160,17 @@ class PaymentEvents(MethodView):
         """Stored Stripe events by state: `failed` (parked after too many failed attempts, the default),
         `pending` or `processed`."""
         return service.payment_events(EventState(args["state"]))
+
+
+@blp.route("/admin/transfers/refused")
+class RefusedTransfers(MethodView):
+    @roles_required("admin")
+    @blp.response(200, RefusedTransferSchema(many=True))
+    @blp.paginate(SelectPage)
+    def get(self) -> Any:
+        """Transfers to mentors that Stripe refused, with its reason, the most recently refused first; each is
+        tried again after a doubling delay (at most a day) and leaves the list once it goes through."""
+        return service.refused_transfers()
 
 
 @blp.route("/admin/payment-events/<event_id>/replay")

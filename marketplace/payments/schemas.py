@@ -146,3 +146,15 @@ class AdminBookingSchema(BookingSchema):
 
     def _refundable(self, booking: Booking) -> int:
         return admin_refunds.refundable_cents(booking)
+
+
+class RefusedTransferSchema(Schema):
+    """A settled booking whose transfer Stripe refused: why, how often, and when it is tried again."""
+
+    booking_id = fields.Integer()
+    mentor_id = fields.Integer()
+    attempts = fields.Integer()
+    reason = fields.String()
+    first_refused_at = fields.DateTime()
+    last_refused_at = fields.DateTime()
+    next_attempt_at = fields.DateTime()

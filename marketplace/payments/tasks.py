@@ -82,3 +82,15 @@ def transfer_settled() -> dict[str, int]:
 @task(service.REVERSE_TRANSFER_TASK)
 def reverse_transfer(booking_id: int) -> str:
     return service.reverse_transfer(booking_id)
+
+
+@task(service.FINISH_CAPTURES_TASK, max_retries=0)
+def finish_accepted_captures() -> dict[str, int]:
+    """Beat: capture accepted requests whose capture did not happen, or expire them if it no longer can."""
+    return service.finish_accepted_captures()
+
+
+@task("payments.refresh_payout_accounts", max_retries=0)
+def refresh_payout_accounts() -> dict[str, int]:
+    """Beat: read mentors' possibly stale Connect accounts again; pay those just enabled."""
+    return service.refresh_payout_accounts()

@@ -43,10 +43,21 @@ from marketplace.payments.service.refunds import (
     released_intent,
     retry_payment,
 )
-from marketplace.payments.service.transfers import make_transfer, reverse_transfer, transfer_settled
+from marketplace.payments.service.sweeps import (
+    FINISH_CAPTURES_TASK,
+    finish_accepted_captures,
+    refresh_payout_accounts,
+)
+from marketplace.payments.service.transfers import (
+    make_transfer,
+    refused_transfers,
+    reverse_transfer,
+    transfer_settled,
+)
 
 __all__ = [
     "CANCEL_RELEASED_INTENT_TASK",
+    "FINISH_CAPTURES_TASK",
     "MAX_RETRY_DELAY",
     "NOT_OURS",
     "PROCESS_EVENTS_TASK",
@@ -59,6 +70,7 @@ __all__ = [
     "earnings_of",
     "earnings_report",
     "execute_refund",
+    "finish_accepted_captures",
     "make_transfer",
     "on_booking_cancelled",
     "on_hold_released",
@@ -71,7 +83,9 @@ __all__ = [
     "reconcile_payments",
     "record_failure",
     "redeliver_unprocessed",
+    "refresh_payout_accounts",
     "refund_duplicate_now",
+    "refused_transfers",
     "released_intent",
     "replay_event",
     "retry_payment",

@@ -8,7 +8,7 @@ asked with an idempotency key per refund row; its answer is applied in a unit of
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from marketplace.accounts.models import User
 from marketplace.bookings import signals
@@ -19,27 +19,18 @@ from marketplace.extensions import db
 from marketplace.payments.gateway import PaymentProviderUnavailable, PaymentRejected, request_gateway
 from marketplace.payments.models import AdminRefund
 from marketplace.payments.service.ledger import sync_ledger
-from marketplace.payments.service.refunds import locked_booking
+from marketplace.payments.service.refunds import left_to_refund, locked_booking
 
 _COUNTED = (RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value)
 
 
-def refunded_by_admins(booking_id: int) -> int:
-    """What admins refunded of the booking, or are refunding now."""
-    total = db.session.scalar(
-        select(func.coalesce(func.sum(AdminRefund.amount_cents), 0)).where(
-            AdminRefund.booking_id == booking_id, AdminRefund.status.in_(_COUNTED)
-        )
-    )
-    return int(total or 0)
-
-
 def refundable_cents(booking: Booking) -> int:
-    """What was paid for the booking less every refund made or under way."""
+    """What was paid for the booking less every refund made or under way (and nothing after a lost
+    chargeback)."""
     if booking.confirmed_at is None or not booking.payment_intent_id:
         return 0
     by_policy = booking.refund_amount_cents or 0 if booking.refund_status in _COUNTED else 0
-    return max(0, booking.price_cents - by_policy - refunded_by_admins(booking.id))
+    return left_to_refund(booking, by_policy)
 
 
 def refunds_of(booking_id: int) -> list[AdminRefund]:

@@ -18,7 +18,12 @@ from marketplace.core.db import commit_before_network_call, run_in_unit
 from marketplace.core.errors import Conflict, ServiceUnavailable
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
-from marketplace.payments.gateway import Intent, PaymentProviderUnavailable, PaymentRejected, request_gateway
+from marketplace.payments.gateway import (
+    PaymentProviderUnavailable,
+    PaymentRejected,
+    StripeGateway,
+    request_gateway,
+)
 from marketplace.payments.service.events import settle_paid_booking
 from marketplace.payments.service.refunds import locked_booking
 
@@ -47,25 +52,34 @@ def accept_booking(user: User, booking_id: int) -> Booking:
     commit_before_network_call()
     if intent_id is None:
         raise Conflict("This request has no payment to charge.")
-    intent = _capture(intent_id, f"booking:{booking_id}:capture")
-    if intent.status == "canceled":
-        run_in_unit(_expire_lapsed_authorization, booking_id)
+    try:
+        outcome = finish_capture(request_gateway(), booking_id, intent_id)
+    except PaymentProviderUnavailable as exc:
+        raise ServiceUnavailable(UNREACHABLE) from exc
+    if outcome == "expired":
         raise Conflict("The card's authorization was released; nothing was charged and the request expired.")
-    if intent.status != "succeeded":
-        raise Conflict(f"The card could not be charged ({intent.status}); nothing was charged.")
-    run_in_unit(_settle_captured, booking_id)
+    if outcome != "confirmed":
+        raise Conflict(f"The card could not be charged ({outcome}); nothing was charged.")
     return bookings.get_booking(user, booking_id)
 
 
-def _capture(intent_id: str, idempotency_key: str) -> Intent:
-    """Capture, or read the intent when Stripe refuses (a capture that already happened is refused)."""
+def finish_capture(stripe: StripeGateway, booking_id: int, intent_id: str) -> str:
+    """Capture an accepted request's authorization (once: the key per booking) and apply the answer: the
+    booking confirmed (`confirmed`), or expired with its learner told when the authorization is gone
+    (`expired`), or the intent's status when it is neither. Call with no transaction open.
+
+    Stripe refuses a capture that already happened: the intent is read instead."""
     try:
-        try:
-            return request_gateway().capture_intent(intent_id, idempotency_key)
-        except PaymentRejected:
-            return request_gateway().retrieve_intent(intent_id)
-    except PaymentProviderUnavailable as exc:
-        raise ServiceUnavailable(UNREACHABLE) from exc
+        intent = stripe.capture_intent(intent_id, f"booking:{booking_id}:capture")
+    except PaymentRejected:
+        intent = stripe.retrieve_intent(intent_id)
+    if intent.status == "canceled":
+        run_in_unit(_expire_lapsed_authorization, booking_id)
+        return "expired"
+    if intent.status != "succeeded":
+        return intent.status
+    run_in_unit(_settle_captured, booking_id)
+    return "confirmed"
 
 
 def _settle_captured(booking_id: int) -> str | None:

@@ -165,7 +165,12 @@ def on_account_updated(obj: dict[str, Any], _account: str | None) -> str:
     ) if isinstance(account_id, str) and STRIPE_ID.fullmatch(account_id) else None  # fmt: skip
     if account is None:
         return NOT_OURS
-    state = connected_account(obj)
+    apply_account_state(account, connected_account(obj))
+    return f"account {account.status}"
+
+
+def apply_account_state(account: PayoutAccount, state: ConnectedAccount) -> None:
+    """Keep what Stripe says of the account (an `account.updated`, or the account read again)."""
     account.charges_enabled = state.charges_enabled
     account.payouts_enabled = state.payouts_enabled
     account.transfers_enabled = state.transfers_enabled
@@ -173,7 +178,6 @@ def on_account_updated(obj: dict[str, Any], _account: str | None) -> str:
     account.requirements_due = state.requirements_due
     account.disabled_reason = state.disabled_reason
     account.updated_at = utcnow()
-    return f"account {account.status}"
 
 
 def on_transfer_changed(obj: dict[str, Any], _account: str | None) -> str:

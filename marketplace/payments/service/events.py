@@ -27,10 +27,14 @@ from marketplace.extensions import db
 from marketplace.payments import intents
 from marketplace.payments.gateway import STRIPE_ID, verify_webhook
 from marketplace.payments.models import EventState, IssuedIntent, StripeEvent
-from marketplace.payments.service.admin_refunds import refunded_by_admins
 from marketplace.payments.service.connect import CONNECT_HANDLERS
 from marketplace.payments.service.ledger import sync_ledger
-from marketplace.payments.service.refunds import locked_booking, on_hold_released, refund_duplicate
+from marketplace.payments.service.refunds import (
+    locked_booking,
+    on_hold_released,
+    refund_duplicate,
+    refunded_by_admins,
+)
 
 log = logging.getLogger(__name__)
 

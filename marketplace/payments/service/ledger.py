@@ -37,25 +37,38 @@ def sync_ledger(booking: Booking) -> None:
     if booking.confirmed_at is None:
         return
     refunded = (booking.refund_amount_cents or 0) if booking.refund_status == RefundStatus.SUCCEEDED else 0
-    wanted = {EarningKind.SESSION.value: _mentor_share(booking.price_cents)}
+    taken = [(EarningKind.SESSION.value, 0)]  # what each money fact took from the price, in a fixed order
     if refunded:
-        wanted[EarningKind.REFUND_REVERSAL.value] = -_mentor_share(refunded)
+        taken.append((EarningKind.REFUND_REVERSAL.value, refunded))
     by_admins = db.session.execute(
-        select(AdminRefund.id, AdminRefund.amount_cents).where(
-            AdminRefund.booking_id == booking.id, AdminRefund.status == RefundStatus.SUCCEEDED.value
-        )
+        select(AdminRefund.id, AdminRefund.amount_cents)
+        .where(AdminRefund.booking_id == booking.id, AdminRefund.status == RefundStatus.SUCCEEDED.value)
+        .order_by(AdminRefund.id)
     ).all()
     for refund_id, amount in by_admins:
-        wanted[admin_refund_kind(refund_id)] = -_mentor_share(amount)
+        taken.append((admin_refund_kind(refund_id), amount))
         refunded += amount
     # A dispute holds the payout while open; only a lost one takes the money, like a refund of what is left.
     if booking.dispute_outcome == DISPUTE_LOST and booking.price_cents > refunded:
-        wanted[EarningKind.DISPUTE_REVERSAL.value] = -_mentor_share(booking.price_cents - refunded)
-    present = set(db.session.scalars(select(EarningEntry.kind).where(EarningEntry.booking_id == booking.id)))
+        taken.append((EarningKind.DISPUTE_REVERSAL.value, booking.price_cents - refunded))
+    present = dict(
+        db.session.execute(
+            select(EarningEntry.kind, EarningEntry.amount_cents).where(EarningEntry.booking_id == booking.id)
+        ).all()
+    )
+    # Each new entry brings the booking's total to the share of what is kept so far, so the entries always
+    # add up to the share of what the platform kept: no cent is lost or gained to rounding, however many.
+    taken_so_far = sum(amount for kind, amount in taken if kind in present)
+    balance = sum(present.values())
     reduced = False
-    for kind, amount in wanted.items():
-        if kind not in present and amount:
-            reduced |= _add_entry(booking, kind, amount) and amount < 0
+    for kind, amount in taken:
+        if kind in present:
+            continue
+        taken_so_far += amount
+        entry = _mentor_share(max(booking.price_cents - taken_so_far, 0)) - balance
+        if entry and _add_entry(booking, kind, entry):
+            balance += entry
+            reduced |= entry < 0
     transferred = select(MentorTransfer.id).where(MentorTransfer.booking_id == booking.id)
     if reduced and db.session.scalar(transferred) is not None:
         outbox.enqueue(REVERSE_TRANSFER_TASK, booking_id=booking.id)

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from marketplace.accounts.models import User
 from marketplace.bookings import service as bookings
@@ -26,6 +26,7 @@ from marketplace.payments.gateway import (
     gateway,
     request_gateway,
 )
+from marketplace.payments.models import DISPUTE_LOST, AdminRefund
 from marketplace.payments.service.ledger import sync_ledger
 
 log = logging.getLogger(__name__)
@@ -84,19 +85,44 @@ def _refund_pending(booking_id: int) -> Any:
     )
 
 
+def refunded_by_admins(booking_id: int) -> int:
+    """What admins refunded of the booking, or are refunding now."""
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(AdminRefund.amount_cents), 0)).where(
+            AdminRefund.booking_id == booking_id,
+            AdminRefund.status.in_((RefundStatus.PENDING.value, RefundStatus.SUCCEEDED.value)),
+        )
+    )
+    return int(total or 0)
+
+
+def left_to_refund(booking: Booking, by_policy: int = 0) -> int:
+    """What is left of the booking's payment to give back after `by_policy` and the admins' refunds; nothing
+    once a chargeback was lost (the card network took it all back already)."""
+    if booking.dispute_outcome == DISPUTE_LOST:
+        return 0
+    return max(0, booking.price_cents - by_policy - refunded_by_admins(booking.id))
+
+
 def refund_to_make(booking_id: int) -> RefundToMake | None:
-    """What `execute_refund` must ask Stripe for; None when nothing (one with nothing to pay back is closed)."""
+    """What `execute_refund` must ask Stripe for; None when nothing (one with nothing to pay back is closed).
+
+    The policy's refund (the full price for a mentor's cancellation or absence) is cut to what is left to
+    refund, so an admin's earlier partial refund or a lost chargeback is never paid back a second time."""
     booking = db.session.scalar(select(Booking).where(_refund_pending(booking_id)))
     if booking is None:
         return None
-    if not booking.payment_intent_id or not booking.refund_amount_cents:
+    amount = min(booking.refund_amount_cents or 0, left_to_refund(booking))
+    if not booking.payment_intent_id or amount != booking.refund_amount_cents:
         locked = locked_booking(_refund_pending(booking_id))
-        if locked is not None:
+        if locked is None:
+            return None
+        locked.refund_amount_cents = amount
+        if not booking.payment_intent_id or not amount:
             locked.refund_status = RefundStatus.NONE.value
-        return None
-    return RefundToMake(
-        booking.payment_intent_id, booking.refund_amount_cents, f"booking:{booking.id}:refund"
-    )
+            return None
+    assert booking.payment_intent_id is not None
+    return RefundToMake(booking.payment_intent_id, amount, f"booking:{booking.id}:refund")
 
 
 def record_refund(booking_id: int, result: RefundResult | None, refused: str | None = None) -> str | None:
