@@ -64,6 +64,12 @@ class ZoneArgsSchema(QuerySchema):
     tz = fields.String(validate=validate_timezone)
 
 
+class ReviewFormSchema(ReviewCreateSchema):
+    """The API's review schema, reading a form: every value a string, so the rating is parsed from digits."""
+
+    reads_query_string = True
+
+
 @dataclass(frozen=True)
 class SessionView:
     """One booking as the learner reads it, its times in `zone`."""
@@ -326,7 +332,7 @@ class ReviewSessionPage(MethodView):
     @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form again, with what to fix")
     def post(self, booking_id: int) -> Response:
         _learners_booking(booking_id)
-        data, form = read_form(ReviewCreateSchema())
+        data, form = read_form(ReviewFormSchema())
         if data is None:
             return self.show(booking_id, form, 422)
         try:
