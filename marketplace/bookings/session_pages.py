@@ -11,14 +11,14 @@ own zone, or in the one `tz` chooses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, cast
+from datetime import UTC, datetime, tzinfo
+from typing import Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
 from flask import flash, redirect, request, url_for
 from flask.views import MethodView
 from flask_login import current_user
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -75,7 +75,7 @@ class SessionView:
     """One booking as the learner reads it, its times in `zone`."""
 
     booking: Booking
-    zone: ZoneInfo
+    zone: tzinfo
 
     @property
     def when(self) -> str:
@@ -220,73 +220,81 @@ class SessionCalendar(MethodView):
 # --- changing ----------------------------------------------------------------------------------------
 
 
-@html.route("/sessions/<int:booking_id>/cancel", parameters=[TZ])
-class CancelSessionPage(MethodView):
-    @html.response(200, schema=PAGE, content_type=HTML, description="The refund cancelling now gives")
+class SessionForm(MethodView):
+    """A form that acts on one session: read with the API's schema, done by the API's service call, refused
+    with the service's message next to `error_field` (values kept); done, back to the session's page."""
+
+    template: ClassVar[str]
+    title: ClassVar[str]
+    schema: ClassVar[type[Schema]]
+    error_field: ClassVar[str]
+
+    @html.response(200, schema=PAGE, content_type=HTML, description="The form, and what it would do now")
     @html.alt_response(303, description="Not signed in: to sign in, and back here after")
     @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
     def get(self, booking_id: int) -> Response:
         return self.show(booking_id, Form())
 
-    @html.response(303, description="Cancelled: back to the session, which shows the refund")
+    @html.response(303, description="Done: back to the session's page, which shows the outcome")
     @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
-    @html.alt_response(409, schema=PAGE, content_type=HTML, description="Too late, or not cancellable")
+    @html.alt_response(409, schema=PAGE, content_type=HTML, description="Too late, or taken meanwhile")
     @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form again, with what to fix")
     def post(self, booking_id: int) -> Response:
         _learners_booking(booking_id)
-        data, form = read_form(CancelSchema())
+        data, form = read_form(self.schema())
         if data is None:
             return self.show(booking_id, form, 422)
         try:
-            booking = service.cancel_booking(_user(), booking_id, data["reason"])
+            done = self.act(booking_id, data)
         except DomainError as exc:
-            return self.show(booking_id, _on_field(form, exc, "reason"), _status_of(exc))
-        refund = SessionView(booking, ZoneInfo("UTC")).refund
-        flash(f"Your session is cancelled. Refund: {refund or 'none'}.")
+            return self.show(booking_id, _on_field(form, exc, self.error_field), _status_of(exc))
+        flash(done)
         return redirect(_detail_url(booking_id), code=303)
 
-    @staticmethod
-    def show(booking_id: int, form: Form, status: int = 200) -> Response:
+    def act(self, booking_id: int, data: dict[str, Any]) -> str:
+        """Do it through the API's service; what to tell the learner."""
+        raise NotImplementedError
+
+    @classmethod
+    def context(cls, booking: Booking, zone: ZoneInfo) -> dict[str, Any]:
+        """What the template shows besides the session and the form."""
+        return {}
+
+    @classmethod
+    def show(cls, booking_id: int, form: Form, status: int = 200) -> Response:
         booking = _learners_booking(booking_id)
         zone, _zone_form = _zone()
-        return _page(
-            "cancel.html",
-            "Cancel your session",
-            status,
-            form=form,
-            session=SessionView(booking, zone),
-            terms=service.cancellation_preview(_user(), booking_id),
-        )
+        extra = cls.context(booking, zone)
+        return _page(cls.template, cls.title, status, form=form, session=SessionView(booking, zone), **extra)
+
+
+@html.route("/sessions/<int:booking_id>/cancel", parameters=[TZ])
+class CancelSessionPage(SessionForm):
+    """The refund cancelling now gives (the API's preview), then the confirmation."""
+
+    template, title, schema, error_field = "cancel.html", "Cancel your session", CancelSchema, "reason"
+
+    def act(self, booking_id: int, data: dict[str, Any]) -> str:
+        booking = service.cancel_booking(_user(), booking_id, data["reason"])
+        return f"Your session is cancelled. Refund: {SessionView(booking, UTC).refund or 'none'}."
+
+    @classmethod
+    def context(cls, booking: Booking, zone: ZoneInfo) -> dict[str, Any]:
+        return {"terms": service.cancellation_preview(_user(), booking.id)}
 
 
 @html.route("/sessions/<int:booking_id>/reschedule", parameters=[TZ])
-class RescheduleSessionPage(MethodView):
-    @html.response(200, schema=PAGE, content_type=HTML, description="The mentor's free times to move to")
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
-    def get(self, booking_id: int) -> Response:
-        return self.show(booking_id, Form())
+class RescheduleSessionPage(SessionForm):
+    """The mentor's free times for a session of this length (their public slots), to move it to."""
 
-    @html.response(303, description="Moved: back to the session at its new time")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
-    @html.alt_response(409, schema=PAGE, content_type=HTML, description="Taken meanwhile, or too late")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="Not one of the mentor's times")
-    def post(self, booking_id: int) -> Response:
-        _learners_booking(booking_id)
-        data, form = read_form(RescheduleSchema())
-        if data is None:
-            return self.show(booking_id, form, 422)
-        try:
-            service.reschedule_booking(_user(), booking_id, data["start"])
-        except DomainError as exc:
-            return self.show(booking_id, _on_field(form, exc, "start"), _status_of(exc))
-        flash("Your session is moved. The calendar file has the new time.")
-        return redirect(_detail_url(booking_id), code=303)
+    template, title, schema, error_field = "reschedule.html", "Move your session", RescheduleSchema, "start"
 
-    @staticmethod
-    def show(booking_id: int, form: Form, status: int = 200) -> Response:
-        booking = _learners_booking(booking_id)
-        zone, _zone_form = _zone()
+    def act(self, booking_id: int, data: dict[str, Any]) -> str:
+        service.reschedule_booking(_user(), booking_id, data["start"])
+        return "Your session is moved. The calendar file has the new time."
+
+    @classmethod
+    def context(cls, booking: Booking, zone: ZoneInfo) -> dict[str, Any]:
         refusal = service.reschedule_refusal(booking, utcnow())
         if refusal is None and not booking.can_reschedule(_user()):
             refusal = f"A session that is {STATUS_LABELS[booking.state].lower()} cannot be moved."
@@ -298,15 +306,7 @@ class RescheduleSessionPage(MethodView):
                 refusal = exc.message
             else:
                 starts = [slot.start for slot in slots]
-        return _page(
-            "reschedule.html",
-            "Move your session",
-            status,
-            form=form,
-            session=SessionView(booking, zone),
-            refusal=refusal,
-            days=_by_day(starts, zone),
-        )
+        return {"refusal": refusal, "days": _by_day(starts, zone)}
 
 
 def _by_day(starts: list[datetime], zone: ZoneInfo) -> list[tuple[str, list[tuple[str, datetime]]]]:
@@ -318,47 +318,21 @@ def _by_day(starts: list[datetime], zone: ZoneInfo) -> list[tuple[str, list[tupl
     return list(days.items())
 
 
-@html.route("/sessions/<int:booking_id>/review")
-class ReviewSessionPage(MethodView):
-    @html.response(200, schema=PAGE, content_type=HTML, description="The review form")
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
-    def get(self, booking_id: int) -> Response:
-        return self.show(booking_id, Form())
+@html.route("/sessions/<int:booking_id>/review", parameters=[TZ])
+class ReviewSessionPage(SessionForm):
+    """A rating and a comment, once the session is completed."""
 
-    @html.response(303, description="Reviewed: back to the session")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
-    @html.alt_response(409, schema=PAGE, content_type=HTML, description="Not completed, or reviewed already")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form again, with what to fix")
-    def post(self, booking_id: int) -> Response:
-        _learners_booking(booking_id)
-        data, form = read_form(ReviewFormSchema())
-        if data is None:
-            return self.show(booking_id, form, 422)
-        try:
-            service.add_review(_user(), booking_id, data["rating"], data["comment"])
-        except DomainError as exc:
-            return self.show(booking_id, _on_field(form, exc, "rating"), _status_of(exc))
-        flash("Thank you for your review.")
-        return redirect(_detail_url(booking_id), code=303)
+    template, title, schema, error_field = "review.html", "Review your session", ReviewFormSchema, "rating"
 
-    @staticmethod
-    def show(booking_id: int, form: Form, status: int = 200) -> Response:
-        booking = _learners_booking(booking_id)
-        zone, _zone_form = _zone()
-        return _page(
-            "review.html", "Review your session", status, form=form, session=SessionView(booking, zone)
-        )
+    def act(self, booking_id: int, data: dict[str, Any]) -> str:
+        service.add_review(_user(), booking_id, data["rating"], data["comment"])
+        return "Thank you for your review."
 
 
 # --- who may, and refusals as pages --------------------------------------------------------------------
 
 # The form each page shows again when the CSRF check refuses it, values kept.
-FORMS = {
-    "session_pages.CancelSessionPage": CancelSessionPage.show,
-    "session_pages.RescheduleSessionPage": RescheduleSessionPage.show,
-    "session_pages.ReviewSessionPage": ReviewSessionPage.show,
-}
+FORMS = {f"session_pages.{page.__name__}": page.show for page in SessionForm.__subclasses__()}
 
 
 def _signed_in() -> Response | None:
