@@ -10,9 +10,10 @@ own zone, or in the one `tz` chooses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from flask import flash, redirect, request, url_for
@@ -56,6 +57,14 @@ STATUS_LABELS = {
     BookingStatus.EXPIRED: "Expired (not paid in time)",
     BookingStatus.CANCELLED: "Cancelled",
     BookingStatus.DECLINED: "Declined by the mentor",
+}
+F = TypeVar("F", bound=Callable[..., Any])
+REFUSALS = {
+    303: "Not signed in: to sign in, and back here after",
+    403: "The form's CSRF token is missing or stale: the form again, values kept",
+    404: "Not a booking of yours",
+    409: "Refused by the rules now (too late, taken meanwhile, not completed): the form again",
+    422: "Not valid (or an unknown `tz`): the page again, with what to change next to the field",
 }
 REFUND_LABELS = {"pending": "on its way", "succeeded": "refunded", "failed": "failed, our team is on it"}
 
@@ -109,6 +118,22 @@ class SessionView:
             return "No refund" if booking.refund_amount_cents == 0 and booking.confirmed_at else None
         amount = format_money(booking.refund_amount_cents, booking.currency)
         return f"{amount} {REFUND_LABELS.get(booking.refund_status, booking.refund_status)}"
+
+
+def _refusals(*statuses: int) -> Callable[[F], F]:
+    """Document these answers of a view (each an HTML page but the redirect)."""
+
+    def decorator(view: F) -> F:
+        for status in statuses:
+            if status == 303:
+                view = html.alt_response(303, description=REFUSALS[303])(view)
+            else:
+                view = html.alt_response(
+                    status, schema=PAGE, content_type=HTML, description=REFUSALS[status]
+                )(view)
+        return view
+
+    return decorator
 
 
 def _user() -> User:
@@ -171,7 +196,7 @@ def _on_field(form: Form, error: DomainError, name: str) -> Form:
 @html.route("/sessions", parameters=[TZ])
 class SessionsPage(MethodView):
     @html.response(200, schema=PAGE, content_type=HTML, description="My sessions, upcoming and past")
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
+    @_refusals(303, 422)
     def get(self) -> Response:
         zone, _form = _zone()
         now = utcnow()
@@ -189,8 +214,7 @@ class SessionsPage(MethodView):
 @html.route("/sessions/<int:booking_id>", parameters=[TZ])
 class SessionPage(MethodView):
     @html.response(200, schema=PAGE, content_type=HTML, description="One session and what can be done")
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
+    @_refusals(303, 404, 422)
     def get(self, booking_id: int) -> Response:
         booking = _learners_booking(booking_id)
         zone, _form = _zone()
@@ -210,8 +234,7 @@ class SessionPage(MethodView):
 @html.route("/sessions/<int:booking_id>/calendar.ics")
 class SessionCalendar(MethodView):
     @html.response(200, schema={"type": "string"}, content_type="text/calendar", description="One VEVENT")
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
+    @_refusals(303, 404)
     def get(self, booking_id: int) -> Response:
         _learners_booking(booking_id)
         return _ics(service.booking_calendar(_user(), booking_id), f"session-{booking_id}.ics")
@@ -230,15 +253,12 @@ class SessionForm(MethodView):
     error_field: ClassVar[str]
 
     @html.response(200, schema=PAGE, content_type=HTML, description="The form, and what it would do now")
-    @html.alt_response(303, description="Not signed in: to sign in, and back here after")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
+    @_refusals(303, 404, 422)
     def get(self, booking_id: int) -> Response:
         return self.show(booking_id, Form())
 
     @html.response(303, description="Done: back to the session's page, which shows the outcome")
-    @html.alt_response(404, schema=PAGE, content_type=HTML, description="Not a booking of yours")
-    @html.alt_response(409, schema=PAGE, content_type=HTML, description="Too late, or taken meanwhile")
-    @html.alt_response(422, schema=PAGE, content_type=HTML, description="The form again, with what to fix")
+    @_refusals(403, 404, 409, 422)
     def post(self, booking_id: int) -> Response:
         _learners_booking(booking_id)
         data, form = read_form(self.schema())
@@ -327,6 +347,10 @@ class ReviewSessionPage(SessionForm):
     def act(self, booking_id: int, data: dict[str, Any]) -> str:
         service.add_review(_user(), booking_id, data["rating"], data["comment"])
         return "Thank you for your review."
+
+    @classmethod
+    def context(cls, booking: Booking, zone: ZoneInfo) -> dict[str, Any]:
+        return {"reviewable": booking.can_review(_user())}
 
 
 # --- who may, and refusals as pages --------------------------------------------------------------------
