@@ -98,6 +98,7 @@ class World:
 
 
 def _two_hours_apart(starts: list[datetime]) -> list[datetime]:
+    """Starts far enough apart that booking one leaves the others free."""
     spread: list[datetime] = []
     for start in starts:
         if not spread or start >= spread[-1] + timedelta(hours=2):
