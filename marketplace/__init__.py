@@ -52,6 +52,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.bookings.pages import html as booking_pages_blp
     from marketplace.bookings.routes import blp as bookings_blp
     from marketplace.bookings.routes import feeds as calendar_feeds_blp
+    from marketplace.bookings.session_pages import html as session_pages_blp
     from marketplace.careers import receivers as career_receivers
     from marketplace.careers.routes import blp as careers_blp
     from marketplace.careers.routes import html as pages_blp
@@ -102,6 +103,7 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(mentor_availability_pages_blp)
     api.register_blueprint(mentor_bookings_pages_blp)
     api.register_blueprint(booking_pages_blp)
+    api.register_blueprint(session_pages_blp)
     api.register_blueprint(payments_blp)
     api.register_blueprint(webhooks_blp)
     api.register_blueprint(notifications_blp)

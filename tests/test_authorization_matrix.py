@@ -63,6 +63,10 @@ MENTOR_ONLY_PREFIXES = (
     "/api/v1/me/earnings",
     "/api/v1/me/payouts",
 )
+# Pages for signed-in users only: anyone else is sent to sign in (303). A booking's session pages are its
+# learner's alone (its mentor and the admins have pages of their own): 404 for everyone else.
+SIGNED_IN_PAGE_PREFIXES = ("/sessions",)
+LEARNER_PAGE_PREFIX = "/sessions/"
 MENTOR_ROLES = frozenset({"mentor_x", "mentor_y", "pending_mentor", "suspended_mentor"})
 # Open to anyone, signed in or not (webhooks authenticate by signature, the feed by the token in its URL).
 PUBLIC_OPERATIONS = frozenset(
@@ -148,6 +152,11 @@ class Target:
 
 def _booking(world: World, method: str, path: str) -> list[Target]:
     """Learner A's booking with mentor X, and learner B's with mentor Y: each hidden from the other pair."""
+    if path.startswith(LEARNER_PAGE_PREFIX):
+        return [
+            Target(str(world.booking_ids[0]), frozenset({"learner_a"})),
+            Target(str(world.booking_ids[1]), frozenset({"learner_b"})),
+        ]
     return [
         Target(str(world.booking_ids[0]), frozenset({"learner_a", "mentor_x", "admin"})),
         Target(str(world.booking_ids[1]), frozenset({"learner_b", "mentor_y", "admin"})),
@@ -456,6 +465,8 @@ def _expected(method: str, path: str, role: str, target: Target | None) -> tuple
         if role != "admin":
             return {403}, "admin route, not an admin"
         return None, "admin"
+    if role == ANONYMOUS and path.startswith(SIGNED_IN_PAGE_PREFIXES):
+        return {303}, "a page for signed-in users, anonymous: to sign in"
     public = (method, path) in PUBLIC_OPERATIONS
     if role == ANONYMOUS and not public:
         return {401}, "protected route, anonymous"

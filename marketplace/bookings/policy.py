@@ -25,9 +25,15 @@ def refund_cents(
     return 0
 
 
-def may_reschedule(*, now: datetime, start: datetime, notice_hours: int) -> bool:
-    """Moves need `notice_hours` of notice: the mentor's, or the full-refund deadline by default."""
-    return now <= change_deadline(start, notice_hours)
+def reschedule_refusal(
+    now: datetime, start: datetime, notice_hours: int | None, default_hours: int
+) -> str | None:
+    """Why a session starting at `start` cannot be moved now, or None. Moves need the mentor's
+    `notice_hours` of notice, or `default_hours` (the full-refund deadline) when they set none."""
+    hours = default_hours if notice_hours is None else notice_hours
+    if now <= change_deadline(start, hours):
+        return None
+    return f"This session can be rescheduled until {hours} hours before it starts."
 
 
 @dataclass(frozen=True)

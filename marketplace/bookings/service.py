@@ -274,6 +274,12 @@ def cancellation_preview(user: User, booking_id: int) -> dict[str, object]:
     return {**asdict(terms), "currency": booking.currency}
 
 
+def reschedule_refusal(booking: Booking, now: datetime) -> str | None:
+    """Why `booking` cannot be moved now, or None: asked by the move itself and by the page offering it."""
+    default = _setting("CANCELLATION_FULL_REFUND_HOURS")
+    return policy.reschedule_refusal(now, booking.start_at, booking.mentor.reschedule_notice_hours, default)
+
+
 def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Booking:
     booking = get_booking(user, booking_id)
     if not booking.is_participant(user):
@@ -281,11 +287,9 @@ def reschedule_booking(user: User, booking_id: int, new_start: datetime) -> Book
     if not booking.can_reschedule(user):
         raise Conflict(f"A booking that is {booking.status} cannot be rescheduled.")
     now = utcnow()
-    hours = booking.mentor.reschedule_notice_hours
-    if hours is None:
-        hours = _setting("CANCELLATION_FULL_REFUND_HOURS")
-    if not policy.may_reschedule(now=now, start=booking.start_at, notice_hours=hours):
-        raise Conflict(f"This session can be rescheduled until {hours} hours before it starts.")
+    refusal = reschedule_refusal(booking, now)
+    if refusal:
+        raise Conflict(refusal)
     new_start = as_utc(new_start)
     lock_mentor_calendar(booking.mentor_id)
     expire_lapsed_holds(now, mentor_id=booking.mentor_id)
