@@ -85,6 +85,16 @@ def acted(blueprint: Blueprint, description: str, *refusals: tuple[int, str]) ->
     return decorator
 
 
+def listing_page(blueprint: Blueprint, args: type[QuerySchema], description: str) -> Callable[[Any], Any]:
+    """An admin listing: admins only, its filters read with `args` from the query, documented as HTML."""
+
+    def decorator(view: Any) -> Any:
+        view = documented(blueprint, description, (422, "A filter was not understood"))(view)
+        return admin_page(blueprint.arguments(args, location="query")(view))
+
+    return decorator
+
+
 class ListArgsSchema(QuerySchema):
     """A listing's page number; a blank filter (an HTML form sends every field) means "any"."""
 
@@ -192,10 +202,8 @@ class AdminHomePage(MethodView):
 
 @html.route("/outbox")
 class OutboxPage(MethodView):
-    @admin_page
-    @html.arguments(OutboxPageArgsSchema, location="query")
-    @documented(
-        html, "Outbox rows by state: parked ones (the default) with a retry button", (422, "Bad filter")
+    @listing_page(
+        html, OutboxPageArgsSchema, "Outbox rows by state: parked ones (the default) with a retry button"
     )
     def get(self, args: dict[str, Any]) -> Response:
         page = listing(outbox.messages_in(MessageState(args["state"])), args["page"])

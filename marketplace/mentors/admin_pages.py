@@ -21,6 +21,7 @@ from marketplace.core.admin_pages import (
     admin_render,
     documented,
     listing,
+    listing_page,
     page_errors,
 )
 from marketplace.core.api import Blueprint
@@ -75,12 +76,8 @@ def decisions_for(profile: MentorProfile) -> list[str]:
 
 @html.route("")
 class VettingQueuePage(MethodView):
-    @admin_page
-    @html.arguments(QueueArgsSchema, location="query")
-    @documented(
-        html,
-        "Profiles in a vetting status (pending review first), or with changes waiting",
-        (422, "Bad filter"),
+    @listing_page(
+        html, QueueArgsSchema, "Profiles in a vetting status (pending review first), or with changes waiting"
     )
     def get(self, args: dict[str, Any]) -> Response:
         page = listing(service.vetting_queue(args["status"]), args["page"])

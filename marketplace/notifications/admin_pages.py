@@ -13,8 +13,8 @@ from marketplace.core.admin_pages import (
     ParkedItem,
     acted,
     admin_page,
-    documented,
     listing,
+    listing_page,
     page_errors,
     parked_page,
     retried,
@@ -33,9 +33,7 @@ class EmailPageArgsSchema(ListArgsSchema, EmailArgsSchema):
 
 @html.route("")
 class EmailListPage(MethodView):
-    @admin_page
-    @html.arguments(EmailPageArgsSchema, location="query")
-    @documented(html, "Mails by state: failed ones (the default) with a retry button", (422, "Bad filter"))
+    @listing_page(html, EmailPageArgsSchema, "Mails by state: failed ones (the default) with a retry button")
     def get(self, args: dict[str, Any]) -> Response:
         page = listing(service.emails_in(EmailStatus(args["state"])), args["page"])
         items = [

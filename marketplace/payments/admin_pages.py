@@ -9,8 +9,9 @@ it twice refunds once); a dispute is decided by `no_shows.resolve_report_dispute
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, cast
+from typing import Any
 
 from babel.numbers import get_currency_precision
 from flask import flash, redirect, request, url_for
@@ -31,15 +32,16 @@ from marketplace.core.admin_pages import (
     admin_render,
     documented,
     listing,
+    listing_page,
     page_errors,
     parked_page,
     retried,
 )
 from marketplace.core.api import Blueprint
-from marketplace.core.errors import DomainError
-from marketplace.core.money import major_units
+from marketplace.core.errors import DomainError, Unprocessable
+from marketplace.core.money import format_money, major_units
 from marketplace.core.pages import Form, read_form
-from marketplace.core.validation import fields
+from marketplace.core.validation import Schema, fields
 from marketplace.payments import service
 from marketplace.payments.models import EventState
 from marketplace.payments.schemas import AdminRefundCreateSchema, PaymentEventArgsSchema
@@ -84,10 +86,8 @@ def minor_amount(typed: str, currency: str) -> int:
 
 @html.route("/bookings")
 class BookingListPage(MethodView):
-    @admin_page
-    @html.arguments(BookingFilterSchema, location="query")
-    @documented(
-        html, "Every booking, filtered by status, mentor, learner and open dispute", (422, "Bad filter")
+    @listing_page(
+        html, BookingFilterSchema, "Every booking, filtered by status, mentor, learner and open dispute"
     )
     def get(self, args: dict[str, Any]) -> Response:
         page = listing(bookings.admin_bookings(args), args.pop("page"))
@@ -143,30 +143,49 @@ class BookingRefundPage(MethodView):
         (503, "Stripe cannot be reached: the form again, to send as it is"),
     )
     def post(self, booking_id: int) -> Response:
-        data, form = read_form(RefundFormSchema())
-        form.values["form"] = "refund"
-        if data is None:
-            return show_booking(form, 422)
-        try:
-            booking = bookings.get_booking(current_user, booking_id)
-            checked = AdminRefundCreateSchema().load(
-                {"amount_cents": minor_amount(data["amount"], booking.currency), "reason": data["reason"]}
-            )
-            admin_refunds.refund_by_admin(
-                current_user, booking_id, checked["amount_cents"], checked["reason"], data["request_key"]
-            )
-        except ValidationError as exc:
-            form.errors = {
-                "amount" if name == "amount_cents" else name: list(messages)
-                for name, messages in cast(dict[str, list[str]], exc.messages).items()
-            }
-            return show_booking(form, 422)
-        except DomainError as exc:
-            if exc.errors and "amount_cents" in exc.errors:
-                exc.errors = {"amount": exc.errors["amount_cents"]}
-            return show_booking(form.fail(exc), int(exc.status_code))
-        flash(f"Refunded {data['amount']} {booking.currency} to the learner.")
-        return redirect(url_for("admin_booking_pages.BookingPage", booking_id=booking_id), code=303)
+        return act_on_booking(booking_id, "refund", RefundFormSchema(), refund)
+
+
+def refund(booking_id: int, data: dict[str, Any]) -> str:
+    """The typed amount in minor units, checked by the API's schema, refunded by the API's service."""
+    booking = bookings.get_booking(current_user, booking_id)
+    try:
+        checked = AdminRefundCreateSchema().load(
+            {"amount_cents": minor_amount(data["amount"], booking.currency), "reason": data["reason"]}
+        )
+        admin_refunds.refund_by_admin(
+            current_user, booking_id, checked["amount_cents"], checked["reason"], data["request_key"]
+        )
+    except ValidationError as exc:
+        raise Unprocessable("The refund is not valid.", _amount_named(exc.messages)) from exc
+    except DomainError as exc:
+        if exc.errors and "amount_cents" in exc.errors:  # said in cents by the API: in money here
+            left = format_money(admin_refunds.refundable_cents(booking), booking.currency)
+            exc.errors = {"amount": [f"At most {left} is left to refund."]}
+        raise
+    return f"Refunded {data['amount']} {booking.currency} to the learner."
+
+
+def _amount_named(errors: Any) -> dict[str, Any]:
+    """The API names the field `amount_cents`; the form's field is `amount`."""
+    return {"amount" if name == "amount_cents" else name: messages for name, messages in dict(errors).items()}
+
+
+def act_on_booking(
+    booking_id: int, name: str, schema: Schema, act: Callable[[int, dict[str, Any]], str]
+) -> Response:
+    """Read the booking page's form `name` with `schema` and `act`; back to the booking with what was done,
+    or its page again with the form as sent and what to change."""
+    data, form = read_form(schema)
+    form.values["form"] = name
+    if data is None:
+        return show_booking(form, 422)
+    try:
+        done = act(booking_id, data)
+    except DomainError as exc:
+        return show_booking(form.fail(exc), int(exc.status_code))
+    flash(done)
+    return redirect(url_for("admin_booking_pages.BookingPage", booking_id=booking_id), code=303)
 
 
 @html.route("/bookings/<int:booking_id>/resolve")
@@ -180,26 +199,20 @@ class BookingResolvePage(MethodView):
         FORM_ERRORS,
     )
     def post(self, booking_id: int) -> Response:
-        data, form = read_form(ResolveDisputeSchema())
-        form.values["form"] = "resolve"
-        if data is None:
-            return show_booking(form, 422)
-        try:
-            no_shows.resolve_report_dispute(booking_id, NoShowParty(data["absent"]))
-        except DomainError as exc:
-            return show_booking(form.fail(exc), int(exc.status_code))
-        flash(f"Decided: the {data['absent']} did not come.")
-        return redirect(url_for("admin_booking_pages.BookingPage", booking_id=booking_id), code=303)
+        return act_on_booking(booking_id, "resolve", ResolveDisputeSchema(), resolve)
+
+
+def resolve(booking_id: int, data: dict[str, Any]) -> str:
+    no_shows.resolve_report_dispute(booking_id, NoShowParty(data["absent"]))
+    return f"Decided: the {data['absent']} did not come."
 
 
 @html.route("/payment-events")
 class PaymentEventsPage(MethodView):
-    @admin_page
-    @html.arguments(PaymentEventPageArgsSchema, location="query")
-    @documented(
+    @listing_page(
         html,
+        PaymentEventPageArgsSchema,
         "Stored Stripe events by state: parked ones (the default) with a replay button",
-        (422, "Bad filter"),
     )
     def get(self, args: dict[str, Any]) -> Response:
         page = listing(service.payment_events(EventState(args["state"])), args["page"])

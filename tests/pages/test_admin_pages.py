@@ -157,7 +157,7 @@ def test_an_admin_refunds_any_amount_up_to_what_was_paid_once_per_form(
 
     assert (too_much.status_code, _field_errors(too_much)) == (
         422,
-        {"amount": "Error: Must be at most 6000."},
+        {"amount": "Error: At most $60.00 is left to refund."},
     )
     assert ">Audio broke</textarea>" in too_much.get_data(as_text=True)
     assert _field_errors(not_money) == {"amount": "Error: Enter an amount like 12.50."}
