@@ -55,6 +55,14 @@ ROLES = (
     "admin",
 )
 ADMIN_PREFIX = "/api/v1/admin/"
+# The admin pages: like the admin API, but a visitor who is not signed in is sent to sign in (303).
+ADMIN_PAGES = "/admin"
+
+
+def _is_admin_page(path: str) -> bool:
+    return path == ADMIN_PAGES or path.startswith(ADMIN_PAGES + "/")
+
+
 # The caller's own data that only a mentor has: learners and admins get 403 (a role violation).
 MENTOR_ONLY_PREFIXES = (
     "/api/v1/me/mentor-profile",
@@ -169,7 +177,7 @@ def _mentor(world: World, method: str, path: str) -> list[Target]:
     approved, pending, suspended = (
         str(world.profiles[name].id) for name in ("mentor_x", "pending", "suspended")
     )
-    if path.startswith(ADMIN_PREFIX):
+    if path.startswith(ADMIN_PREFIX) or _is_admin_page(path):
         return [Target(pending)]
     if (method, path) in PUBLIC_OPERATIONS:
         return [
@@ -221,7 +229,7 @@ def _filler(path: str, param: str) -> Callable[[World, str, str], list[Target]] 
         return PATH_FILLERS[param]
     if param == "id" and path.startswith("/api/v1/auth/tokens/"):
         return _api_token
-    if path.startswith(ADMIN_PREFIX):
+    if path.startswith(ADMIN_PREFIX) or _is_admin_page(path):
         return _any_id
     return None
 
@@ -467,6 +475,12 @@ def _expected(method: str, path: str, role: str, target: Target | None) -> tuple
         return None, "admin"
     if role == ANONYMOUS and path.startswith(SIGNED_IN_PAGE_PREFIXES):
         return {303}, "a page for signed-in users, anonymous: to sign in"
+    if _is_admin_page(path):
+        if role == ANONYMOUS:
+            return {303}, "admin page, anonymous: to sign in"
+        if role != "admin":
+            return {403}, "admin page, not an admin"
+        return None, "admin page"
     public = (method, path) in PUBLIC_OPERATIONS
     if role == ANONYMOUS and not public:
         return {401}, "protected route, anonymous"
