@@ -61,14 +61,14 @@ def create_app(config: type[Config] | dict[str, Any] | None = None) -> Flask:
     from marketplace.core.admin_pages import html as admin_pages_blp
     from marketplace.core.celery import celery_init_app
     from marketplace.extensions import api, db, limiter, migrate
-    from marketplace.mentors.pages import html as mentor_pages_blp
     from marketplace.mentors.admin_pages import html as vetting_pages_blp
+    from marketplace.mentors.pages import html as mentor_pages_blp
     from marketplace.mentors.routes import blp as mentors_blp
     from marketplace.notifications.admin_pages import html as email_pages_blp
     from marketplace.notifications.routes import blp as notifications_blp
     from marketplace.payments import gateway, receivers
-    from marketplace.payments.mentor_pages import html as mentor_bookings_pages_blp
     from marketplace.payments.admin_pages import html as admin_booking_pages_blp
+    from marketplace.payments.mentor_pages import html as mentor_bookings_pages_blp
     from marketplace.payments.routes import blp as payments_blp
     from marketplace.payments.routes import webhooks as webhooks_blp
     from marketplace.scheduling.routes import blp as scheduling_blp
