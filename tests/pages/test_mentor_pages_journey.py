@@ -1,5 +1,5 @@
 """The mentor's journey in real headless Chromium, through the pages only: a mentor signs up, fills the profile
-and submits it; an admin approves it (through the vetting service: the admin pages are built elsewhere); the
+and submits it; an admin approves it in the admin pages (vetting queue, the mentor's page, the decision); the
 mentor sets weekly hours and a day off on the availability page, and the first free time of the preview is the
 first one learners see on the public page. Then every mentor page (and its error states) is checked with
 axe-core, at desktop and phone width, photographed into test-artifacts/, and watched for requests to another
@@ -21,13 +21,10 @@ from flask_migrate import upgrade
 from playwright.sync_api import Browser, Page, expect
 from werkzeug.serving import make_server
 
-from marketplace.accounts.models import Role, User
+from marketplace.accounts.models import Role
 from marketplace.bookings.models import BookingStatus
 from marketplace.core.time import utcnow
 from marketplace.extensions import db
-from marketplace.mentors import service as mentors
-from marketplace.mentors.models import MentorProfile
-from marketplace.mentors.vetting import VettingAction
 from marketplace.payments.models import EarningEntry
 from tests.careers.support import load_paths
 from tests.factories import (
@@ -45,6 +42,7 @@ pytestmark = pytest.mark.slow
 
 NEW_MENTOR = "nadia@example.test"
 SEEDED_MENTOR = "sam@example.test"
+ADMIN = "admin@example.test"
 
 
 @dataclass
@@ -63,7 +61,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         with app.app_context():
             upgrade()
             load_paths()
-            UserFactory(roles=(Role.ADMIN,), email="admin@example.test")
+            UserFactory(roles=(Role.ADMIN,), email=ADMIN)
             sam = MentorProfileFactory(
                 user=UserFactory(roles=(Role.MENTOR,), email=SEEDED_MENTOR, name="Sam Seeded"),
                 requires_confirmation=True,
@@ -102,14 +100,25 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             thread.join()
 
 
-def _approve(site: Site, email: str) -> int:
-    """What an admin's approval does, through the vetting service the admin API calls."""
-    with site.app.app_context():
-        profile = db.session.query(MentorProfile).join(MentorProfile.user).filter_by(email=email).one()
-        admin = db.session.query(User).filter_by(email="admin@example.test").one()
-        mentors.decide(admin, profile.id, VettingAction.APPROVE, "Welcome aboard.")
-        db.session.commit()
-        return profile.id
+def _approve_in_the_admin_pages(site: Site, browser: Browser, mentor_name: str) -> int:
+    """An admin signs in, finds the mentor in the vetting queue and approves the profile with a note."""
+    watched = _watched(browser, site, viewport=DESKTOP)
+    page = watched.page()
+    page.goto(f"{site.base_url}/login")
+    page.get_by_label("Email address").fill(ADMIN)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("banner").get_by_role("link", name="Admin").click()
+    page.get_by_role("link", name="Vetting", exact=True).first.click()
+    page.get_by_role("link", name=mentor_name).click()
+    mentor_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    page.get_by_label("Approve: the profile goes live").check()
+    page.get_by_label("Note to the mentor").fill("Welcome aboard.")
+    page.get_by_role("button", name="Save the decision").click()
+    expect(page.get_by_text("profile is approved")).to_be_visible()
+    assert watched.elsewhere == []
+    watched.context.close()
+    return mentor_id
 
 
 def _fill_profile(page: Page) -> None:
@@ -153,7 +162,7 @@ def test_a_mentor_signs_up_is_approved_sets_hours_and_the_slot_is_public(
     expect(page.get_by_text("Your profile is sent for review.")).to_be_visible()
     expect(page.get_by_text("In review:")).to_be_visible()
 
-    mentor_id = _approve(site, NEW_MENTOR)
+    mentor_id = _approve_in_the_admin_pages(site, browser, "Nadia Mentor")
     page.reload()
     expect(page.get_by_text("Approved: your profile is public")).to_be_visible()
     expect(page.get_by_text("Welcome aboard.")).to_be_visible()
