@@ -3,7 +3,8 @@ and the Stripe stand-in serving its Stripe.js copy (STRIPE_JS_URL) and sending i
 
 A visitor goes from the home page to a career path to a mentor, picks a time, signs up on the way, pays with
 4242 4242 4242 4242 in the Stripe.js card form and sees the booking confirmed once the worker has handled the
-webhook; then a card the bank declines (4000 0000 0000 0341), and a good one. Every booking page is checked
+webhook, finds it under "My sessions" and downloads its calendar file; then a card the bank declines
+(4000 0000 0000 0341), and a good one. Every booking page is checked
 with axe-core, photographed at desktop and phone width (test-artifacts/), and watched for requests to any
 host but the site and STRIPE_JS_URL's origin, which only the checkout page may reach.
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask_migrate import upgrade
+from icalendar import Calendar
 from playwright.sync_api import Browser, Page, Route, expect
 from werkzeug.serving import make_server
 
@@ -206,6 +209,16 @@ def test_a_visitor_books_signs_up_pays_and_after_a_declined_card_pays_with_anoth
     expect(page.get_by_role("heading", level=1)).to_have_text("Your session is booked", timeout=SETTLED)
     expect(page.get_by_role("link", name="Add it to your calendar")).to_be_visible()
     problems += _checked_here(page, "booking-status-confirmed")
+
+    # The session is under "My sessions", and its calendar file holds the time that was picked.
+    page.get_by_role("banner").get_by_role("link", name="My sessions").click()
+    page.get_by_role("link", name="Maria Alvarez:").click()
+    expect(page.get_by_text("Moving from PHP to Python services")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the calendar file (.ics)").click()
+    (event,) = Calendar.from_ical(download.value.path().read_bytes()).walk("VEVENT")
+    assert event.decoded("dtstart") == datetime.fromisoformat(when or "")
+    assert str(event["status"]) == "CONFIRMED"
 
     # The next free time, a declined card, then a good one.
     _first_free_time(page, shop)
