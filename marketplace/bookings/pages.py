@@ -31,7 +31,7 @@ from marketplace.bookings import policy, service
 from marketplace.bookings.availability.service import list_free_slots
 from marketplace.bookings.models import Booking
 from marketplace.bookings.schemas import BookingCreateSchema
-from marketplace.core.api import CSRF_HEADER, Blueprint
+from marketplace.core.api import CSRF_HEADER, Blueprint, note_operation
 from marketplace.core.errors import Conflict, DomainError, NotFound
 from marketplace.core.money import format_money
 from marketplace.core.pages import Form, read_form, render_page
@@ -187,6 +187,7 @@ class BookingFormPage(MethodView):
     @html.response(200, schema=PAGE, content_type=HTML, description="Topic, price and the mentor's rules")
     @html.alt_response(303, description="Not signed in: to sign in (or up), and back to this choice after")
     @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such approved mentor")
+    @html.alt_response(422, schema=PAGE, content_type=HTML, description="A choice that cannot be read")
     def get(self, args: dict[str, Any]) -> Response:
         if args["mentor_id"] is None:
             return redirect(url_for("pages.MentorListPage"), code=303)
@@ -204,6 +205,7 @@ class BookingFormPage(MethodView):
 
     @html.response(303, description="Held: on to checkout")
     @html.alt_response(403, schema=PAGE, content_type=HTML, description="The form's CSRF token is stale")
+    @html.alt_response(404, schema=PAGE, content_type=HTML, description="No such approved mentor")
     @html.alt_response(
         409,
         schema=PAGE,
@@ -296,7 +298,7 @@ def own_booking_page(view: Callable[[Any, User, Booking], Response]) -> Callable
             return _sign_in_first()
         return view(self, user, service.get_booking(user, booking_id))
 
-    return wrapper
+    return note_operation(wrapper, auth={"roles": ()})
 
 
 @html.route("/bookings/<int:booking_id>/checkout")

@@ -56,7 +56,7 @@ ROLE_OPERATIONS = {
 }
 # Bounds the run to a few minutes on two busy cores: examples per operation and phase, and a fixed seed so
 # a failure in CI replays the same requests here.
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = 5
 SEED = 20261202
 RUN_TIMEOUT_SECONDS = 600
 
