@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
-import celery
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -99,18 +98,9 @@ def _fresh_process_caches() -> Iterator[None]:
 
 @pytest.fixture
 def db_session(app: Flask) -> Iterator[scoped_session[Session]]:
-    """Each test runs inside a transaction that is rolled back; the app's commits become savepoints.
-
-    The suite's Celery app is the default while it runs: shared tasks called with `.apply()` run in this
-    app (eagerly, on this connection), whatever app a module built before made itself the default.
-    """
-    previous_celery = celery.current_app._get_current_object()
-    app.extensions["celery"].set_default()
-    try:
-        with app.app_context(), rolled_back_connection() as connection, session_on(connection) as session:
-            yield session
-    finally:
-        previous_celery.set_default()
+    """Each test runs inside a transaction that is rolled back; the app's commits become savepoints."""
+    with app.app_context(), rolled_back_connection() as connection, session_on(connection) as session:
+        yield session
     limiter.reset()
 
 
