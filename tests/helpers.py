@@ -95,8 +95,8 @@ def make_test_app(database_url: str, **overrides: Any) -> Flask:
 def temporary_app(database_url: str, **overrides: Any) -> Iterator[Flask]:
     """An extra app with its own settings, whose connections are closed when the block ends.
 
-    Building an app makes its Celery app the process default; the previous default is restored after, so
-    tasks called later in the test run against the suite's app and database, not this one's.
+    Building an app makes its Celery app the process default and the thread's current one; the previous app
+    is made both again after, so tasks called later in the test run against the suite's app and database.
     """
     previous_celery = celery.current_app._get_current_object()
     app = make_test_app(database_url, **overrides)
@@ -106,6 +106,7 @@ def temporary_app(database_url: str, **overrides: Any) -> Iterator[Flask]:
         with app.app_context():
             db.engine.dispose()
         previous_celery.set_default()
+        previous_celery.set_current()
 
 
 @contextmanager
