@@ -381,10 +381,17 @@ def _payments(stripe: StripeTestClient, booking_id: int) -> tuple[int, int]:
 
 
 def _transfers(stripe: StripeTestClient, booking_id: int) -> list[dict[str, Any]]:
+    """The transfers made from the booking's own charges. Its transfer group alone is not enough: the stand-in
+    serves the whole run, and a SQLite test, rolled back, may have used the same booking id before."""
+    charges = {
+        charge["id"]
+        for intent_id in _intents(booking_id)
+        for charge in stripe.intent(intent_id)["charges"]["data"]
+    }
     found: list[dict[str, Any]] = stripe.session.get(
         f"{stripe.api_base}/v1/transfers", params={"transfer_group": f"booking-{booking_id}"}, timeout=10
     ).json()["data"]
-    return found
+    return [transfer for transfer in found if transfer["source_transaction"] in charges]
 
 
 def _refunded_by_admins(booking_id: int) -> int:
