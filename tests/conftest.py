@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
+import celery
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -65,20 +66,47 @@ def stripe_stand_in(_servers: ExitStack) -> Iterator[LocalStripe]:
 
 
 @pytest.fixture(scope="session")
-def database_url(backend: str, _servers: ExitStack, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if backend == "postgresql":
-        return _servers.enter_context(postgres_server())
-    return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+def _database_urls() -> dict[str, str]:
+    """One database per backend for the whole run, made when first asked for."""
+    return {}
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> Iterator[Flask]:
-    app = make_test_app(database_url)
-    with app.app_context():
-        upgrade()
-    yield app
-    with app.app_context():
-        db.engine.dispose()
+def database_url(
+    backend: str,
+    _servers: ExitStack,
+    _database_urls: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """The backend's database. pytest-xdist hands a process whole files, so the backend changes file by file;
+    pytest then tears this fixture down and sets it up again, and the database must outlive that."""
+    if backend not in _database_urls:
+        _database_urls[backend] = (
+            _servers.enter_context(postgres_server())
+            if backend == "postgresql"
+            else f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        )
+    return _database_urls[backend]
+
+
+@pytest.fixture(scope="session")
+def _apps() -> Iterator[dict[str, Flask]]:
+    apps: dict[str, Flask] = {}
+    yield apps
+    for app in apps.values():
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, _apps: dict[str, Flask]) -> Flask:
+    """The suite's app on the backend's database, built and migrated once per backend (see `database_url`)."""
+    if database_url not in _apps:
+        app = make_test_app(database_url)
+        with app.app_context():
+            upgrade()
+        _apps[database_url] = app
+    return _apps[database_url]
 
 
 def clear_process_caches() -> None:
@@ -98,9 +126,19 @@ def _fresh_process_caches() -> Iterator[None]:
 
 @pytest.fixture
 def db_session(app: Flask) -> Iterator[scoped_session[Session]]:
-    """Each test runs inside a transaction that is rolled back; the app's commits become savepoints."""
-    with app.app_context(), rolled_back_connection() as connection, session_on(connection) as session:
-        yield session
+    """Each test runs inside a transaction that is rolled back; the app's commits become savepoints.
+
+    The suite's Celery app is the current one while it runs: a shared task called with `.apply()` runs in
+    this app, on this connection, not in the app a module built before (every new Celery app makes itself
+    the current one of its thread, and such an app may point at a Redis already stopped).
+    """
+    previous_celery = celery.current_app._get_current_object()
+    app.extensions["celery"].set_current()
+    try:
+        with app.app_context(), rolled_back_connection() as connection, session_on(connection) as session:
+            yield session
+    finally:
+        previous_celery.set_current()
     limiter.reset()
 
 
