@@ -21,13 +21,19 @@ from marketplace.mentors.vetting import VettingStatus
 from marketplace.notifications.models import EmailStatus, SentEmail
 from marketplace.payments.models import AdminRefund
 from tests.factories import MentorProfileFactory, UserFactory
-from tests.helpers import STRIPE_SETTINGS, ApiUser
+from tests.fixtures.bookable import (
+    DURING,
+    LEARNER_ABSENT,
+    MENTOR_ABSENT,
+    THURSDAY_10,
+    confirmed_booking,
+    refunds_at_stripe,
+)
+from tests.helpers import ApiUser
 from tests.pages.forms import field_errors, post_form, sign_in_with_form
-from tests.payments.test_no_shows import DURING, LEARNER_ABSENT, MENTOR_ABSENT, _paid, _refunds_at_stripe
 from tests.payments.test_webhooks import _booking
 from tests.support.stripe_client import StripeTestClient
 
-THURSDAY_10 = "2027-01-07T10:00:00+01:00"
 ADMIN_LISTS = (
     "/admin",
     "/admin/vetting",
@@ -37,11 +43,6 @@ ADMIN_LISTS = (
     "/admin/payment-events",
 )
 _CHECKED = re.compile(r'<input type="radio" id="([a-z_-]+)"[^>]* checked>')
-
-
-@pytest.fixture
-def stripe_client() -> StripeTestClient:
-    return StripeTestClient(STRIPE_SETTINGS["STRIPE_API_BASE"], STRIPE_SETTINGS["STRIPE_SECRET_KEY"])
 
 
 def _admin(client: FlaskClient) -> User:
@@ -140,7 +141,7 @@ def test_a_form_sent_without_its_token_changes_nothing_and_keeps_what_was_typed(
 def test_an_admin_refunds_any_amount_up_to_what_was_paid_once_per_form(
     client: FlaskClient, mentor: MentorProfile, learner: ApiUser, stripe_client: StripeTestClient
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, THURSDAY_10)
+    body = confirmed_booking(client, learner, mentor, stripe_client, THURSDAY_10)
     intent_id = body["payment"]["payment_intent_id"]
     _admin(client)
     page = f"/admin/bookings/{body['id']}"
@@ -164,7 +165,7 @@ def test_an_admin_refunds_any_amount_up_to_what_was_paid_once_per_form(
     assert ">Audio broke</textarea>" in too_much.get_data(as_text=True)
     assert field_errors(not_money) == {"amount": "Error: Enter an amount like 12.50."}
     assert field_errors(no_reason) == {"reason": "Error: Please fill in this field."}
-    assert _refunds_at_stripe(stripe_client, intent_id) == []
+    assert refunds_at_stripe(stripe_client, intent_id) == []
 
     first = post_form(
         client, path, {"amount": "20.00", "reason": "Audio broke", "request_key": key}, token_from=page
@@ -175,7 +176,7 @@ def test_an_admin_refunds_any_amount_up_to_what_was_paid_once_per_form(
 
     assert (first.status_code, first.headers["Location"]) == (303, page)
     assert again.status_code == 303
-    assert _refunds_at_stripe(stripe_client, intent_id) == [2000]
+    assert refunds_at_stripe(stripe_client, intent_id) == [2000]
     after = _text(client.get(page).get_data(as_text=True))
     assert "Refunded 20.00 USD to the learner." in after
     assert "$20.00 , succeeded" in after
@@ -192,7 +193,7 @@ def test_the_list_filters_and_an_admin_decides_a_dispute_between_the_parties(
     stripe_client: StripeTestClient,
     clock: time_machine.Coordinates,
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, THURSDAY_10)
+    body = confirmed_booking(client, learner, mentor, stripe_client, THURSDAY_10)
     clock.move_to(DURING)
     assert mentor_api.post(f"/api/v1/bookings/{body['id']}/no-show", json=LEARNER_ABSENT).status_code == 200
     assert learner.post(f"/api/v1/bookings/{body['id']}/no-show", json=MENTOR_ABSENT).status_code == 200
