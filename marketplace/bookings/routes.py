@@ -210,7 +210,9 @@ class BookingCalendar(MethodView):
     @login_required
     @blp.response(200, schema=ICS_BODY, content_type=ICS_MIMETYPE, description="One VEVENT (RFC 5545)")
     def get(self, booking_id: int) -> Response:
-        return calendar_response(service.booking_calendar(current_user, booking_id), f"booking-{booking_id}.ics")
+        return calendar_response(
+            service.booking_calendar(current_user, booking_id), f"booking-{booking_id}.ics"
+        )
 
 
 @blp.route("/me/calendar-feed")
