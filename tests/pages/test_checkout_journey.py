@@ -122,7 +122,7 @@ def _watched(browser: Browser, shop: Shop, **options: Any) -> WatchedWithStripe:
         result.to_stripe.append((route.request.frame.url, route.request.url))
         route.continue_()
 
-    # Registered last, so it is asked first for the stand-in's URLs; everything else goes on as watched_context says.
+    # Registered last, so it is asked first for the stand-in's URLs; the rest is watched_context's routing.
     result.watched.context.route(f"{shop.stripe_origin}/**", _stripe_js_origin)
     return result
 
