@@ -36,7 +36,8 @@ ICS_MIMETYPE = "text/calendar"
 ICS_BODY = {"type": "string", "description": "An iCalendar document"}
 
 
-def _ics(payload: bytes, filename: str) -> Response:
+def calendar_response(payload: bytes, filename: str) -> Response:
+    """An iCalendar download: a private attachment no cache keeps."""
     response = Response(payload, mimetype=ICS_MIMETYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "private, no-store"
@@ -209,7 +210,9 @@ class BookingCalendar(MethodView):
     @login_required
     @blp.response(200, schema=ICS_BODY, content_type=ICS_MIMETYPE, description="One VEVENT (RFC 5545)")
     def get(self, booking_id: int) -> Response:
-        return _ics(service.booking_calendar(current_user, booking_id), f"booking-{booking_id}.ics")
+        return calendar_response(
+            service.booking_calendar(current_user, booking_id), f"booking-{booking_id}.ics"
+        )
 
 
 @blp.route("/me/calendar-feed")
@@ -230,4 +233,4 @@ class FeedCalendar(MethodView):
     )
     def get(self, token: str) -> Response:
         """A mentor's live bookings, for any calendar app to subscribe to."""
-        return _ics(service.feed_calendar(token), "sessions.ics")
+        return calendar_response(service.feed_calendar(token), "sessions.ics")

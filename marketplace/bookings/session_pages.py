@@ -29,7 +29,7 @@ from marketplace.accounts.schemas import validate_timezone
 from marketplace.bookings import service
 from marketplace.bookings.availability.service import list_free_slots
 from marketplace.bookings.models import Booking, BookingStatus, Review
-from marketplace.bookings.routes import _ics
+from marketplace.bookings.routes import calendar_response
 from marketplace.bookings.schemas import CancelSchema, RescheduleSchema, ReviewCreateSchema
 from marketplace.core.api import Blueprint
 from marketplace.core.errors import DomainError, Forbidden, NotFound
@@ -237,7 +237,7 @@ class SessionCalendar(MethodView):
     @_refusals(303, 404)
     def get(self, booking_id: int) -> Response:
         _learners_booking(booking_id)
-        return _ics(service.booking_calendar(_user(), booking_id), f"session-{booking_id}.ics")
+        return calendar_response(service.booking_calendar(_user(), booking_id), f"session-{booking_id}.ics")
 
 
 # --- changing ----------------------------------------------------------------------------------------

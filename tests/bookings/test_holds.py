@@ -14,17 +14,12 @@ from marketplace.bookings import tasks
 from marketplace.mentors.models import MentorProfile
 from tests.factories import UserFactory
 from tests.fixtures.bookable import book, hold
-from tests.helpers import STRIPE_SETTINGS, ApiUser, assert_error_shape
+from tests.helpers import ApiUser, assert_error_shape
 from tests.support.stripe_client import StripeTestClient
 
 THURSDAY_10 = "2027-01-07T10:00:00+01:00"
 THURSDAY_10_30 = "2027-01-07T10:30:00+01:00"
 THURSDAY_14 = "2027-01-07T14:00:00+01:00"
-
-
-@pytest.fixture
-def stripe_client() -> StripeTestClient:
-    return StripeTestClient(STRIPE_SETTINGS["STRIPE_API_BASE"], STRIPE_SETTINGS["STRIPE_SECRET_KEY"])
 
 
 def _cancel(learner: ApiUser, booking_id: int) -> None:

@@ -22,16 +22,11 @@ from marketplace.mentors.models import MentorProfile
 from marketplace.payments import service as payments
 from tests.factories import UserFactory
 from tests.fixtures.bookable import hold, pay_and_confirm, set_availability
-from tests.helpers import STRIPE_SETTINGS, WEBHOOK_SECRET, ApiUser
+from tests.helpers import WEBHOOK_SECRET, ApiUser
 from tests.support.lock_order import recorded_lock_order
 from tests.support.stripe_client import StripeTestClient, signed_event
 
 pytestmark = pytest.mark.postgres_only
-
-
-@pytest.fixture
-def stripe_client() -> StripeTestClient:
-    return StripeTestClient(STRIPE_SETTINGS["STRIPE_API_BASE"], STRIPE_SETTINGS["STRIPE_SECRET_KEY"])
 
 
 def test_a_bookings_life_takes_its_locks_in_one_order(

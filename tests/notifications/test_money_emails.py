@@ -4,7 +4,6 @@ disputed reports. Each is sent once, however often the event that asks for it co
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,31 +14,15 @@ from marketplace.accounts.models import Role
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from tests.factories import UserFactory
+from tests.fixtures.bookable import DURING, deliver, paid_booking
 from tests.fixtures.mail import bodies, only_to, run_task, with_subject
 from tests.helpers import ApiUser
-from tests.payments.conftest import stripe_client  # noqa: F401 (a fixture)
-from tests.payments.test_approval import confirming_mentor, request_and_authorize  # noqa: F401
-from tests.payments.test_webhooks import _held, _pay, deliver
+from tests.payments.test_approval import request_and_authorize
 from tests.support.servers import ReceivedMail, SmtpSink
 from tests.support.stripe_client import StripeTestClient
 
-THURSDAY_10 = "2027-01-07T10:00:00+01:00"  # 09:00-10:00 UTC; 4:00 AM in New York, 10:00 AM in Berlin
+# THURSDAY_10's session (09:00-10:00 UTC) as the learner's mails write it: 4:00 AM in New York.
 LEARNER_TIME = "Thursday, 7 January 2027, 4:00 AM EST (America/New_York)"
-DURING = datetime(2027, 1, 7, 9, 30, tzinfo=UTC)
-
-
-def _paid(
-    client: FlaskClient,
-    learner: ApiUser,
-    mentor: MentorProfile,
-    stripe: StripeTestClient,
-    start: str = THURSDAY_10,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A booking paid at the stand-in, confirmed by Stripe's event; with the intent that paid it."""
-    body = _held(learner, mentor, start)
-    intent = _pay(stripe, body)
-    assert deliver(client, "payment_intent.succeeded", intent).status_code == 200
-    return body, intent
 
 
 def _to(mailbox: SmtpSink, subject: str, user: Any) -> list[ReceivedMail]:
@@ -63,9 +46,9 @@ def test_a_payment_sends_the_learner_one_receipt_however_often_its_event_comes(
     mailbox: SmtpSink,
     mentor: MentorProfile,
     learner: ApiUser,
-    stripe_client: StripeTestClient,  # noqa: F811
+    stripe_client: StripeTestClient,
 ) -> None:
-    body, intent = _paid(client, learner, mentor, stripe_client)
+    body, intent = paid_booking(client, learner, mentor, stripe_client)
     assert deliver(client, "payment_intent.succeeded", intent).status_code == 200  # redelivered, new event id
     assert run_task("notifications.send_email", kind="payment_receipt", object_id=body["id"]) == 0
 
@@ -90,9 +73,9 @@ def test_a_cancellation_refund_gets_one_receipt_even_when_stripes_refund_event_f
     mailbox: SmtpSink,
     mentor: MentorProfile,
     learner: ApiUser,
-    stripe_client: StripeTestClient,  # noqa: F811
+    stripe_client: StripeTestClient,
 ) -> None:
-    body, intent = _paid(client, learner, mentor, stripe_client)
+    body, intent = paid_booking(client, learner, mentor, stripe_client)
     cancelled = learner.post(f"/api/v1/bookings/{body['id']}/cancel", json={"reason": "Exam moved"})
     assert cancelled.get_json()["refund"]["amount_cents"] == 6000
     charge = stripe_client.intent(intent["id"])["charges"]["data"][0]
@@ -113,9 +96,9 @@ def test_each_admin_refund_gets_its_receipt_with_what_remains_paid(
     mailbox: SmtpSink,
     mentor: MentorProfile,
     learner: ApiUser,
-    stripe_client: StripeTestClient,  # noqa: F811
+    stripe_client: StripeTestClient,
 ) -> None:
-    body, _intent = _paid(client, learner, mentor, stripe_client)
+    body, _intent = paid_booking(client, learner, mentor, stripe_client)
     admin = ApiUser(client, UserFactory(roles=(Role.ADMIN,)))
     path = f"/api/v1/admin/bookings/{body['id']}/refund"
     for key, cents, reason in (
@@ -143,10 +126,10 @@ def test_each_admin_refund_gets_its_receipt_with_what_remains_paid(
 def test_an_accepted_request_tells_the_learner_and_sends_the_receipt_once(
     client: FlaskClient,
     mailbox: SmtpSink,
-    confirming_mentor: MentorProfile,  # noqa: F811
+    confirming_mentor: MentorProfile,
     mentor_api: ApiUser,
     learner: ApiUser,
-    stripe_client: StripeTestClient,  # noqa: F811
+    stripe_client: StripeTestClient,
 ) -> None:
     body = request_and_authorize(client, learner, confirming_mentor, stripe_client)
     [asked] = _to(mailbox, "Request:", confirming_mentor.user)
@@ -167,12 +150,12 @@ def test_a_mentor_no_show_tells_the_mentor_of_the_report_the_strike_the_suspensi
     mailbox: SmtpSink,
     mentor: MentorProfile,
     learner: ApiUser,
-    stripe_client: StripeTestClient,  # noqa: F811
+    stripe_client: StripeTestClient,
     clock: time_machine.Coordinates,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(client.application.config, "NO_SHOW_STRIKES_TO_SUSPEND", 1)
-    body, _intent = _paid(client, learner, mentor, stripe_client)
+    body, _intent = paid_booking(client, learner, mentor, stripe_client)
     clock.move_to(DURING)
     reported = learner.post(
         f"/api/v1/bookings/{body['id']}/no-show", json={"who": "mentor", "note": "Nobody"}
@@ -200,10 +183,10 @@ def test_reports_against_each_other_tell_both_parties_and_the_admins_when_opened
     mentor: MentorProfile,
     mentor_api: ApiUser,
     learner: ApiUser,
-    stripe_client: StripeTestClient,  # noqa: F811
+    stripe_client: StripeTestClient,
     clock: time_machine.Coordinates,
 ) -> None:
-    body, _intent = _paid(client, learner, mentor, stripe_client)
+    body, _intent = paid_booking(client, learner, mentor, stripe_client)
     admin = ApiUser(client, UserFactory(roles=(Role.ADMIN,)))
     clock.move_to(DURING)
     assert (
@@ -239,12 +222,12 @@ def test_a_name_with_a_line_break_cannot_add_a_header_to_a_receipt(
     mailbox: SmtpSink,
     mentor: MentorProfile,
     learner: ApiUser,
-    stripe_client: StripeTestClient,  # noqa: F811
+    stripe_client: StripeTestClient,
 ) -> None:
     mentor.user.name = "Mallory\r\nBcc: victim@example.test"
     db.session.commit()
 
-    _paid(client, learner, mentor, stripe_client)
+    paid_booking(client, learner, mentor, stripe_client)
 
     [receipt] = _to(mailbox, "Receipt:", learner.user)
     assert receipt.message["Bcc"] is None

@@ -13,13 +13,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from flask_migrate import upgrade
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 from werkzeug.serving import make_server
 
 from marketplace.extensions import db
@@ -27,25 +26,24 @@ from tests.careers.support import load_paths, make_mentor, tomorrow
 from tests.factories import AvailabilityScheduleFactory
 from tests.fixtures.mail import bodies
 from tests.helpers import temporary_app
-from tests.support.servers import HOST, PROJECT_ROOT, SmtpSink
+from tests.pages.browsing import (
+    DESKTOP,
+    PHONE,
+    VISITOR_ZONE,
+    check_page,
+    photograph,
+    serious_violations,
+    sign_in,
+    watched_context,
+)
+from tests.support.servers import HOST, SmtpSink
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-VISITOR_ZONE = "Europe/Berlin"
 LEARNER = "lin@example.test"
 FIRST_PASSWORD = "first-password-123"
 SECOND_PASSWORD = "second-password-456"
 THIRD_PASSWORD = "third-password-789"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
-MAX_PAGE_BYTES = 150_000
-CSP_WATCH = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", function (event) {
-  window.__cspViolations.push(event.violatedDirective + " " + (event.blockedURI || "inline"));
-});
-"""
 
 
 @dataclass
@@ -53,23 +51,6 @@ class Site:
     base_url: str
     mentor_id: int
     sink: SmtpSink
-
-
-@dataclass
-class Watched:
-    """A browser context that may reach only the site; what else it tried is recorded."""
-
-    context: BrowserContext
-    elsewhere: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def page(self) -> Page:
-        page = self.context.new_page()
-        page.on(
-            "console", lambda message: self.errors.append(message.text) if message.type == "error" else None
-        )
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        return page
 
 
 @pytest.fixture(scope="module")
@@ -110,22 +91,6 @@ def site(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Itera
             thread.join()
 
 
-def _watched(browser: Browser, site: Site, **options: Any) -> Watched:
-    watched = Watched(browser.new_context(timezone_id=VISITOR_ZONE, locale="en-GB", **options))
-    watched.context.add_init_script(CSP_WATCH)
-
-    def _only_the_site(route: Any) -> None:
-        url = route.request.url
-        if url.startswith(site.base_url + "/"):
-            route.continue_()
-        else:
-            watched.elsewhere.append(url)
-            route.abort()
-
-    watched.context.route("**/*", _only_the_site)
-    return watched
-
-
 def _mail_link(site: Site, subject: str, count: int) -> str:
     """The link in the `count`-th mail with this subject to the learner, once it has arrived."""
     for _ in range(3):
@@ -143,16 +108,10 @@ def _mail_link(site: Site, subject: str, count: int) -> str:
     pytest.fail(f"no mail {subject!r} number {count} to {LEARNER}")
 
 
-def _sign_in(page: Page, email: str, password: str) -> None:
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def test_a_visitor_signs_up_verifies_signs_out_and_in_and_resets_the_password(
     site: Site, browser: Browser
 ) -> None:
-    watched = _watched(browser, site, viewport=DESKTOP)
+    watched = watched_context(browser, site.base_url, viewport=DESKTOP)
     page = watched.page()
     header = page.get_by_role("banner")
 
@@ -198,10 +157,10 @@ def test_a_visitor_signs_up_verifies_signs_out_and_in_and_resets_the_password(
     expect(header.get_by_role("button", name="Sign out")).to_have_count(0)
     page.goto(f"{site.base_url}/mentors/{site.mentor_id}")
     header.get_by_role("link", name="Sign in").click()
-    _sign_in(page, LEARNER, "not-my-password")
+    sign_in(page, LEARNER, "not-my-password")
     expect(page.locator("#error-summary")).to_contain_text("Invalid email or password.")
     expect(page.get_by_label("Email address")).to_have_value(LEARNER)
-    _sign_in(page, LEARNER, FIRST_PASSWORD)
+    sign_in(page, LEARNER, FIRST_PASSWORD)
     expect(page).to_have_url(f"{site.base_url}/mentors/{site.mentor_id}")
     expect(header.get_by_role("link", name="Lin Learner")).to_be_visible()
 
@@ -228,7 +187,7 @@ def test_a_visitor_signs_up_verifies_signs_out_and_in_and_resets_the_password(
     page.get_by_label("New password").fill(THIRD_PASSWORD)
     page.get_by_role("button", name="Set my new password").click()
     expect(page.get_by_text("Your new password is set.")).to_be_visible()
-    _sign_in(page, LEARNER, THIRD_PASSWORD)
+    sign_in(page, LEARNER, THIRD_PASSWORD)
     expect(page).to_have_url(f"{site.base_url}/")
     expect(header.get_by_role("link", name="Lin Learner")).to_be_visible()
 
@@ -258,38 +217,9 @@ SIGNED_IN_PAGES = (
 )
 
 
-def _serious(page: Page) -> list[str]:
-    violations = Axe().run(page).response["violations"]
-    return [
-        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
-        for v in violations
-        if v["impact"] in {"serious", "critical"}
-    ]
-
-
 def _check(page: Page, site: Site, name: str, path: str, width: str) -> list[str]:
-    """Open one page: the problems axe, the CSP or the size find; a full-page screenshot either way."""
-    response = page.goto(site.base_url + path.format(mentor_id=site.mentor_id))
-    assert response is not None
-    problems = [f"{name}: {problem}" for problem in _serious(page)]
-    weight = len(response.body()) + sum(
-        len(page.request.get(url).body())
-        for url in page.evaluate(
-            "[...document.querySelectorAll('link[rel=stylesheet], script[src]')].map(e => e.href || e.src)"
-        )
-    )
-    if weight > MAX_PAGE_BYTES:
-        problems.append(f"{name}: {weight} bytes")
-    if width == "phone":
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        if overflow > 0:
-            problems.append(f"{name}: scrolls sideways by {overflow}px on a phone")
-    problems += [f"{name}: CSP {v}" for v in page.evaluate("window.__cspViolations")]
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
-    return problems
+    """One of the pages above, its mentor's id filled in: what check_page finds."""
+    return check_page(page, site.base_url + path.format(mentor_id=site.mentor_id), name, width)
 
 
 def _form_errors_shown(page: Page, site: Site) -> None:
@@ -308,15 +238,15 @@ def test_every_page_passes_axe_fits_the_width_and_loads_nothing_from_another_hos
         if width == "desktop"
         else {"viewport": PHONE, "is_mobile": True, "has_touch": True}
     )
-    watched = _watched(browser, site, **options)
+    watched = watched_context(browser, site.base_url, **options)
     page = watched.page()
     problems: list[str] = []
 
     for name, path in ANONYMOUS_PAGES:
         problems += _check(page, site, name, path, width)
     _form_errors_shown(page, site)
-    problems += [f"sign-up-errors: {problem}" for problem in _serious(page)]
-    page.screenshot(path=str(ARTIFACTS / f"sign-up-errors-{width}.png"), full_page=True)
+    problems += [f"sign-up-errors: {problem}" for problem in serious_violations(page)]
+    photograph(page, f"sign-up-errors-{width}")
 
     page.goto(f"{site.base_url}/signup")
     email = f"axe-{width}@example.test"

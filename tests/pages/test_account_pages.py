@@ -3,13 +3,9 @@ fields, values kept, never a password), its CSRF token, its throttle, and what i
 
 from __future__ import annotations
 
-import re
-from html import unescape
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
 
 from marketplace.accounts import links
 from marketplace.accounts.models import User
@@ -19,43 +15,17 @@ from marketplace.extensions import db
 from tests.accounts.sessions import sign_in as api_sign_in
 from tests.careers.support import load_paths, make_mentor
 from tests.factories import PASSWORD, UserFactory
+from tests.pages.forms import CSRF_TOKEN, field_errors, form_token, post_form, sign_in_with_form
 from tests.pages.html_checks import assert_good_page
 
 BASE = "http://localhost"
 NEW_PASSWORD = "a-brand-new-password"
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-_FIELD_ERROR = re.compile(r'<p class="field-error" id="([a-z_]+)-error">(.*?)</p>', re.S)
-
-
-def _token(client: FlaskClient, path: str) -> str:
-    response = client.get(path)
-    assert response.status_code == 200, response.status_code
-    match = _TOKEN.search(response.get_data(as_text=True))
-    assert match is not None
-    return match.group(1)
-
-
-def _post(
-    client: FlaskClient, path: str, data: dict[str, str], token_from: str | None = None
-) -> TestResponse:
-    """Post a page form as a browser does: with the token its page carried."""
-    return client.post(path, data={"csrf_token": _token(client, token_from or path), **data})
-
-
-def _field_errors(response: TestResponse) -> dict[str, str]:
-    html = response.get_data(as_text=True)
-    return {name: unescape(re.sub(r"<[^>]+>", "", text)).strip() for name, text in _FIELD_ERROR.findall(html)}
 
 
 def _user(email: str) -> User:
     user = db.session.query(User).filter_by(email=email).one_or_none()
     assert user is not None
     return user
-
-
-def _signed_in(client: FlaskClient, email: str, password: str = PASSWORD) -> None:
-    response = _post(client, "/login", {"email": email, "password": password})
-    assert response.status_code == 303, response.get_data(as_text=True)[:500]
 
 
 # --- home and the frame ------------------------------------------------------------------------------
@@ -85,7 +55,7 @@ def test_every_account_form_is_a_good_page(client: FlaskClient, path: str) -> No
     html = client.get(path).get_data(as_text=True)
 
     assert_good_page(html, f"{BASE}{path.split('?')[0]}")
-    assert _TOKEN.search(html)
+    assert CSRF_TOKEN.search(html)
 
 
 def test_a_signed_in_visitor_sees_their_name_while_the_cached_page_stays_anonymous(
@@ -94,7 +64,7 @@ def test_a_signed_in_visitor_sees_their_name_while_the_cached_page_stays_anonymo
     load_paths()
     user = UserFactory(name="Grace Hopper")
     db.session.commit()
-    _signed_in(client, user.email)
+    sign_in_with_form(client, user.email)
 
     mine = client.get("/careers")
     anonymous = app.test_client().get("/careers")
@@ -113,7 +83,7 @@ def test_a_signed_in_visitor_sees_their_name_while_the_cached_page_stays_anonymo
 
 
 def test_sign_up_refuses_bad_fields_next_to_them_and_keeps_the_values(client: FlaskClient) -> None:
-    response = _post(
+    response = post_form(
         client,
         "/signup",
         {
@@ -126,7 +96,7 @@ def test_sign_up_refuses_bad_fields_next_to_them_and_keeps_the_values(client: Fl
     )
 
     assert response.status_code == 422
-    errors = _field_errors(response)
+    errors = field_errors(response)
     assert set(errors) == {"name", "email", "password", "timezone"}
     assert "valid email" in errors["email"]
     html = response.get_data(as_text=True)
@@ -140,7 +110,7 @@ def test_sign_up_refuses_bad_fields_next_to_them_and_keeps_the_values(client: Fl
 
 
 def test_sign_up_creates_the_account_signs_in_and_asks_for_verification(client: FlaskClient) -> None:
-    response = _post(
+    response = post_form(
         client,
         "/signup",
         {
@@ -167,7 +137,7 @@ def test_sign_up_with_a_taken_address_says_so_next_to_the_email(client: FlaskCli
     user = UserFactory()
     db.session.commit()
 
-    response = _post(
+    response = post_form(
         client,
         "/signup",
         {
@@ -180,7 +150,7 @@ def test_sign_up_with_a_taken_address_says_so_next_to_the_email(client: FlaskCli
     )
 
     assert response.status_code == 409
-    assert _field_errors(response) == {"email": "Error: Already registered."}
+    assert field_errors(response) == {"email": "Error: Already registered."}
     assert "Again" in response.get_data(as_text=True)
 
 
@@ -205,7 +175,7 @@ def test_a_form_without_its_token_changes_nothing_and_comes_back_with_its_values
 def test_a_sign_in_with_another_sessions_token_is_refused(app: Flask, client: FlaskClient) -> None:
     user = UserFactory()
     db.session.commit()
-    foreign_token = _token(app.test_client(), "/login")
+    foreign_token = form_token(app.test_client(), "/login")
     client.get("/login")
 
     response = client.post(
@@ -219,7 +189,7 @@ def test_a_sign_in_with_another_sessions_token_is_refused(app: Flask, client: Fl
 def test_signed_in_forms_need_the_token_too(client: FlaskClient) -> None:
     user = UserFactory()
     db.session.commit()
-    _signed_in(client, user.email)
+    sign_in_with_form(client, user.email)
 
     change = client.post("/account/password", data={"current_password": PASSWORD, "password": NEW_PASSWORD})
     sign_out = client.post("/logout")
@@ -236,8 +206,8 @@ def test_sign_in_with_a_wrong_password_keeps_the_email_and_says_what_failed(clie
     user = UserFactory()
     db.session.commit()
 
-    response = _post(client, "/login", {"email": user.email, "password": "wrong-password"})
-    blank = _post(client, "/login", {"email": "", "password": ""})
+    response = post_form(client, "/login", {"email": user.email, "password": "wrong-password"})
+    blank = post_form(client, "/login", {"email": "", "password": ""})
 
     assert response.status_code == 401
     html = response.get_data(as_text=True)
@@ -245,7 +215,7 @@ def test_sign_in_with_a_wrong_password_keeps_the_email_and_says_what_failed(clie
     assert f'value="{user.email}"' in html
     assert "wrong-password" not in html
     assert blank.status_code == 422
-    assert _field_errors(blank) == {
+    assert field_errors(blank) == {
         "email": "Error: Please fill in this field.",
         "password": "Error: Please fill in this field.",
     }
@@ -267,7 +237,7 @@ def test_sign_in_goes_back_only_to_a_page_of_this_site(
     user = UserFactory()
     db.session.commit()
 
-    response = _post(client, "/login", {"email": user.email, "password": PASSWORD, "next": next_})
+    response = post_form(client, "/login", {"email": user.email, "password": PASSWORD, "next": next_})
 
     assert response.status_code == 303
     assert response.headers["Location"] == lands_on
@@ -280,7 +250,7 @@ def test_a_signed_in_page_sends_a_visitor_to_sign_in_and_back(client: FlaskClien
     response = client.get("/account/password")
     assert response.status_code == 303
     assert response.headers["Location"] == "/login?next=/account/password"
-    token = _token(client, "/login?next=/account/password")
+    token = form_token(client, "/login?next=/account/password")
     back = client.post(
         "/login",
         data={"csrf_token": token, "email": user.email, "password": PASSWORD, "next": "/account/password"},
@@ -293,12 +263,15 @@ def test_failed_page_sign_ins_count_with_the_api_and_are_throttled(client: Flask
     user = UserFactory()
     db.session.commit()
     for _ in range(4):
-        assert _post(client, "/login", {"email": user.email, "password": "wrong-password"}).status_code == 401
+        assert (
+            post_form(client, "/login", {"email": user.email, "password": "wrong-password"}).status_code
+            == 401
+        )
     assert (
         client.post("/api/v1/auth/login", json={"email": user.email, "password": "nope"}).status_code == 401
     )
 
-    response = _post(client, "/login", {"email": user.email, "password": PASSWORD})
+    response = post_form(client, "/login", {"email": user.email, "password": PASSWORD})
 
     assert response.status_code == 429
     html = response.get_data(as_text=True)
@@ -309,13 +282,13 @@ def test_failed_page_sign_ins_count_with_the_api_and_are_throttled(client: Flask
 def test_sign_out_ends_the_session_on_the_server(app: Flask, client: FlaskClient) -> None:
     user = UserFactory()
     db.session.commit()
-    _signed_in(client, user.email)
+    sign_in_with_form(client, user.email)
     copy = app.test_client()
     cookie = client.get_cookie("session")
     assert cookie is not None
     copy.set_cookie("session", cookie.value)
 
-    response = _post(client, "/logout", {}, token_from="/account")
+    response = post_form(client, "/logout", {}, token_from="/account")
 
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
@@ -333,16 +306,16 @@ def test_change_password_checks_the_current_one_and_signs_out_other_sessions(
     db.session.commit()
     other = app.test_client()
     api_sign_in(other, user.email, PASSWORD)
-    _signed_in(client, user.email)
+    sign_in_with_form(client, user.email)
 
-    wrong = _post(client, "/account/password", {"current_password": "not-it", "password": NEW_PASSWORD})
-    short = _post(client, "/account/password", {"current_password": PASSWORD, "password": "short"})
-    done = _post(client, "/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD})
+    wrong = post_form(client, "/account/password", {"current_password": "not-it", "password": NEW_PASSWORD})
+    short = post_form(client, "/account/password", {"current_password": PASSWORD, "password": "short"})
+    done = post_form(client, "/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD})
 
     assert wrong.status_code == 403
-    assert _field_errors(wrong) == {"current_password": "Error: Wrong password."}
+    assert field_errors(wrong) == {"current_password": "Error: Wrong password."}
     assert short.status_code == 422
-    assert set(_field_errors(short)) == {"password"}
+    assert set(field_errors(short)) == {"password"}
     assert done.status_code == 303
     assert verify_password(_user(user.email).password_hash, NEW_PASSWORD)
     assert client.get("/account").status_code == 200
@@ -353,14 +326,14 @@ def test_forgot_password_answers_the_same_for_any_address(client: FlaskClient) -
     user = UserFactory()
     db.session.commit()
 
-    known = _post(client, "/forgot-password", {"email": user.email})
-    unknown = _post(client, "/forgot-password", {"email": "nobody@example.test"})
-    bad = _post(client, "/forgot-password", {"email": "nope"})
+    known = post_form(client, "/forgot-password", {"email": user.email})
+    unknown = post_form(client, "/forgot-password", {"email": "nobody@example.test"})
+    bad = post_form(client, "/forgot-password", {"email": "nope"})
 
     assert known.status_code == unknown.status_code == 200
     assert "Check your inbox" in known.get_data(as_text=True)
     assert bad.status_code == 422
-    assert set(_field_errors(bad)) == {"email"}
+    assert set(field_errors(bad)) == {"email"}
 
 
 def test_a_reset_link_sets_a_new_password_once(client: FlaskClient) -> None:
@@ -370,8 +343,8 @@ def test_a_reset_link_sets_a_new_password_once(client: FlaskClient) -> None:
     page = f"/reset-password?token={token}"
 
     form = client.get(page)
-    short = _post(client, "/reset-password", {"token": token, "password": "short"}, token_from=page)
-    done = _post(client, "/reset-password", {"token": token, "password": NEW_PASSWORD}, token_from=page)
+    short = post_form(client, "/reset-password", {"token": token, "password": "short"}, token_from=page)
+    done = post_form(client, "/reset-password", {"token": token, "password": NEW_PASSWORD}, token_from=page)
     again = client.get(page)
 
     assert form.status_code == 200
@@ -382,7 +355,7 @@ def test_a_reset_link_sets_a_new_password_once(client: FlaskClient) -> None:
     assert done.headers["Location"] == "/login"
     assert again.status_code == 400
     assert "invalid, expired or already used" in again.get_data(as_text=True)
-    _signed_in(client, user.email, NEW_PASSWORD)
+    sign_in_with_form(client, user.email, NEW_PASSWORD)
 
 
 def test_the_verification_link_verifies_on_a_button_press(client: FlaskClient) -> None:
@@ -393,8 +366,8 @@ def test_the_verification_link_verifies_on_a_button_press(client: FlaskClient) -
 
     assert client.get(page).status_code == 200
     assert _user(user.email).email_verified is False  # opening the link alone changes nothing
-    done = _post(client, "/verify-email", {"token": token}, token_from=page)
-    again = _post(client, "/verify-email", {"token": token}, token_from=page)
+    done = post_form(client, "/verify-email", {"token": token}, token_from=page)
+    again = post_form(client, "/verify-email", {"token": token}, token_from=page)
 
     assert done.status_code == 303
     assert _user(user.email).email_verified is True

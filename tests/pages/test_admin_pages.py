@@ -21,13 +21,19 @@ from marketplace.mentors.vetting import VettingStatus
 from marketplace.notifications.models import EmailStatus, SentEmail
 from marketplace.payments.models import AdminRefund
 from tests.factories import MentorProfileFactory, UserFactory
-from tests.helpers import STRIPE_SETTINGS, ApiUser
-from tests.pages.test_account_pages import _field_errors, _post, _signed_in
-from tests.payments.test_no_shows import DURING, LEARNER_ABSENT, MENTOR_ABSENT, _paid, _refunds_at_stripe
+from tests.fixtures.bookable import (
+    DURING,
+    LEARNER_ABSENT,
+    MENTOR_ABSENT,
+    THURSDAY_10,
+    confirmed_booking,
+    refunds_at_stripe,
+)
+from tests.helpers import ApiUser
+from tests.pages.forms import field_errors, post_form, sign_in_with_form
 from tests.payments.test_webhooks import _booking
 from tests.support.stripe_client import StripeTestClient
 
-THURSDAY_10 = "2027-01-07T10:00:00+01:00"
 ADMIN_LISTS = (
     "/admin",
     "/admin/vetting",
@@ -39,15 +45,10 @@ ADMIN_LISTS = (
 _CHECKED = re.compile(r'<input type="radio" id="([a-z_-]+)"[^>]* checked>')
 
 
-@pytest.fixture
-def stripe_client() -> StripeTestClient:
-    return StripeTestClient(STRIPE_SETTINGS["STRIPE_API_BASE"], STRIPE_SETTINGS["STRIPE_SECRET_KEY"])
-
-
 def _admin(client: FlaskClient) -> User:
     admin = UserFactory(roles=(Role.ADMIN,))
     db.session.commit()
-    _signed_in(client, admin.email)
+    sign_in_with_form(client, admin.email)
     return admin
 
 
@@ -65,12 +66,14 @@ def test_admin_pages_answer_like_the_admin_api_to_everyone_else(client: FlaskCli
         assert (response.status_code, response.headers["Location"]) == (303, f"/login?next={path}")
     assert client.post(f"/admin/vetting/{profile.id}", data={"decision": "approve"}).status_code == 303
 
-    _signed_in(client, learner.email)
+    sign_in_with_form(client, learner.email)
     for path in ADMIN_LISTS:
         response = client.get(path)
         assert response.status_code == 403, path
         assert "This page is for admins." in response.get_data(as_text=True)
-    refused = _post(client, f"/admin/vetting/{profile.id}", {"decision": "approve"}, token_from="/account")
+    refused = post_form(
+        client, f"/admin/vetting/{profile.id}", {"decision": "approve"}, token_from="/account"
+    )
     assert refused.status_code == 403
     assert profile.headline not in refused.get_data(as_text=True)
     without_token = client.post(f"/admin/vetting/{profile.id}", data={"decision": "approve"})
@@ -96,16 +99,16 @@ def test_an_admin_vets_from_the_queue_with_a_note_required_to_refuse(client: Fla
     page = client.get(path).get_data(as_text=True)
     assert re.findall(r'name="decision" value="([a-z_]+)"', page) == ["approve", "reject", "request_changes"]
 
-    refused = _post(client, path, {"decision": "reject", "note": "  "})
+    refused = post_form(client, path, {"decision": "reject", "note": "  "})
 
     assert refused.status_code == 422
-    assert _field_errors(refused) == {
+    assert field_errors(refused) == {
         "note": "Error: Tell the mentor why: a note is required for this decision."
     }
     assert _CHECKED.findall(refused.get_data(as_text=True)) == ["decision-reject"]
     assert db.session.get(MentorProfile, profile.id).vetting_status == VettingStatus.PENDING_REVIEW.value
 
-    approved = _post(client, path, {"decision": "approve", "note": "Strong references"})
+    approved = post_form(client, path, {"decision": "approve", "note": "Strong references"})
 
     assert (approved.status_code, approved.headers["Location"]) == (303, path)
     after = client.get(path).get_data(as_text=True)
@@ -114,7 +117,7 @@ def test_an_admin_vets_from_the_queue_with_a_note_required_to_refuse(client: Fla
     assert "Strong references" in _text(after)
     events = db.session.scalars(select(VettingEvent).where(VettingEvent.profile_id == profile.id)).all()
     assert [(e.decision, e.admin_id, e.note) for e in events] == [("approve", admin.id, "Strong references")]
-    conflict = _post(client, path, {"decision": "approve", "note": ""})
+    conflict = post_form(client, path, {"decision": "approve", "note": ""})
     assert conflict.status_code == 409
     assert "Cannot approve a profile that is approved." in conflict.get_data(as_text=True)
     assert client.get("/admin/vetting/999999").status_code == 404
@@ -138,7 +141,7 @@ def test_a_form_sent_without_its_token_changes_nothing_and_keeps_what_was_typed(
 def test_an_admin_refunds_any_amount_up_to_what_was_paid_once_per_form(
     client: FlaskClient, mentor: MentorProfile, learner: ApiUser, stripe_client: StripeTestClient
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, THURSDAY_10)
+    body = confirmed_booking(client, learner, mentor, stripe_client, THURSDAY_10)
     intent_id = body["payment"]["payment_intent_id"]
     _admin(client)
     page = f"/admin/bookings/{body['id']}"
@@ -147,33 +150,33 @@ def test_an_admin_refunds_any_amount_up_to_what_was_paid_once_per_form(
     assert 'name="amount" type="text" required value="60.00"' in shown
     key = re.search(r'name="request_key" value="([^"]+)"', shown).group(1)  # type: ignore[union-attr]
 
-    too_much = _post(
+    too_much = post_form(
         client, path, {"amount": "70", "reason": "Audio broke", "request_key": key}, token_from=page
     )
-    not_money = _post(
+    not_money = post_form(
         client, path, {"amount": "12.345", "reason": "Audio broke", "request_key": key}, token_from=page
     )
-    no_reason = _post(client, path, {"amount": "20", "reason": "", "request_key": key}, token_from=page)
+    no_reason = post_form(client, path, {"amount": "20", "reason": "", "request_key": key}, token_from=page)
 
-    assert (too_much.status_code, _field_errors(too_much)) == (
+    assert (too_much.status_code, field_errors(too_much)) == (
         422,
         {"amount": "Error: At most $60.00 is left to refund."},
     )
     assert ">Audio broke</textarea>" in too_much.get_data(as_text=True)
-    assert _field_errors(not_money) == {"amount": "Error: Enter an amount like 12.50."}
-    assert _field_errors(no_reason) == {"reason": "Error: Please fill in this field."}
-    assert _refunds_at_stripe(stripe_client, intent_id) == []
+    assert field_errors(not_money) == {"amount": "Error: Enter an amount like 12.50."}
+    assert field_errors(no_reason) == {"reason": "Error: Please fill in this field."}
+    assert refunds_at_stripe(stripe_client, intent_id) == []
 
-    first = _post(
+    first = post_form(
         client, path, {"amount": "20.00", "reason": "Audio broke", "request_key": key}, token_from=page
     )
-    again = _post(
+    again = post_form(
         client, path, {"amount": "20.00", "reason": "Audio broke", "request_key": key}, token_from=page
     )
 
     assert (first.status_code, first.headers["Location"]) == (303, page)
     assert again.status_code == 303
-    assert _refunds_at_stripe(stripe_client, intent_id) == [2000]
+    assert refunds_at_stripe(stripe_client, intent_id) == [2000]
     after = _text(client.get(page).get_data(as_text=True))
     assert "Refunded 20.00 USD to the learner." in after
     assert "$20.00 , succeeded" in after
@@ -190,7 +193,7 @@ def test_the_list_filters_and_an_admin_decides_a_dispute_between_the_parties(
     stripe_client: StripeTestClient,
     clock: time_machine.Coordinates,
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, THURSDAY_10)
+    body = confirmed_booking(client, learner, mentor, stripe_client, THURSDAY_10)
     clock.move_to(DURING)
     assert mentor_api.post(f"/api/v1/bookings/{body['id']}/no-show", json=LEARNER_ABSENT).status_code == 200
     assert learner.post(f"/api/v1/bookings/{body['id']}/no-show", json=MENTOR_ABSENT).status_code == 200
@@ -211,19 +214,19 @@ def test_the_list_filters_and_an_admin_decides_a_dispute_between_the_parties(
     assert "Waited 20 minutes, nobody came." in shown
     assert "Decide the dispute" in shown
 
-    unanswered = _post(client, f"{page}/resolve", {}, token_from=page)
-    assert (unanswered.status_code, _field_errors(unanswered)) == (
+    unanswered = post_form(client, f"{page}/resolve", {}, token_from=page)
+    assert (unanswered.status_code, field_errors(unanswered)) == (
         422,
         {"absent": "Error: Please fill in this field."},
     )
 
-    decided = _post(client, f"{page}/resolve", {"absent": "mentor"}, token_from=page)
+    decided = post_form(client, f"{page}/resolve", {"absent": "mentor"}, token_from=page)
 
     assert (decided.status_code, decided.headers["Location"]) == (303, page)
     booking = _booking(body["id"])
     assert (booking.no_show_party, booking.report_dispute_outcome) == ("mentor", "mentor")
     assert "the mentor did not come" in _text(client.get(page).get_data(as_text=True))
-    assert _post(client, f"{page}/resolve", {"absent": "learner"}, token_from="/admin").status_code == 409
+    assert post_form(client, f"{page}/resolve", {"absent": "learner"}, token_from="/admin").status_code == 409
 
 
 def test_parked_work_is_listed_and_retried_from_the_pages(client: FlaskClient) -> None:
@@ -253,14 +256,14 @@ def test_parked_work_is_listed_and_retried_from_the_pages(client: FlaskClient) -
     assert "To lin@example.test" in emails_page
     assert "550 mailbox unavailable" in emails_page
 
-    retried = _post(client, f"/admin/outbox/{parked.id}/retry", {}, token_from="/admin/outbox")
-    mailed = _post(client, f"/admin/emails/{failed.id}/retry", {}, token_from="/admin/emails")
+    retried = post_form(client, f"/admin/outbox/{parked.id}/retry", {}, token_from="/admin/outbox")
+    mailed = post_form(client, f"/admin/emails/{failed.id}/retry", {}, token_from="/admin/emails")
 
     assert (retried.status_code, retried.headers["Location"]) == (303, "/admin/outbox")
     assert (mailed.status_code, mailed.headers["Location"]) == (303, "/admin/emails")
     db.session.expire_all()
     assert (parked.parked_at, parked.attempts) == (None, 0)
     assert failed.status != EmailStatus.FAILED.value
-    again = _post(client, f"/admin/outbox/{parked.id}/retry", {}, token_from="/admin/outbox")
+    again = post_form(client, f"/admin/outbox/{parked.id}/retry", {}, token_from="/admin/outbox")
     assert again.status_code == 409
     assert "Only a failed message can be retried" in again.get_data(as_text=True)

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,11 +25,11 @@ from marketplace.mentors.vetting import VettingStatus
 from tests.careers.support import load_paths, make_mentor, tomorrow
 from tests.factories import AvailabilityScheduleFactory
 from tests.helpers import temporary_app
-from tests.support.servers import HOST, PROJECT_ROOT
+from tests.pages.browsing import ARTIFACTS, DESKTOP, SIDEWAYS, Watched, photograph, watched_context
+from tests.support.servers import HOST
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 VISITOR_ZONE = "America/New_York"
 SEED_BOOKS = (
     "Microservice APIs",
@@ -80,10 +79,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def _shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    target = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(target), full_page=True)
-    assert target.stat().st_size > 0
+    photograph(page, name)
+    assert (ARTIFACTS / f"{name}.png").stat().st_size > 0
 
 
 def _in_visitor_zone(iso_utc: str) -> datetime:
@@ -91,9 +88,7 @@ def _in_visitor_zone(iso_utc: str) -> datetime:
 
 
 def test_from_a_career_path_to_a_mentor_and_a_filtered_listing(site: Site, browser: Browser) -> None:
-    context = browser.new_context(
-        timezone_id=VISITOR_ZONE, locale="en-US", viewport={"width": 1280, "height": 900}
-    )
+    context = browser.new_context(timezone_id=VISITOR_ZONE, locale="en-US", viewport=DESKTOP)
     page = context.new_page()
 
     # The career path: the seed's books and salary figure, and the top mentors.
@@ -145,9 +140,7 @@ def test_pages_fit_a_phone_and_start_with_a_skip_link(site: Site, browser: Brows
 
     for path, name in (("/careers", "careers-phone"), (f"/mentors/{site.maria_id}", "mentor-phone")):
         page.goto(f"{site.base_url}{path}")
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
+        overflow = page.evaluate(SIDEWAYS)
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px on a phone"
         _shot(page, name)
 
@@ -158,38 +151,15 @@ def test_pages_fit_a_phone_and_start_with_a_skip_link(site: Site, browser: Brows
     context.close()
 
 
-CSP_WATCH = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", function (event) {
-  window.__cspViolations.push(event.violatedDirective + " " + (event.blockedURI || "inline"));
-});
-"""
-
-
-def _offline_page(browser: Browser, site: Site) -> tuple[Page, list[str], list[str]]:
-    """A page that may only reach the site itself; it records what else it tried and any console error."""
-    context = browser.new_context(timezone_id=VISITOR_ZONE, viewport={"width": 1280, "height": 900})
-    context.add_init_script(CSP_WATCH)
-    elsewhere: list[str] = []
-    errors: list[str] = []
-
-    def _only_the_site(route: Any) -> None:
-        url = route.request.url
-        if url.startswith(site.base_url + "/"):
-            route.continue_()
-        else:
-            elsewhere.append(url)
-            route.abort()
-
-    context.route("**/*", _only_the_site)
-    page = context.new_page()
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page, elsewhere, errors
+def _offline_page(browser: Browser, site: Site) -> tuple[Page, Watched]:
+    """A page that may only reach the site itself, in the visitor's zone and the browser's own locale; its
+    context records what else it tried and any console error."""
+    watched = watched_context(browser, site.base_url, timezone_id=VISITOR_ZONE, locale=None, viewport=DESKTOP)
+    return watched.page(), watched
 
 
 def test_pages_run_under_the_csp_with_nothing_from_another_host(site: Site, browser: Browser) -> None:
-    page, elsewhere, errors = _offline_page(browser, site)
+    page, watched = _offline_page(browser, site)
 
     for path in (
         "/careers",
@@ -212,13 +182,13 @@ def test_pages_run_under_the_csp_with_nothing_from_another_host(site: Site, brow
     bars = page.locator(".pay .bar rect")
     expect(bars).to_have_count(2)
     assert float(bars.nth(0).get_attribute("width") or 0) < float(bars.nth(1).get_attribute("width") or 0)
-    assert elsewhere == []
-    assert [error for error in errors if "404" not in error] == []
+    assert watched.elsewhere == []
+    assert [error for error in watched.errors if "404" not in error] == []
     page.context.close()
 
 
 def test_api_docs_render_every_operation_offline_under_the_csp(site: Site, browser: Browser) -> None:
-    page, elsewhere, errors = _offline_page(browser, site)
+    page, watched = _offline_page(browser, site)
     spec = page.request.get(f"{site.base_url}/api/openapi.json").json()
     operations = sum(
         1
@@ -236,6 +206,6 @@ def test_api_docs_render_every_operation_offline_under_the_csp(site: Site, brows
     ).to_be_visible()
     _shot(page, "api-docs")
     assert page.evaluate("window.__cspViolations") == []
-    assert elsewhere == []
-    assert errors == []
+    assert watched.elsewhere == []
+    assert watched.errors == []
     page.context.close()

@@ -28,14 +28,23 @@ from marketplace.extensions import db
 from tests.careers.support import load_paths, make_mentor, tomorrow
 from tests.factories import AvailabilityScheduleFactory
 from tests.helpers import STRIPE_TEST_SETTINGS, WEBHOOK_SECRET, temporary_app
-from tests.pages import test_account_journey as journey
-from tests.support.servers import HOST, SmtpSink, localstripe_server
+from tests.pages.browsing import (
+    DESKTOP,
+    MAX_PAGE_BYTES,
+    PHONE,
+    SIDEWAYS,
+    VISITOR_ZONE,
+    Watched,
+    photograph,
+    serious_violations,
+    watched_context,
+)
+from tests.support.servers import HOST, localstripe_server
 from tests.support.stripe_client import DECLINED_AFTER_ATTACH, VISA
 from tests.support.workers import start_worker
 
 pytestmark = pytest.mark.slow
 
-VISITOR_ZONE = journey.VISITOR_ZONE
 MENTOR_ZONE = "Asia/Tokyo"  # the profile's zone; the availability is in Berlin
 PASSWORD = "booking-password-123"
 SETTLED = 30_000  # ms: the webhook, the worker and the page's next look at the booking
@@ -43,23 +52,24 @@ SETTLED = 30_000  # ms: the webhook, the worker and the page's next look at the 
 
 @dataclass
 class Shop:
-    site: journey.Site
+    base_url: str
+    mentor_id: int
     stripe_js_url: str
     stripe_origin: str
     asking_mentor_id: int  # confirms each request: paying only authorizes the card
 
 
 @dataclass
-class Watched:
-    """journey's watched context (only the site may be reached), with Stripe.js's origin let through too:
+class WatchedWithStripe:
+    """The shared watched context (only the site may be reached), with Stripe.js's origin let through too:
     each request to it is recorded with the page that made it."""
 
-    watched: journey.Watched
+    watched: Watched
     to_stripe: list[tuple[str, str]] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Iterator[Shop]:
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """A bookable mentor on a migrated SQLite file served on 127.0.0.1, with the embedded broker, a worker of
     every queue and the stand-in (whose webhook points at this server) as the whole payment system."""
     directory: Path = tmp_path_factory.mktemp("checkout")
@@ -98,22 +108,21 @@ def shop(tmp_path_factory: pytest.TempPathFactory, smtp_sink: SmtpSink) -> Itera
             worker_env = {"DATABASE_URL": database_url, "CELERY_BROKER_URL": broker_url, **stripe}
             worker = start_worker("checkout", directory, worker_env)
             try:
-                site = journey.Site(base_url, mentor_id, smtp_sink)
-                yield Shop(site, stripe["STRIPE_JS_URL"], stand_in.api_base, asking_id)
+                yield Shop(base_url, mentor_id, stripe["STRIPE_JS_URL"], stand_in.api_base, asking_id)
             finally:
                 worker.kill()  # nothing left to finish: its graceful stop would only cost seconds
                 server.shutdown()
                 thread.join()
 
 
-def _watched(browser: Browser, shop: Shop, **options: Any) -> Watched:
-    result = Watched(journey._watched(browser, shop.site, **options))
+def _watched(browser: Browser, shop: Shop, **options: Any) -> WatchedWithStripe:
+    result = WatchedWithStripe(watched_context(browser, shop.base_url, **options))
 
     def _stripe_js_origin(route: Route) -> None:
         result.to_stripe.append((route.request.frame.url, route.request.url))
         route.continue_()
 
-    # Registered last, so it is asked first for the stand-in's URLs; everything else goes on as journey says.
+    # Registered last, so it is asked first for the stand-in's URLs; the rest is watched_context's routing.
     result.watched.context.route(f"{shop.stripe_origin}/**", _stripe_js_origin)
     return result
 
@@ -142,14 +151,14 @@ def _pay(page: Page, card: str) -> None:
 
 def _first_free_time(page: Page, shop: Shop, mentor_id: int | None = None) -> None:
     """From the mentor's page, the first free time, to the booking page (signed in)."""
-    page.goto(f"{shop.site.base_url}/mentors/{mentor_id or shop.site.mentor_id}")
+    page.goto(f"{shop.base_url}/mentors/{mentor_id or shop.mentor_id}")
     page.locator("#slot-days a.slot").first.click()
     expect(page.locator("a.slot[aria-current=true]")).to_have_count(1)
     page.locator("a.slot[aria-current=true]").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("About your session")
 
 
-def _finished_cleanly(result: Watched, page: Page, shop: Shop) -> None:
+def _finished_cleanly(result: WatchedWithStripe, page: Page, shop: Shop) -> None:
     watched = result.watched
     assert watched.elsewhere == []
     assert page.evaluate("window.__cspViolations") == []
@@ -166,15 +175,15 @@ def _finished_cleanly(result: Watched, page: Page, shop: Shop) -> None:
 def test_a_visitor_books_signs_up_pays_and_after_a_declined_card_pays_with_another_every_page_checked(
     shop: Shop, browser: Browser
 ) -> None:
-    watched = _watched(browser, shop, viewport=journey.DESKTOP)
+    watched = _watched(browser, shop, viewport=DESKTOP)
     page = watched.watched.page()
-    base = shop.site.base_url
+    base = shop.base_url
 
     # From the home page to a career path to the mentor, and one of the free times.
     page.goto(f"{base}/")
     page.get_by_role("link", name="Backend Developer", exact=True).click()
     page.get_by_role("link", name="Maria Alvarez").click()
-    expect(page).to_have_url(f"{base}/mentors/{shop.site.mentor_id}")
+    expect(page).to_have_url(f"{base}/mentors/{shop.mentor_id}")
     page.locator("#slot-days a.slot").first.click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Book a session with Maria Alvarez")
     expect(page.locator("#times + p")).to_contain_text(f"Times are shown in {VISITOR_ZONE}")
@@ -247,7 +256,7 @@ def test_a_visitor_books_signs_up_pays_and_after_a_declined_card_pays_with_anoth
     _finished_cleanly(watched, page, shop)
 
 
-WIDTHS = {"desktop": journey.DESKTOP, "phone": journey.PHONE}
+WIDTHS = {"desktop": DESKTOP, "phone": PHONE}
 # What the page itself weighs, from the browser's own account: the document and this site's CSS and scripts.
 SITE_BYTES = """
 [performance.getEntriesByType("navigation")[0], ...performance.getEntriesByType("resource")]
@@ -262,17 +271,15 @@ def _checked_here(page: Page, name: str, axe: bool = True) -> list[str]:
     a full-page screenshot of each."""
     problems = [f"{name}: CSP {violation}" for violation in page.evaluate("window.__cspViolations")]
     weight = page.evaluate(SITE_BYTES)
-    if weight > journey.MAX_PAGE_BYTES:
+    if weight > MAX_PAGE_BYTES:
         problems.append(f"{name}: {weight} bytes")
     for width, viewport in WIDTHS.items():
         page.set_viewport_size(viewport)
         if axe:
-            problems += [f"{name} ({width}): {problem}" for problem in journey._serious(page)]
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
+            problems += [f"{name} ({width}): {problem}" for problem in serious_violations(page)]
+        overflow = page.evaluate(SIDEWAYS)
         if overflow > 0:
             problems.append(f"{name} ({width}): scrolls sideways by {overflow}px")
-        page.screenshot(path=str(journey.ARTIFACTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size(journey.DESKTOP)
+        photograph(page, f"{name}-{width}")
+    page.set_viewport_size(DESKTOP)
     return problems

@@ -20,7 +20,7 @@ from tests.core.test_hardening import _policy
 from tests.factories import BookingFactory
 from tests.fixtures.bookable import hold
 from tests.helpers import ApiUser
-from tests.pages.test_account_pages import _field_errors, _post, _signed_in
+from tests.pages.forms import field_errors, post_form, sign_in_with_form
 
 TAKEN = "2027-01-05T10:00:00+01:00"  # Tuesday 10:00 in Berlin: a slot of the fixture's mentor
 TOO_SOON = "2027-01-04T08:30:00+01:00"  # the clock says 07:00 in Berlin; the mentor wants two hours' notice
@@ -32,7 +32,7 @@ def _book(
 ) -> TestResponse:
     form = {"mentor_id": str(mentor.id), "start": start, "duration_minutes": "60", "topic": topic, **more}
     chosen = f"/book?mentor_id={mentor.id}&start={quote(start)}&duration_minutes=60"
-    return _post(client, "/book", form, token_from=chosen)
+    return post_form(client, "/book", form, token_from=chosen)
 
 
 def _text(response: TestResponse) -> str:
@@ -43,22 +43,20 @@ def test_the_hold_form_refuses_what_the_api_refuses_next_to_the_time_and_keeps_t
     client: FlaskClient, mentor: MentorProfile, learner: ApiUser, other_learner: ApiUser
 ) -> None:
     hold(other_learner, mentor, TAKEN)
-    _signed_in(client, learner.user.email)
+    sign_in_with_form(client, learner.user.email)
 
     taken = _book(client, mentor, TAKEN, topic="Kept as typed")
     assert taken.status_code == 409
-    assert _field_errors(taken) == {"start": "Error: This slot is no longer free."}
+    assert field_errors(taken) == {"start": "Error: This slot is no longer free."}
     assert ">Kept as typed</textarea>" in taken.get_data(as_text=True)
 
     too_soon = _book(client, mentor, TOO_SOON)
     assert too_soon.status_code == 422
-    assert _field_errors(too_soon) == {
-        "start": "Error: This time is sooner than the mentor's minimum notice."
-    }
+    assert field_errors(too_soon) == {"start": "Error: This time is sooner than the mentor's minimum notice."}
 
     no_topic = _book(client, mentor, "2027-01-05T12:00:00+01:00", topic="")
     assert no_topic.status_code == 422
-    assert _field_errors(no_topic) == {"topic": "Error: Please fill in this field."}
+    assert field_errors(no_topic) == {"topic": "Error: Please fill in this field."}
     assert db.session.query(Booking).filter_by(learner_id=learner.user.id).count() == 0
 
     held = _book(client, mentor, "2027-01-05T12:00:00+01:00")
@@ -119,7 +117,7 @@ def test_the_status_page_says_where_the_booking_is_in_the_learners_zone(
     )
     paid = BookingFactory(mentor=mentor, learner=learner.user, start_at=start + timedelta(days=2))
     db.session.commit()
-    _signed_in(client, learner.user.email)
+    sign_in_with_form(client, learner.user.email)
 
     text = _text(client.get(f"/bookings/{awaiting.id}/status"))
     assert "Awaiting the mentor" in text

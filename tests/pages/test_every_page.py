@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from flask_migrate import upgrade
 from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
 from werkzeug.serving import make_server
@@ -34,14 +33,21 @@ from marketplace.notifications.models import EmailStatus, SentEmail
 from tests.careers.support import load_paths, make_mentor, tomorrow
 from tests.factories import PASSWORD, AvailabilityScheduleFactory, BookingFactory, UserFactory
 from tests.helpers import temporary_app
-from tests.support.servers import HOST, PROJECT_ROOT
+from tests.pages.browsing import (
+    ARTIFACTS,
+    DESKTOP,
+    MAX_PAGE_BYTES,
+    PHONE,
+    SIDEWAYS,
+    VISITOR_ZONE,
+    serious_violations,
+    sign_in,
+)
+from tests.support.servers import HOST
 
 pytestmark = pytest.mark.slow
 
-SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-MAX_PAGE_BYTES = 150_000
+SCREENSHOTS = ARTIFACTS / "screenshots"
 ANONYMOUS, LEARNER, MENTOR, ADMIN = "anonymous", "learner", "mentor", "admin"
 
 # (role, path): every page of the site, as the role it is for opens it. Append new pages here.
@@ -87,7 +93,6 @@ UNLABELLED = """[...document.querySelectorAll('input, select, textarea')]
   .filter(el => !['hidden', 'submit', 'button', 'reset'].includes(el.type))
   .filter(el => el.labels.length === 0 && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
   .map(el => el.outerHTML.slice(0, 120))"""
-SIDEWAYS = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
 @dataclass
@@ -174,7 +179,7 @@ def visitors(browser: Browser, world: World) -> Iterator[dict[str, Visitor]]:
     """A context per role, each signed in through the sign-in page."""
     made: dict[str, Visitor] = {}
     for role in (ANONYMOUS, LEARNER, MENTOR, ADMIN):
-        context = browser.new_context(viewport=DESKTOP, timezone_id="Europe/Berlin", locale="en-GB")
+        context = browser.new_context(viewport=DESKTOP, timezone_id=VISITOR_ZONE, locale="en-GB")
         visitor = Visitor(context, context.new_page())
 
         def _only_allowed(route: Any, visitor: Visitor = visitor) -> None:
@@ -188,9 +193,7 @@ def visitors(browser: Browser, world: World) -> Iterator[dict[str, Visitor]]:
         visitor.page.on("requestfinished", lambda request, v=visitor: v.fetched.append(request))
         if role != ANONYMOUS:
             visitor.page.goto(f"{world.base_url}/login")
-            visitor.page.get_by_label("Email address").fill(world.emails[role])
-            visitor.page.get_by_label("Password", exact=True).fill(PASSWORD)
-            visitor.page.get_by_role("button", name="Sign in").click()
+            sign_in(visitor.page, world.emails[role], PASSWORD)
             expect(visitor.page.get_by_role("button", name="Sign out")).to_be_visible()
         made[role] = visitor
     yield made
@@ -215,11 +218,7 @@ def _problems(visitor: Visitor, world: World, path: str) -> list[str]:
     response = page.goto(world.base_url + path)
     assert response is not None
     page.wait_for_load_state("load")
-    problems = [
-        f"axe {v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
-        for v in Axe().run(page).response["violations"]
-        if v["impact"] in {"serious", "critical"}
-    ]
+    problems = [f"axe {problem}" for problem in serious_violations(page)]
     levels = page.evaluate(HEADINGS)
     if not levels or levels[0] != 1 or levels.count(1) != 1:
         problems.append(f"headings do not start with one h1: {levels}")

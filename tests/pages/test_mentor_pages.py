@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from html import unescape
 from typing import Any
 
 import pytest
@@ -26,11 +25,11 @@ from tests.accounts.sessions import sign_in
 from tests.careers.support import load_paths
 from tests.factories import BookingFactory, MentorProfileFactory, UserFactory
 from tests.helpers import STRIPE_SETTINGS, ApiUser
+from tests.pages.forms import field_errors
 from tests.pages.html_checks import assert_good_page
 from tests.payments.test_approval import request_and_authorize
 from tests.support.stripe_client import StripeTestClient
 
-_FIELD_ERROR = re.compile(r'<p class="field-error" id="([a-z0-9_-]+)-error">(.*?)</p>', re.S)
 COMPLETE = {
     "headline": "Staff backend engineer",
     "bio": "Ten years of payments systems.",
@@ -53,11 +52,6 @@ SETTINGS = {
     "min_notice_minutes": "120",
     "horizon_days": "30",
 }
-
-
-def _errors(response: TestResponse) -> dict[str, str]:
-    html = response.get_data(as_text=True)
-    return {name: unescape(re.sub(r"<[^>]+>", "", text)).strip() for name, text in _FIELD_ERROR.findall(html)}
 
 
 def _mentor_signed_in(client: FlaskClient, **profile: object) -> tuple[str, MentorProfile | None]:
@@ -112,7 +106,7 @@ def test_profile_errors_sit_next_to_the_fields_and_keep_what_was_typed(client: F
     )
 
     assert response.status_code == 422
-    errors = _errors(response)
+    errors = field_errors(response)
     assert "hourly price as a number" in errors["price"]
     assert "Item 2" in errors["languages"]
     assert "Unknown career path: astronaut." in errors["career_paths"]
@@ -132,7 +126,7 @@ def test_a_price_below_the_minimum_is_refused_by_the_service_next_to_the_price(c
     response = _post(client, token, "/mentor/profile", {**COMPLETE, "price": "0.10"})
 
     assert response.status_code == 422
-    assert "Stripe's minimum charge" in _errors(response)["price"]
+    assert "Stripe's minimum charge" in field_errors(response)["price"]
     assert 'name="price" type="text" required value="0.10"' in response.get_data(as_text=True)
 
 
@@ -148,8 +142,8 @@ def test_a_draft_is_saved_submitted_when_complete_and_shows_the_reviewers_note(c
 
     assert draft.status_code == 303
     assert incomplete.status_code == 422
-    assert _errors(incomplete)["bio"] == "Error: Required before submission."
-    assert _errors(incomplete)["price"] == "Error: Required before submission."
+    assert field_errors(incomplete)["bio"] == "Error: Required before submission."
+    assert field_errors(incomplete)["price"] == "Error: Required before submission."
     assert 'value="Just started"' in incomplete.get_data(as_text=True)
     assert saved.status_code == 303
     assert submitted.status_code == 303
@@ -210,7 +204,7 @@ def test_weekly_hours_refuse_bad_rows_next_to_them_then_save_and_preview_the_fre
     page = client.get("/mentor/availability").get_data(as_text=True)
 
     assert bad.status_code == 422
-    errors = _errors(bad)
+    errors = field_errors(bad)
     assert errors["w0-0-end"] == "Error: End must be after start."
     assert errors["w1-0-end"] == "Error: Fill in both times, or neither."
     assert errors["w2-0-start"] == "Error: Fill in both times, or neither."
@@ -219,7 +213,7 @@ def test_weekly_hours_refuse_bad_rows_next_to_them_then_save_and_preview_the_fre
     )
     assert 'id="w1-0-start" name="w1-0-start" type="time" value="10:00"' in bad.get_data(as_text=True)
     assert overlap.status_code == 422
-    assert "Intervals overlap on Monday" in _errors(overlap)["weekly"]
+    assert "Intervals overlap on Monday" in field_errors(overlap)["weekly"]
     assert saved.status_code == 303
     # Monday 4 January 2027, 07:00 in Berlin with two hours' notice: 09:00 is the first free start.
     assert '<time datetime="2027-01-04T08:00:00Z">09:00</time>' in page
@@ -250,7 +244,7 @@ def test_a_date_that_differs_is_refused_in_the_past_set_as_a_day_off_and_removed
     assert before.status_code == 404
     assert "Save your weekly hours first" in before.get_data(as_text=True)
     assert past.status_code == 422
-    assert _errors(past)["date"] == "Error: Use 2027-01-04 or later."
+    assert field_errors(past)["date"] == "Error: Use 2027-01-04 or later."
     assert 'value="2027-01-01"' in past.get_data(as_text=True)
     assert off.status_code == 303
     assert "day off" in with_day_off
@@ -395,7 +389,7 @@ def test_an_answer_that_is_neither_or_a_too_long_reason_changes_nothing(client: 
     assert neither.status_code == 422
     assert "Choose to accept or decline" in neither.get_data(as_text=True)
     assert too_long.status_code == 422
-    assert "2000" in _errors(too_long)["reason"]
+    assert "2000" in field_errors(too_long)["reason"]
     assert f'value="{"x" * 2001}"' in too_long.get_data(as_text=True)  # what was typed comes back
     assert unknown.status_code == 404
     db.session.refresh(request)

@@ -3,8 +3,8 @@ and submits it; an admin approves it in the admin pages (vetting queue, the ment
 mentor sets weekly hours and a day off on the availability page, and the first free time of the preview is the
 first one learners see on the public page. Then every mentor page (and its error states) is checked with
 axe-core, at desktop and phone width, photographed into test-artifacts/, and watched for requests to another
-host. SQLite only, one server and one browser for the module, as in test_account_journey.py, whose page
-checks this reuses.
+host. SQLite only, one server and one browser for the module, as in test_account_journey.py, with the same
+page checks (tests/pages/browsing.py).
 """
 
 from __future__ import annotations
@@ -35,7 +35,16 @@ from tests.factories import (
     UserFactory,
 )
 from tests.helpers import temporary_app
-from tests.pages.test_account_journey import ARTIFACTS, DESKTOP, PHONE, _check, _serious, _watched
+from tests.pages.browsing import (
+    DESKTOP,
+    PHONE,
+    check_page,
+    photograph,
+    scrolls_sideways,
+    serious_violations,
+    sign_in,
+    watched_context,
+)
 from tests.support.servers import HOST
 
 pytestmark = pytest.mark.slow
@@ -102,12 +111,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 def _approve_in_the_admin_pages(site: Site, browser: Browser, mentor_name: str) -> int:
     """An admin signs in, finds the mentor in the vetting queue and approves the profile with a note."""
-    watched = _watched(browser, site, viewport=DESKTOP)
+    watched = watched_context(browser, site.base_url, viewport=DESKTOP)
     page = watched.page()
     page.goto(f"{site.base_url}/login")
-    page.get_by_label("Email address").fill(ADMIN)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, ADMIN, PASSWORD)
     page.get_by_role("banner").get_by_role("link", name="Admin").click()
     page.get_by_role("link", name="Vetting", exact=True).first.click()
     page.get_by_role("link", name=mentor_name).click()
@@ -134,7 +141,7 @@ def _fill_profile(page: Page) -> None:
 def test_a_mentor_signs_up_is_approved_sets_hours_and_the_slot_is_public(
     site: Site, browser: Browser
 ) -> None:
-    watched = _watched(browser, site, viewport=DESKTOP)  # in Europe/Berlin, the mentor's zone
+    watched = watched_context(browser, site.base_url, viewport=DESKTOP)  # in Europe/Berlin, the mentor's zone
     page = watched.page()
     header = page.get_by_role("banner")
 
@@ -232,35 +239,33 @@ def _error_states(page: Page, site: Site, width: str) -> list[str]:
         page.get_by_role("button", name=button).click()
         expect(page.locator("#error-summary")).to_be_focused()
         if width == "desktop":
-            problems += [f"{name}: {problem}" for problem in _serious(page)]
-        page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
+            problems += [f"{name}: {problem}" for problem in serious_violations(page)]
+        photograph(page, f"{name}-{width}")
     return problems
 
 
 def _phone_check(page: Page, site: Site, name: str, path: str) -> list[str]:
     """At phone width a page must not scroll sideways (axe and the weight are checked on the desktop)."""
     page.goto(site.base_url + path)
-    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    page.screenshot(path=str(ARTIFACTS / f"{name}-phone.png"), full_page=True)
-    return [f"{name}: scrolls sideways by {overflow}px on a phone"] if overflow > 0 else []
+    problems = scrolls_sideways(page, name)
+    photograph(page, f"{name}-phone")
+    return problems
 
 
 @pytest.mark.parametrize("width", ["desktop", "phone"])
 def test_every_mentor_page_passes_axe_fits_the_width_and_loads_nothing_from_another_host(
     site: Site, browser: Browser, width: str
 ) -> None:
-    watched = _watched(browser, site, **WIDTHS[width])
+    watched = watched_context(browser, site.base_url, **WIDTHS[width])
     page = watched.page()
     page.goto(f"{site.base_url}/login")
-    page.get_by_label("Email address").fill(SEEDED_MENTOR)
-    page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, SEEDED_MENTOR, PASSWORD)
     expect(page.get_by_role("banner").get_by_role("link", name="Mentoring")).to_be_visible()
 
     problems: list[str] = []
     for name, path in MENTOR_PAGES:
         if width == "desktop":
-            problems += _check(page, site, name, path, width)
+            problems += check_page(page, site.base_url + path, name, width)
         else:
             problems += _phone_check(page, site, name, path)
     expect(page.get_by_role("cell", name="$64.00")).to_be_visible()  # the seeded earning, in the ledger
@@ -270,8 +275,8 @@ def test_every_mentor_page_passes_axe_fits_the_width_and_loads_nothing_from_anot
     page.get_by_role("button", name="Get a new calendar link").click()
     expect(page.locator(".feed-url")).to_contain_text("/calendar/")
     if width == "desktop":
-        problems += [f"mentor-calendar-feed: {problem}" for problem in _serious(page)]
-    page.screenshot(path=str(ARTIFACTS / f"mentor-calendar-feed-{width}.png"), full_page=True)
+        problems += [f"mentor-calendar-feed: {problem}" for problem in serious_violations(page)]
+    photograph(page, f"mentor-calendar-feed-{width}")
     problems += _error_states(page, site, width)
 
     assert problems == []

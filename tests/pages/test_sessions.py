@@ -5,7 +5,7 @@ it, in its plain and its error states, is checked with axe-core and photographed
 
 The bookings are made the way the API makes them (a hold, paid at the stand-in, confirmed by the signed
 webhook): the checkout pages are tested on their own. SQLite only, one server and one browser for the
-module, like tests/pages/test_account_journey.py, whose page checks these tests reuse.
+module, like tests/pages/test_account_journey.py; the page checks are tests/pages/browsing.py's.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -34,15 +34,16 @@ from tests.careers.support import make_mentor
 from tests.factories import PASSWORD, AvailabilityScheduleFactory, UserFactory
 from tests.fixtures.bookable import hold, pay_and_confirm
 from tests.helpers import STRIPE_SETTINGS, ApiUser, temporary_app
-from tests.pages.test_account_journey import (
-    ARTIFACTS,
+from tests.pages.browsing import (
     DESKTOP,
     PHONE,
     Watched,
-    _check,
-    _serious,
-    _sign_in,
-    _watched,
+    check_page,
+    photograph,
+    scrolls_sideways,
+    serious_violations,
+    sign_in,
+    watched_context,
 )
 from tests.support.servers import HOST
 from tests.support.stripe_client import StripeTestClient
@@ -156,10 +157,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 @pytest.fixture(scope="module")
 def learner(world: World, browser: Browser) -> Iterator[Watched]:
     """The learner signed in, once for the module: each test opens its own tab, at desktop width."""
-    watched = _watched(browser, cast(Any, world), viewport=DESKTOP)
+    watched = watched_context(browser, world.base_url, viewport=DESKTOP)
     page = watched.page()
     page.goto(f"{world.base_url}/login")
-    _sign_in(page, world.learner_email, PASSWORD)
+    sign_in(page, world.learner_email, PASSWORD)
     expect(page.get_by_role("banner").get_by_role("link", name="Lin Learner")).to_be_visible()
     page.close()
     yield watched
@@ -365,7 +366,7 @@ def test_every_sessions_page_passes_axe_and_is_photographed_at_both_widths(
     )
     problems: list[str] = []
     for name, path in pages:
-        problems += _check(page, cast(Any, world), name, path, "desktop")
+        problems += check_page(page, world.base_url + path, name, "desktop")
         problems += _at_phone_width(page, name)
     for name, path, button in (
         ("session-reschedule-errors", f"/sessions/{confirmed['id']}/reschedule", "Move the session"),
@@ -374,8 +375,8 @@ def test_every_sessions_page_passes_axe_and_is_photographed_at_both_widths(
         page.goto(world.base_url + path)
         page.get_by_role("button", name=button).click()
         expect(page.locator("#error-summary")).to_be_focused()
-        problems += [f"{name}: {problem}" for problem in _serious(page)]
-        page.screenshot(path=str(ARTIFACTS / f"{name}-desktop.png"), full_page=True)
+        problems += [f"{name}: {problem}" for problem in serious_violations(page)]
+        photograph(page, f"{name}-desktop")
         problems += _at_phone_width(page, name)
 
     assert problems == []
@@ -388,10 +389,7 @@ def _at_phone_width(page: Page, name: str) -> list[str]:
     """The page as a 390-pixel-wide phone shows it: photographed, and whether it scrolls sideways."""
     page.set_viewport_size(PHONE)
     try:
-        page.screenshot(path=str(ARTIFACTS / f"{name}-phone.png"), full_page=True)
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        return [f"{name}: scrolls sideways by {overflow}px on a phone"] if overflow > 0 else []
+        photograph(page, f"{name}-phone")
+        return scrolls_sideways(page, name)
     finally:
         page.set_viewport_size(DESKTOP)

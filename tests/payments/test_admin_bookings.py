@@ -12,13 +12,12 @@ from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.models import EarningEntry, StripeEvent
 from marketplace.payments.service import NOT_OURS
 from tests.factories import UserFactory
+from tests.fixtures.bookable import THURSDAY_10, confirmed_booking, refunds_at_stripe
 from tests.helpers import ApiUser, assert_error_shape
-from tests.payments.test_no_shows import _ledger, _paid, _refunds_at_stripe
+from tests.payments.test_no_shows import _ledger
 from tests.payments.test_webhooks import _booking, _held, deliver
 from tests.support.servers import free_port
 from tests.support.stripe_client import StripeTestClient
-
-THURSDAY_10 = "2027-01-07T10:00:00+01:00"
 
 
 def _admin(client: FlaskClient) -> ApiUser:
@@ -32,7 +31,7 @@ def test_the_admin_list_filters_by_status_mentor_learner_and_dispute(
     other_learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    paid = _paid(client, learner, mentor, stripe_client, THURSDAY_10)
+    paid = confirmed_booking(client, learner, mentor, stripe_client, THURSDAY_10)
     held = _held(other_learner, mentor, "2027-01-07T14:00:00+01:00")
     dispute = {"id": "dp_list", "object": "dispute", "payment_intent": paid["payment"]["payment_intent_id"]}
     deliver(client, "charge.dispute.created", dispute)
@@ -59,7 +58,7 @@ def test_the_admin_list_filters_by_status_mentor_learner_and_dispute(
 def test_admin_refunds_up_to_what_was_paid_once_per_request(
     client: FlaskClient, mentor: MentorProfile, learner: ApiUser, stripe_client: StripeTestClient
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, THURSDAY_10)
+    body = confirmed_booking(client, learner, mentor, stripe_client, THURSDAY_10)
     intent_id = body["payment"]["payment_intent_id"]
     path = f"/api/v1/admin/bookings/{body['id']}/refund"
     admin = _admin(client)
@@ -74,7 +73,7 @@ def test_admin_refunds_up_to_what_was_paid_once_per_request(
     assert first.status_code == 200, first.get_data(as_text=True)
     assert replay.get_json() == first.get_json()
     assert replay.headers["Idempotent-Replayed"] == "true"
-    assert _refunds_at_stripe(stripe_client, intent_id) == [2000]
+    assert refunds_at_stripe(stripe_client, intent_id) == [2000]
     (made,) = first.get_json()["admin_refunds"]
     assert (made["amount_cents"], made["reason"], made["status"]) == (2000, "Audio broke", "succeeded")
     assert first.get_json()["refundable_cents"] == 4000
@@ -85,7 +84,7 @@ def test_admin_refunds_up_to_what_was_paid_once_per_request(
     rest = admin.post(path, json={"amount_cents": 4000, "reason": "Rest"}, headers={"Idempotency-Key": "r-3"})
 
     assert rest.status_code == 200, rest.get_data(as_text=True)
-    assert sorted(_refunds_at_stripe(stripe_client, intent_id)) == [2000, 4000]
+    assert sorted(refunds_at_stripe(stripe_client, intent_id)) == [2000, 4000]
     assert rest.get_json()["refundable_cents"] == 0
     assert_error_shape(
         admin.post(path, json={"amount_cents": 1, "reason": "x"}, headers={"Idempotency-Key": "r-4"}), 422
@@ -140,7 +139,7 @@ def test_an_unpaid_or_missing_booking_cannot_be_refunded_or_resolved(
 def test_a_stripe_dispute_flags_the_booking_and_a_lost_one_takes_the_mentors_share(
     client: FlaskClient, mentor: MentorProfile, learner: ApiUser, stripe_client: StripeTestClient
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, THURSDAY_10)
+    body = confirmed_booking(client, learner, mentor, stripe_client, THURSDAY_10)
     dispute = {"id": "dp_9", "object": "dispute", "payment_intent": body["payment"]["payment_intent_id"]}
 
     deliver(client, "charge.dispute.created", {**dispute, "status": "needs_response"})
@@ -162,7 +161,7 @@ def test_a_stripe_dispute_flags_the_booking_and_a_lost_one_takes_the_mentors_sha
 def test_an_admin_refund_stripe_could_not_take_is_retried_with_the_same_key_and_made_once(
     client: FlaskClient, mentor: MentorProfile, learner: ApiUser, stripe_client: StripeTestClient
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, THURSDAY_10)
+    body = confirmed_booking(client, learner, mentor, stripe_client, THURSDAY_10)
     path = f"/api/v1/admin/bookings/{body['id']}/refund"
     request = {"amount_cents": 6000, "reason": "Mentor left early"}
     admin = _admin(client)
@@ -182,4 +181,4 @@ def test_an_admin_refund_stripe_could_not_take_is_retried_with_the_same_key_and_
 
     assert again.status_code == 200, again.get_data(as_text=True)
     assert [r["status"] for r in again.get_json()["admin_refunds"]] == ["succeeded"]
-    assert _refunds_at_stripe(stripe_client, body["payment"]["payment_intent_id"]) == [6000]
+    assert refunds_at_stripe(stripe_client, body["payment"]["payment_intent_id"]) == [6000]

@@ -42,14 +42,6 @@ def captured_cents(stripe_client: StripeTestClient, intent_id: str) -> int:
     return sum(charge["amount"] for charge in charges(stripe_client, intent_id) if charge["captured"])
 
 
-@pytest.fixture
-def confirming_mentor(mentor: MentorProfile, mentor_api: ApiUser) -> MentorProfile:
-    response = mentor_api.put("/api/v1/me/mentor-profile", json={"requires_confirmation": True})
-    assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.get_json()["requires_confirmation"] is True
-    return mentor
-
-
 def request_and_authorize(
     client: FlaskClient, learner: ApiUser, mentor: MentorProfile, stripe_client: StripeTestClient
 ) -> dict[str, Any]:

@@ -17,27 +17,28 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from marketplace.accounts.models import Role
-from marketplace.bookings import tasks as booking_tasks
 from marketplace.bookings.models import Booking, RefundStatus
 from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.payments import service, tasks
 from marketplace.payments.models import EarningEntry, PayoutAccount, StripeEvent
 from tests.factories import MentorProfileFactory, UserFactory
-from tests.fixtures.bookable import book
+from tests.fixtures.bookable import (
+    LINK_BODY,
+    SESSION_END,
+    complete_onboarding,
+    deliver,
+    enabled_mentor_with_paid_booking,
+    paid_session,
+    payout_account_id,
+    settle,
+    start_onboarding,
+    transfers_to,
+)
 from tests.helpers import ApiUser, assert_error_shape
 from tests.support.servers import HOST, LocalStripe, free_port
 from tests.support.stripe_client import StripeTestClient
 from tests.support.workers import wait_until
-
-from .test_webhooks import deliver
-
-THURSDAY_10 = "2027-01-07T10:00:00+01:00"  # ends 10:00 UTC
-SESSION_END = datetime(2027, 1, 7, 10, 0, tzinfo=UTC)
-LINK_BODY = {
-    "return_url": "https://marketplace.test/payouts",
-    "refresh_url": "https://marketplace.test/again",
-}
 
 
 class _Captured(http.server.BaseHTTPRequestHandler):
@@ -71,46 +72,6 @@ def account_updates(stripe_stand_in: LocalStripe) -> Iterator[list[tuple[bytes, 
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _account_id(mentor: MentorProfile) -> str:
-    db.session.expire_all()
-    return db.session.scalars(
-        select(PayoutAccount.stripe_account_id).where(PayoutAccount.mentor_id == mentor.id)
-    ).one()
-
-
-def _transfers(stripe_client: StripeTestClient, account_id: str) -> list[dict[str, Any]]:
-    return stripe_client.session.get(
-        f"{stripe_client.api_base}/v1/transfers", params={"destination": account_id}, timeout=10
-    ).json()["data"]
-
-
-def _paid_booking(
-    client: FlaskClient, learner: ApiUser, mentor: MentorProfile, stripe_client: StripeTestClient
-) -> int:
-    response = book(learner, mentor, THURSDAY_10)
-    assert response.status_code == 201, response.get_data(as_text=True)
-    body = response.get_json()
-    intent_id = body["payment"]["payment_intent_id"]
-    assert stripe_client.pay(intent_id)["status"] == "succeeded"
-    paid = stripe_client.intent(intent_id)
-    assert paid["transfer_group"] == f"booking-{body['id']}"
-    deliver(client, "payment_intent.succeeded", paid)
-    return int(body["id"])
-
-
-def _complete(client: FlaskClient, stripe_client: StripeTestClient, account_id: str) -> None:
-    """Finish onboarding at the stand-in and deliver the account's new state as Stripe would."""
-    completed = stripe_client._post(f"/_config/connect/accounts/{account_id}/complete")
-    deliver(client, "account.updated", {k: v for k, v in completed.items() if k != "status_code"})
-
-
-def _settle(clock: time_machine.Coordinates, hours_after_end: float) -> None:
-    """Let time pass to `hours_after_end` after the session, complete it and run the transfer sweep."""
-    clock.move_to(SESSION_END + timedelta(hours=hours_after_end))
-    booking_tasks.complete_finished()
-    tasks.transfer_settled()
 
 
 def _onboard_at_stand_in(
@@ -166,13 +127,13 @@ def test_an_onboarded_mentor_is_paid_once_per_settled_session_and_a_refund_rever
         True,
     )
     assert enabled["requirements_due"] == []
-    account_id = _account_id(mentor)
+    account_id = payout_account_id(mentor)
 
-    booking_id = _paid_booking(client, learner, mentor, stripe_client)
-    _settle(clock, hours_after_end=23)  # completed, but the report window is still open
-    assert _transfers(stripe_client, account_id) == []
+    booking_id = paid_session(client, learner, mentor, stripe_client)
+    settle(clock, hours_after_end=23)  # completed, but the report window is still open
+    assert transfers_to(stripe_client, account_id) == []
 
-    _settle(clock, hours_after_end=25)
+    settle(clock, hours_after_end=25)
     tasks.transfer_settled()  # a second sweep makes no second transfer
     booking = db.session.get_one(Booking, booking_id)
     intent = stripe_client.intent(str(booking.payment_intent_id))
@@ -181,7 +142,7 @@ def test_an_onboarded_mentor_is_paid_once_per_settled_session_and_a_refund_rever
         if isinstance(intent["latest_charge"], dict)
         else intent["latest_charge"]
     )
-    [transfer] = _transfers(stripe_client, account_id)
+    [transfer] = transfers_to(stripe_client, account_id)
     assert (transfer["amount"], transfer["currency"]) == (4800, "usd")  # 6000 less the 20 % fee
     assert (transfer["source_transaction"], transfer["transfer_group"]) == (charge, f"booking-{booking_id}")
     entries = db.session.scalars(
@@ -197,10 +158,10 @@ def test_an_onboarded_mentor_is_paid_once_per_settled_session_and_a_refund_rever
     booking.refund_status = RefundStatus.PENDING.value
     db.session.commit()
     tasks.execute_refund(booking_id)
-    [reversed_transfer] = _transfers(stripe_client, account_id)
+    [reversed_transfer] = transfers_to(stripe_client, account_id)
     assert reversed_transfer["amount_reversed"] == 2400
     tasks.reverse_transfer(booking_id)  # again: nothing more to take back
-    assert _transfers(stripe_client, account_id)[0]["amount_reversed"] == 2400
+    assert transfers_to(stripe_client, account_id)[0]["amount_reversed"] == 2400
     after = mentor_api.get("/api/v1/me/payouts").get_json()
     assert after["balance_cents"] == 2400
     assert after["transfers"][0]["amount_reversed_cents"] == 2400
@@ -214,19 +175,18 @@ def test_a_mentor_not_onboarded_keeps_earning_and_is_paid_once_enabled(
     learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    booking_id = _paid_booking(client, learner, mentor, stripe_client)
-    _settle(clock, hours_after_end=30)
+    booking_id = paid_session(client, learner, mentor, stripe_client)
+    settle(clock, hours_after_end=30)
     waiting = mentor_api.get("/api/v1/me/payouts").get_json()
     assert (waiting["account_status"], waiting["pending_cents"], waiting["transfers"]) == ("none", 4800, [])
 
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
+    account_id = start_onboarding(mentor, mentor_api)
     tasks.transfer_settled()
-    assert _transfers(stripe_client, account_id) == []  # onboarding not finished: still waiting
+    assert transfers_to(stripe_client, account_id) == []  # onboarding not finished: still waiting
 
-    _complete(client, stripe_client, account_id)
+    complete_onboarding(client, stripe_client, account_id)
     tasks.transfer_settled()
-    [transfer] = _transfers(stripe_client, account_id)
+    [transfer] = transfers_to(stripe_client, account_id)
     assert transfer["amount"] == 4800
     assert transfer["transfer_group"] == f"booking-{booking_id}"
     assert mentor_api.get("/api/v1/me/payouts").get_json()["pending_cents"] == 0
@@ -240,18 +200,17 @@ def test_a_disputed_session_is_not_transferred(
     learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
+    account_id = start_onboarding(mentor, mentor_api)
     deliver(
         client, "account.updated", stripe_client._post(f"/_config/connect/accounts/{account_id}/complete")
     )
-    booking_id = _paid_booking(client, learner, mentor, stripe_client)
+    booking_id = paid_session(client, learner, mentor, stripe_client)
     intent_id = db.session.get_one(Booking, booking_id).payment_intent_id
     deliver(
         client, "charge.dispute.created", {"id": "dp_1", "object": "dispute", "payment_intent": intent_id}
     )
-    _settle(clock, hours_after_end=48)
-    assert _transfers(stripe_client, account_id) == []
+    settle(clock, hours_after_end=48)
+    assert transfers_to(stripe_client, account_id) == []
 
 
 def test_a_dispute_lost_after_the_transfer_takes_the_mentors_share_back(
@@ -262,24 +221,23 @@ def test_a_dispute_lost_after_the_transfer_takes_the_mentors_share_back(
     learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
-    _complete(client, stripe_client, account_id)
-    booking_id = _paid_booking(client, learner, mentor, stripe_client)
-    _settle(clock, hours_after_end=25)
-    assert [t["amount"] for t in _transfers(stripe_client, account_id)] == [4800]
+    booking_id, account_id = enabled_mentor_with_paid_booking(
+        client, mentor, mentor_api, learner, stripe_client
+    )
+    settle(clock, hours_after_end=25)
+    assert [t["amount"] for t in transfers_to(stripe_client, account_id)] == [4800]
 
     intent_id = db.session.get_one(Booking, booking_id).payment_intent_id
     deliver(
         client, "charge.dispute.created", {"id": "dp_2", "object": "dispute", "payment_intent": intent_id}
     )
-    [open_dispute] = _transfers(stripe_client, account_id)
+    [open_dispute] = transfers_to(stripe_client, account_id)
     deliver(
         client,
         "charge.dispute.closed",
         {"id": "dp_2", "object": "dispute", "payment_intent": intent_id, "status": "lost"},
     )
-    [transfer] = _transfers(stripe_client, account_id)
+    [transfer] = transfers_to(stripe_client, account_id)
     assert open_dispute["amount_reversed"] == 0  # an open dispute holds the money; only a lost one takes it
     assert (transfer["amount_reversed"], transfer["reversed"]) == (4800, True)
     assert mentor_api.get("/api/v1/me/payouts").get_json()["balance_cents"] == 0
@@ -288,8 +246,7 @@ def test_a_dispute_lost_after_the_transfer_takes_the_mentors_share_back(
 def test_payout_events_of_our_accounts_are_recorded_and_others_ignored(
     client: FlaskClient, mentor: MentorProfile, mentor_api: ApiUser, stripe_client: StripeTestClient
 ) -> None:
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
+    account_id = start_onboarding(mentor, mentor_api)
     payout = {"id": "po_1", "object": "payout", "amount": 1500, "currency": "usd", "status": "failed",
               "failure_message": "The bank account has been closed."}  # fmt: skip
     deliver(client, "payout.failed", payout, event_id="evt_po_failed", account=account_id)
@@ -330,7 +287,7 @@ def test_only_the_mentor_sees_and_asks_for_their_payouts(
     again = other.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
     assert again.status_code == 201
     assert (
-        _account_id(mentor)
+        payout_account_id(mentor)
         != db.session.scalars(
             select(PayoutAccount.stripe_account_id).where(PayoutAccount.mentor_id != mentor.id)
         ).one()
@@ -348,9 +305,9 @@ def test_the_first_onboarding_call_makes_one_account_and_later_calls_reuse_it(
     mentor: MentorProfile, mentor_api: ApiUser
 ) -> None:
     first = mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY).get_json()
-    account_id = _account_id(mentor)
+    account_id = payout_account_id(mentor)
     second = mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY).get_json()
-    assert _account_id(mentor) == account_id
+    assert payout_account_id(mentor) == account_id
     assert first["url"] != second["url"]
 
 
@@ -362,23 +319,22 @@ def test_a_learner_no_show_is_paid_and_reports_against_each_other_hold_the_trans
     learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
-    _complete(client, stripe_client, account_id)
-    booking_id = _paid_booking(client, learner, mentor, stripe_client)
+    booking_id, account_id = enabled_mentor_with_paid_booking(
+        client, mentor, mentor_api, learner, stripe_client
+    )
     clock.move_to(SESSION_END + timedelta(minutes=30))
     report = f"/api/v1/bookings/{booking_id}/no-show"
     assert mentor_api.post(report, json={"who": "learner", "note": "Never joined"}).status_code == 200
 
     assert learner.post(report, json={"who": "mentor", "note": "I was there"}).status_code == 200
-    _settle(clock, hours_after_end=48)
-    held = _transfers(stripe_client, account_id)
+    settle(clock, hours_after_end=48)
+    held = transfers_to(stripe_client, account_id)
     admin = ApiUser(client, UserFactory(roles=("admin",)))
     resolved = admin.post(f"/api/v1/admin/bookings/{booking_id}/resolve", json={"absent": "learner"})
     assert resolved.status_code == 200, resolved.get_data(as_text=True)
     tasks.transfer_settled()
 
     assert held == []  # the parties' reports against each other hold the money
-    assert [t["amount"] for t in _transfers(stripe_client, account_id)] == [
+    assert [t["amount"] for t in transfers_to(stripe_client, account_id)] == [
         4800
     ]  # the learner's no-show pays

@@ -46,11 +46,17 @@ from marketplace.mentors.models import MentorProfile
 from marketplace.payments import tasks
 from marketplace.payments.models import AdminRefund, EarningEntry, IssuedIntent, MentorTransfer, PayoutAccount
 from tests.factories import MentorProfileFactory, UserFactory
-from tests.fixtures.bookable import NOW, book, set_availability
-from tests.helpers import WEBHOOK_SECRET, ApiUser
-from tests.support.stripe_client import StripeTestClient, signed_event
-
-from .test_connect import LINK_BODY, SESSION_END, _account_id, _complete, _paid_booking
+from tests.fixtures.bookable import (
+    LINK_BODY,
+    NOW,
+    SESSION_END,
+    book,
+    deliver,
+    enabled_mentor_with_paid_booking,
+    set_availability,
+)
+from tests.helpers import ApiUser
+from tests.support.stripe_client import StripeTestClient
 
 pytestmark = pytest.mark.postgres_only
 
@@ -118,8 +124,7 @@ class MoneyLifecycle(RuleBasedStateMachine):
         return db.session.scalars(select(MentorProfile).where(MentorProfile.user_id == mentor.user.id)).one()
 
     def _deliver(self, event_type: str, obj: dict[str, Any], account: str | None = None) -> None:
-        payload, header = signed_event(event_type, obj, WEBHOOK_SECRET, account=account)
-        answer = self.client.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header})
+        answer = deliver(self.client, event_type, obj, account=account)
         assert answer.status_code == 200, answer.get_data(as_text=True)
 
     def _pick(self, index: int) -> tuple[Tracked, Booking]:
@@ -435,20 +440,6 @@ def test_money_is_conserved_over_random_lifecycles(
 # --- what the machine found, kept as plain regression tests --------------------------------------------------------
 
 
-def enabled_mentor_with_paid_booking(
-    client: FlaskClient,
-    mentor: MentorProfile,
-    mentor_api: ApiUser,
-    learner: ApiUser,
-    stripe: StripeTestClient,
-) -> tuple[int, str]:
-    """The mentor onboarded (transfers enabled) and a learner's paid session on Thursday: (booking, account)."""
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
-    _complete(client, stripe, account_id)
-    return _paid_booking(client, learner, mentor, stripe), account_id
-
-
 def _refund_by_admin(client: FlaskClient, booking_id: int, cents: int, key: str) -> Any:
     admin = ApiUser(client, UserFactory(roles=("admin",)))
     return admin.post(
@@ -466,8 +457,7 @@ def _lose_chargeback(client: FlaskClient, booking_id: int) -> None:
 
 
 def _deliver(client: FlaskClient, event_type: str, obj: dict[str, Any]) -> None:
-    payload, header = signed_event(event_type, obj, WEBHOOK_SECRET)
-    answer = client.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header})
+    answer = deliver(client, event_type, obj)
     assert answer.status_code == 200, answer.get_data(as_text=True)
 
 

@@ -4,7 +4,6 @@ report window: who pays whom, strikes, disputes between the parties, and complet
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import time_machine
 from flask.testing import FlaskClient
@@ -15,30 +14,17 @@ from marketplace.extensions import db
 from marketplace.mentors.models import MentorProfile
 from marketplace.payments.models import EarningEntry
 from tests.factories import UserFactory
+from tests.fixtures.bookable import (
+    DURING,
+    LEARNER_ABSENT,
+    MENTOR_ABSENT,
+    confirmed_booking,
+    hold,
+    refunds_at_stripe,
+)
 from tests.helpers import ApiUser, assert_error_shape
-from tests.payments.test_webhooks import _booking, _held, _pay, deliver
+from tests.payments.test_webhooks import _booking
 from tests.support.stripe_client import StripeTestClient
-
-# THURSDAY_10 (Berlin) runs 09:00-10:00 UTC on 7 January 2027.
-DURING = datetime(2027, 1, 7, 9, 30, tzinfo=UTC)
-MENTOR_ABSENT = {"who": "mentor", "note": "Waited 20 minutes, nobody came."}
-LEARNER_ABSENT = {"who": "learner", "note": "The learner never joined."}
-
-
-def _paid(
-    client: FlaskClient, learner: ApiUser, mentor: MentorProfile, stripe: StripeTestClient, start: str
-) -> dict[str, Any]:
-    body = _held(learner, mentor, start)
-    deliver(client, "payment_intent.succeeded", _pay(stripe, body))
-    assert _booking(body["id"]).status == "confirmed"
-    return body
-
-
-def _refunds_at_stripe(stripe: StripeTestClient, intent_id: str) -> list[int]:
-    answer = stripe.session.get(
-        f"{stripe.api_base}/v1/refunds", params={"payment_intent": intent_id}, timeout=10
-    ).json()
-    return [refund["amount"] for refund in answer["data"]]
 
 
 def _ledger(booking_id: int) -> list[tuple[str, int]]:
@@ -58,7 +44,7 @@ def test_a_mentor_no_show_refunds_the_learner_in_full_at_stripe_and_counts_a_str
     stripe_client: StripeTestClient,
     clock: time_machine.Coordinates,
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, "2027-01-07T10:00:00+01:00")
+    body = confirmed_booking(client, learner, mentor, stripe_client, "2027-01-07T10:00:00+01:00")
     clock.move_to(DURING)
 
     assert_error_shape(mentor_api.post(f"/api/v1/bookings/{body['id']}/no-show", json=MENTOR_ABSENT), 403)
@@ -73,7 +59,7 @@ def test_a_mentor_no_show_refunds_the_learner_in_full_at_stripe_and_counts_a_str
     assert again.get_json() == reported.get_json()
     assert again.headers["Idempotent-Replayed"] == "true"
     assert (reported.get_json()["status"], reported.get_json()["no_show_party"]) == ("no_show", "mentor")
-    assert _refunds_at_stripe(stripe_client, body["payment"]["payment_intent_id"]) == [6000]
+    assert refunds_at_stripe(stripe_client, body["payment"]["payment_intent_id"]) == [6000]
     booking = _booking(body["id"])
     assert (booking.refund_amount_cents, booking.refund_status) == (6000, "succeeded")
     assert _ledger(body["id"]) == [("session", 4800), ("refund_reversal", -4800)]
@@ -89,9 +75,9 @@ def test_the_third_strike_in_90_days_suspends_the_mentor_with_the_reports_attach
     clock: time_machine.Coordinates,
 ) -> None:
     starts = ("2027-01-07T10:00:00+01:00", "2027-01-07T12:00:00+01:00", "2027-01-07T14:00:00+01:00")
-    paid = [_paid(client, learner, mentor, stripe_client, start) for start in starts]
-    fourth = _paid(client, learner, mentor, stripe_client, "2027-01-07T16:00:00+01:00")
-    pending = _held(learner, mentor, "2027-01-08T10:00:00+01:00")
+    paid = [confirmed_booking(client, learner, mentor, stripe_client, start) for start in starts]
+    fourth = confirmed_booking(client, learner, mentor, stripe_client, "2027-01-07T16:00:00+01:00")
+    pending = hold(learner, mentor, "2027-01-08T10:00:00+01:00")
     clock.move_to(datetime(2027, 1, 7, 16, 30, tzinfo=UTC))
     for number, body in enumerate(paid, start=1):
         response = learner.post(
@@ -128,7 +114,7 @@ def test_a_learner_no_show_pays_the_mentor(
     stripe_client: StripeTestClient,
     clock: time_machine.Coordinates,
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, "2027-01-07T10:00:00+01:00")
+    body = confirmed_booking(client, learner, mentor, stripe_client, "2027-01-07T10:00:00+01:00")
     clock.move_to(datetime(2027, 1, 8, 9, 59, tzinfo=UTC))  # a minute before the window closes
 
     assert_error_shape(learner.post(f"/api/v1/bookings/{body['id']}/no-show", json=LEARNER_ABSENT), 403)
@@ -136,7 +122,7 @@ def test_a_learner_no_show_pays_the_mentor(
 
     assert reported.status_code == 200, reported.get_data(as_text=True)
     assert (reported.get_json()["status"], reported.get_json()["disputed"]) == ("no_show", False)
-    assert _refunds_at_stripe(stripe_client, body["payment"]["payment_intent_id"]) == []
+    assert refunds_at_stripe(stripe_client, body["payment"]["payment_intent_id"]) == []
     assert _ledger(body["id"]) == [("session", 4800)]
     booking = _booking(body["id"])
     assert (booking.refund_status, booking.no_show_party) == ("none", "learner")
@@ -150,7 +136,7 @@ def test_conflicting_reports_open_a_dispute_with_no_money_moved_until_an_admin_d
     stripe_client: StripeTestClient,
     clock: time_machine.Coordinates,
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, "2027-01-07T10:00:00+01:00")
+    body = confirmed_booking(client, learner, mentor, stripe_client, "2027-01-07T10:00:00+01:00")
     intent_id = body["payment"]["payment_intent_id"]
     clock.move_to(DURING)
     assert mentor_api.post(f"/api/v1/bookings/{body['id']}/no-show", json=LEARNER_ABSENT).status_code == 200
@@ -159,7 +145,7 @@ def test_conflicting_reports_open_a_dispute_with_no_money_moved_until_an_admin_d
 
     assert counter.status_code == 200, counter.get_data(as_text=True)
     assert counter.get_json()["disputed"] is True
-    assert _refunds_at_stripe(stripe_client, intent_id) == []
+    assert refunds_at_stripe(stripe_client, intent_id) == []
     admin = ApiUser(client, UserFactory(roles=("admin",)))
     listed = admin.get("/api/v1/admin/bookings?disputed=true").get_json()
     assert [row["id"] for row in listed] == [body["id"]]
@@ -171,7 +157,7 @@ def test_conflicting_reports_open_a_dispute_with_no_money_moved_until_an_admin_d
 
     assert resolved.status_code == 200, resolved.get_data(as_text=True)
     assert (resolved.get_json()["disputed"], resolved.get_json()["no_show_party"]) == (False, "mentor")
-    assert _refunds_at_stripe(stripe_client, intent_id) == [6000]
+    assert refunds_at_stripe(stripe_client, intent_id) == [6000]
     assert admin.get("/api/v1/admin/bookings?disputed=true").get_json() == []
     assert_error_shape(
         admin.post(f"/api/v1/admin/bookings/{body['id']}/resolve", json={"absent": "mentor"}), 409
@@ -186,7 +172,7 @@ def test_reports_outside_the_window_are_refused_and_completion_waits_for_its_end
     stripe_client: StripeTestClient,
     clock: time_machine.Coordinates,
 ) -> None:
-    body = _paid(client, learner, mentor, stripe_client, "2027-01-07T10:00:00+01:00")
+    body = confirmed_booking(client, learner, mentor, stripe_client, "2027-01-07T10:00:00+01:00")
     path = f"/api/v1/bookings/{body['id']}/no-show"
     assert_error_shape(learner.post(path, json=MENTOR_ABSENT), 409)  # not started yet
     assert_error_shape(learner.post(path, json={"who": "nobody"}), 422)

@@ -21,15 +21,20 @@ from marketplace.mentors.models import MentorProfile
 from marketplace.payments import intents, tasks
 from marketplace.payments.models import EarningEntry, PayoutAccount
 from tests.factories import UserFactory
-from tests.fixtures.bookable import NOW, book
+from tests.fixtures.bookable import (
+    NOW,
+    SESSION_END,
+    book,
+    enabled_mentor_with_paid_booking,
+    paid_session,
+    settle,
+    start_onboarding,
+    transfers_to,
+)
 from tests.helpers import ApiUser, assert_error_shape
 from tests.support.stripe_client import StripeTestClient
 
-from .test_approval import THURSDAY_10, captured_cents, confirming_mentor, request_and_authorize
-from .test_connect import LINK_BODY, SESSION_END, _account_id, _paid_booking, _settle, _transfers
-from .test_money_conservation import enabled_mentor_with_paid_booking
-
-__all__ = ["confirming_mentor"]  # a fixture these tests use
+from .test_approval import THURSDAY_10, captured_cents, request_and_authorize
 
 
 def _booking(booking_id: int) -> Booking:
@@ -123,24 +128,23 @@ def test_a_lost_account_update_is_read_again_and_the_waiting_transfer_runs(
     learner: ApiUser,
     stripe_client: StripeTestClient,
 ) -> None:
-    mentor_api.post("/api/v1/me/payouts/onboarding", json=LINK_BODY)
-    account_id = _account_id(mentor)
-    booking_id = _paid_booking(client, learner, mentor, stripe_client)
-    _settle(clock, hours_after_end=25)
+    account_id = start_onboarding(mentor, mentor_api)
+    booking_id = paid_session(client, learner, mentor, stripe_client)
+    settle(clock, hours_after_end=25)
     completed = stripe_client._post(f"/_config/connect/accounts/{account_id}/complete")
     assert completed["charges_enabled"] is True  # its `account.updated` never reaches us
     tasks.transfer_settled()
-    assert _transfers(stripe_client, account_id) == []
+    assert transfers_to(stripe_client, account_id) == []
 
     refreshed = tasks.refresh_payout_accounts()
 
     assert refreshed == {"refreshed": 1, "enabled": 1, "transferred": 1}
     assert mentor_api.get("/api/v1/me/payouts").get_json()["account_status"] == "enabled"
-    [transfer] = _transfers(stripe_client, account_id)
+    [transfer] = transfers_to(stripe_client, account_id)
     assert (transfer["amount"], transfer["transfer_group"]) == (4800, f"booking-{booking_id}")
     assert tasks.refresh_payout_accounts() == {}  # just read: not stale
     tasks.transfer_settled()
-    assert len(_transfers(stripe_client, account_id)) == 1
+    assert len(transfers_to(stripe_client, account_id)) == 1
 
 
 def test_an_account_disabled_without_a_webhook_is_noticed_and_its_refused_transfer_parked(
@@ -158,13 +162,13 @@ def test_an_account_disabled_without_a_webhook_is_noticed_and_its_refused_transf
         f"/_config/connect/accounts/{account_id}/disable", {"reason": "rejected.fraud", "notify": "0"}
     )
 
-    _settle(clock, hours_after_end=25)  # we still think the account is enabled: Stripe refuses
+    settle(clock, hours_after_end=25)  # we still think the account is enabled: Stripe refuses
 
     admin = ApiUser(client, UserFactory(roles=("admin",)))
     [parked] = admin.get("/api/v1/admin/transfers/refused").get_json()
     assert (parked["booking_id"], parked["mentor_id"], parked["attempts"]) == (booking_id, mentor.id, 1)
     assert "transfers capability" in parked["reason"]
-    assert _transfers(stripe_client, account_id) == []
+    assert transfers_to(stripe_client, account_id) == []
 
     clock.move_to(SESSION_END + timedelta(days=2, hours=1))
     tasks.refresh_payout_accounts()
@@ -203,7 +207,7 @@ def test_a_refused_transfer_is_parked_retried_with_backoff_and_made_once(
     admin = ApiUser(client, UserFactory(roles=("admin",)))
     refused_at = SESSION_END + timedelta(hours=25)
 
-    _settle(clock, hours_after_end=25)
+    settle(clock, hours_after_end=25)
     [first] = admin.get("/api/v1/admin/transfers/refused").get_json()
     assert first["booking_id"] == booking_id
     assert "insufficient available funds" in first["reason"]
@@ -224,7 +228,7 @@ def test_a_refused_transfer_is_parked_retried_with_backoff_and_made_once(
     assert tasks.transfer_settled()["transferred"] == 1
     tasks.transfer_settled()
 
-    [transfer] = _transfers(stripe_client, account_id)
+    [transfer] = transfers_to(stripe_client, account_id)
     assert transfer["amount"] == 4800
     assert admin.get("/api/v1/admin/transfers/refused").get_json() == []
     assert_error_shape(learner.get("/api/v1/admin/transfers/refused"), 403)
@@ -242,7 +246,7 @@ def test_a_retry_after_a_refusal_finds_a_transfer_already_made_and_makes_no_seco
     booking_id, account_id = enabled_mentor_with_paid_booking(
         client, mentor, mentor_api, learner, stripe_client
     )
-    _settle(clock, hours_after_end=25)  # refused, parked
+    settle(clock, hours_after_end=25)  # refused, parked
     stripe_client._post("/_config/connect/balance", {"insufficient": "0"})
     # An earlier attempt did go through, but its answer was lost on the way back.
     intent = stripe_client.intent(str(_booking(booking_id).payment_intent_id))
@@ -256,6 +260,6 @@ def test_a_retry_after_a_refusal_finds_a_transfer_already_made_and_makes_no_seco
     clock.move_to(SESSION_END + timedelta(hours=26))
     assert tasks.transfer_settled()["transferred"] == 1
 
-    assert [t["id"] for t in _transfers(stripe_client, account_id)] == [made["id"]]
+    assert [t["id"] for t in transfers_to(stripe_client, account_id)] == [made["id"]]
     payouts = mentor_api.get("/api/v1/me/payouts").get_json()
     assert [t["id"] for t in payouts["transfers"]] == [made["id"]]

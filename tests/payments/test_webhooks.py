@@ -23,17 +23,10 @@ from marketplace.payments import service, tasks
 from marketplace.payments.gateway import StripeGateway
 from marketplace.payments.models import EarningEntry, StripeEvent
 from tests.factories import UserFactory
-from tests.fixtures.bookable import NOW, book
+from tests.fixtures.bookable import NOW, THURSDAY_10, book, deliver
 from tests.helpers import WEBHOOK_SECRET, ApiUser, assert_error_shape
 from tests.support.servers import free_port
 from tests.support.stripe_client import DECLINED_AFTER_ATTACH, StripeTestClient, signed_event
-
-THURSDAY_10 = "2027-01-07T10:00:00+01:00"
-
-
-def deliver(client: FlaskClient, event_type: str, obj: dict[str, Any], **kwargs: Any) -> Any:
-    payload, header = signed_event(event_type, obj, WEBHOOK_SECRET, **kwargs)
-    return client.post("/webhooks/stripe", data=payload, headers={"Stripe-Signature": header})
 
 
 def _held(learner: ApiUser, mentor: MentorProfile, start: str = THURSDAY_10) -> dict[str, Any]:
