@@ -47,6 +47,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", backends, scope="session")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first, so the pytest-xdist processes run out of work together: the `slow` ones
+    (servers, browsers), those that say about how long they take (`slow(seconds=...)`) longest first; then
+    the rest by their number of tests. The order within a file is kept."""
+    tests_per_file = Counter(item.nodeid.split("::")[0] for item in items)
+
+    def longest_first(item: pytest.Item) -> tuple[bool, int, int]:
+        slow = item.get_closest_marker("slow")
+        declared = int(slow.kwargs.get("seconds", 0)) if slow else 0
+        return slow is None, -declared, -tests_per_file[item.nodeid.split("::")[0]]
+
+    items.sort(key=longest_first)
+
+
 @pytest.fixture(scope="session")
 def _servers() -> Iterator[ExitStack]:
     with ExitStack() as stack:

@@ -41,7 +41,7 @@ from tests.support.databases import fresh_database
 from tests.support.live_server import live_server
 from tests.support.servers import localstripe_server
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=150)
 
 T = TypeVar("T")
 

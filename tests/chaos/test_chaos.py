@@ -7,7 +7,7 @@ import pytest
 
 from chaos.run import Plan, run_chaos
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=140)
 
 
 def test_invariants_hold_through_one_fault_of_each_kind() -> None:

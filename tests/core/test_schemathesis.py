@@ -39,7 +39,7 @@ from tests.support.databases import fresh_database
 from tests.support.live_server import live_server
 from tests.support.servers import PROJECT_ROOT
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
+pytestmark = [pytest.mark.slow(seconds=230), pytest.mark.postgres_only]
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "schemathesis"
 # Each role fuzzes the operations it has a use for (the learner also every public one); a role's refusals

@@ -45,7 +45,7 @@ from tests.pages.browsing import (
 )
 from tests.support.servers import HOST
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=75)
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 ANONYMOUS, LEARNER, MENTOR, ADMIN = "anonymous", "learner", "mentor", "admin"

@@ -41,7 +41,7 @@ from tests.support.servers import ReceivedMail, SmtpSink, localstripe_server, re
 from tests.support.stripe_client import DECLINED_AFTER_ATTACH, StripeTestClient, signed_event
 from tests.support.workers import Worker, start_worker, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
+pytestmark = [pytest.mark.slow(seconds=55), pytest.mark.postgres_only]
 TIMEOUT = 30
 LEARNER_ZONE = "America/New_York"
 

@@ -32,7 +32,7 @@ SCENARIOS = ["paid"] * 40 + ["failed_then_paid"] * 20 + ["paid_then_cancelled"] 
 SCENARIOS += ["declined"] * 10
 DISPUTED = 15
 
-pytestmark = pytest.mark.postgres_only
+pytestmark = [pytest.mark.postgres_only, pytest.mark.slow(seconds=85)]
 
 
 def _weekday_starts(count: int) -> list[str]:

@@ -28,7 +28,7 @@ from tests.support.servers import ReceivedMail
 from tests.support.workers import wait_until
 from tests.workers.conftest import World
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
+pytestmark = [pytest.mark.slow(seconds=70), pytest.mark.postgres_only]
 
 # Long enough for a duplicate to show up if one were coming (every retry delay here is shorter).
 SETTLE_SECONDS = 4.0
