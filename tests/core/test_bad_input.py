@@ -27,6 +27,9 @@ from marketplace.mentors.models import MentorProfile
 from tests.factories import AvailabilityScheduleFactory, MentorProfileFactory, UserFactory
 from tests.helpers import ApiUser, assert_error_shape, make_test_app
 
+# Input that schemas refuse before any query runs is the same on both databases: these tables run on
+# PostgreSQL, the production one. Ids past the integer column reach the database, so they run on both.
+ONE_DATABASE = pytest.mark.postgres_only
 BIG_IDS = ["2147483648", "99999999999999999999", "9" * 5000]
 BAD_SEGMENTS = ["a%00b", "%00", "backend-developer%00", "a%1Bb", "a%7Fb", "x" * 300]
 BODY_INTEGERS = [2**31, -(2**31) - 1, 10**20, 9223372036854775808, 1.5, "100", True]
@@ -193,6 +196,7 @@ def test_ids_past_the_integer_column_are_404(
     _assert_rejected(_send(admin, method.lower(), _path_with(rule, name, value)), 404)
 
 
+@ONE_DATABASE
 @pytest.mark.parametrize("value", BAD_SEGMENTS)
 @pytest.mark.parametrize(("rule", "name", "method"), SEGMENT_RULES)
 def test_path_segments_with_control_characters_or_too_long_are_404(
@@ -214,6 +218,7 @@ def test_the_tables_cover_every_kind_of_input() -> None:
     assert len(SEGMENT_RULES) >= 4
 
 
+@ONE_DATABASE
 @pytest.mark.parametrize(("method", "path", "name", "value"), BODY_CASES)
 def test_bad_body_fields_are_422_naming_the_field(
     admin: ApiUser, method: str, path: str, name: str, value: Any
@@ -223,6 +228,7 @@ def test_bad_body_fields_are_422_naming_the_field(
     assert name in body["errors"]["json"]
 
 
+@ONE_DATABASE
 @pytest.mark.parametrize(("method", "path", "name", "value"), QUERY_CASES)
 def test_bad_query_parameters_are_422(admin: ApiUser, method: str, path: str, name: str, value: Any) -> None:
     path = path.replace("mentor_id", "1").replace("booking_id", "1")
@@ -282,6 +288,7 @@ def test_bad_nested_and_single_line_fields_are_422(
 JSON_BODY_ROUTES = sorted({(p.values[0], p.values[1]) for p in BODY_CASES})
 
 
+@ONE_DATABASE
 @pytest.mark.parametrize(
     ("raw", "content_type", "statuses"),
     [
