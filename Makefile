@@ -50,14 +50,15 @@ chaos: system-deps $(STAMP)
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist), a test file at a time each, so a file's module
-# fixtures are built once; each process starts its own servers. A narrowed run (PYTEST_ARGS) reports coverage
-# without holding it to the floor.
+# fixtures are built once; each process starts its own servers. Files go out in the suite's order, the
+# longest first (tests/conftest.py), not xdist's (most tests first). A narrowed run (PYTEST_ARGS) reports
+# coverage without holding it to the floor.
 TEST_WORKERS ?= 2
 test: system-deps $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --cov=marketplace \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --cov=marketplace \
 		$(if $(PYTEST_ARGS),--cov-fail-under=0) $(PYTEST_ARGS)
 
 lint: $(STAMP)
